@@ -1,0 +1,256 @@
+"""The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from repro.papers import PAPER_NAMES, Artefact, Paper, get_paper
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
+data_app = typer.Typer(help="Datasets: check what is present under the data root.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+class Profile(str, Enum):
+    paper = "paper"
+    quick = "quick"
+    smoke = "smoke"
+
+
+class Fidelity(str, Enum):
+    code = "code"
+    paper = "paper"
+
+
+class UserError(Exception):
+    """Bad input: printed as one paragraph, exit status 2."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+ProfileOpt = Annotated[Profile, typer.Option(help="paper = published settings; quick = minutes on a CPU; smoke = seconds.")]
+SeedsOpt = Annotated[Optional[int], typer.Option(min=1, help="Number of seeds (0..N-1). Default: the paper's.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:<i>.")]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="Runs trained concurrently (spread over all visible GPUs).")]
+DataRootOpt = Annotated[Optional[Path], typer.Option(envvar="REPRO_DATA", help="Root of the datasets.")]
+RunsDirOpt = Annotated[Path, typer.Option(envvar="REPRO_RUNS", help="Run store.")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Output root; default . (paper profile) or results/<profile>.")]
+FidelityOpt = Annotated[Fidelity, typer.Option(help="Preset for all paper-vs-code switches.")]
+SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Override one switch: NAME=VALUE or ID=VALUE (e.g. A-6=l2).")]
+
+
+def _overrides(switches: list[str] | None) -> dict[str, str]:
+    out = {}
+    for s in switches or []:
+        name, sep, value = s.partition("=")
+        if not sep:
+            raise UserError(f"--switch {s!r} is not NAME=VALUE; for example --switch gradmask_norm=l2")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, seeds: int | None, device: str,
+                  workers: int, data_root: Path | None, runs_dir: Path, out: Path | None, dry_run: bool,
+                  fidelity: Fidelity, switches: list[str] | None, checkpoint_seconds: float) -> None:
+    """Plan the runs of `artefacts`, train what is missing, then build each artefact."""
+    from rich.console import Console
+
+    from repro.runs.store import RunStore
+
+    console = Console()
+    out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
+    ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root)
+    planned = {}
+    for a in artefacts:
+        for r in a.plan(ctx):
+            planned.setdefault(r.config.key, r)
+    store = RunStore(runs_dir)
+    records = [store.record(r.config) for r in planned.values()]
+    if dry_run:
+        show_plan(console, records, {r.config.key: r.label for r in planned.values()})
+        return
+    store.check_writable()
+    for rec in records:
+        store.init(rec)
+    train_missing(store, records, {r.config.key: r.label for r in planned.values()}, device, workers,
+                  checkpoint_seconds, profile.value)
+    for a in artefacts:
+        runs = a.plan(ctx)
+        for path in a.build(ctx, runs, store):
+            console.print(f"wrote {path}")
+
+
+def train_missing(store, records, labels: dict[str, str], device: str, workers: int,
+                  checkpoint_seconds: float, profile: str) -> None:
+    from repro.runs.launch import LaunchOptions, execute, todo
+    from repro.runs.progress import RunProgress
+    from repro.seeding import resolve_device
+
+    resolve_device(device)  # fail early on a bad --device
+    missing = todo(records)
+    if not missing:
+        return
+    opts = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds, profile=profile)
+    with RunProgress(len(missing), labels) as progress:
+        execute(store, records, opts, progress)
+
+
+def show_plan(console, records, labels: dict[str, str]) -> None:
+    """The runs of a plan with their state and an estimate of the time still needed."""
+    from rich.table import Table
+
+    from repro.runs.estimate import estimate_seconds
+    from repro.runs.launch import todo
+
+    t = Table(title=f"{len(records)} runs")
+    for col in ("state", "run", "key", "epochs done"):
+        t.add_column(col)
+    counts: dict[str, int] = {}
+    for rec in records:
+        state = rec.state()
+        counts[state] = counts.get(state, 0) + 1
+        t.add_row(state, labels[rec.key], rec.key, f"{len(rec.metrics())}/{rec.config.epochs}")
+    console.print(t)
+    done = [r for r in records if r.state() == "done"]
+    secs = estimate_seconds(todo(records), done)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    console.print(f"{summary}; estimated time for the rest, one at a time: {secs / 60:.1f} min")
+
+
+def artefact_command(paper_name: str, artefact_names: list[str], help_text: str):
+    """A Typer command running `artefact_names` of one paper with the common options."""
+
+    def command(
+        profile: ProfileOpt = Profile.paper,
+        seeds: SeedsOpt = None,
+        device: DeviceOpt = "auto",
+        workers: WorkersOpt = 1,
+        data_root: DataRootOpt = None,
+        runs_dir: RunsDirOpt = Path("runs"),
+        out: OutOpt = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs (done, partial, to do) and a time estimate.")] = False,
+        fidelity: FidelityOpt = Fidelity.code,
+        switch: SwitchOpt = None,
+        checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
+    ) -> None:
+        paper = get_paper(paper_name)
+        artefacts = [paper.artefacts[n] for n in artefact_names]
+        missing = [a.name for a in artefacts if not a.implemented]
+        if len(artefact_names) == 1 and missing:
+            typer.echo(f"repro {paper_name} {missing[0]}: not implemented yet.")
+            raise typer.Exit(1)
+        if missing:
+            typer.echo(f"skipping artefacts not implemented yet: {', '.join(missing)}", err=True)
+        try:
+            run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, device, workers,
+                          data_root, runs_dir, out, dry_run, fidelity, switch, checkpoint_seconds)
+        except UserError as e:
+            fail(str(e))
+        except Exception as e:
+            from repro.runs.store import StoreError
+
+            if isinstance(e, (StoreError, ValueError, FileNotFoundError, KeyError)):
+                fail(str(e).strip("'\""))
+            raise
+
+    command.__doc__ = help_text
+    return command
+
+
+def paper_app(name: str) -> typer.Typer:
+    paper = get_paper(name)
+    sub = typer.Typer(help=paper.title, no_args_is_help=True)
+    for art in paper.artefacts.values():
+        title = art.title if art.implemented else f"{art.title} [not implemented yet]"
+        sub.command(art.name, help=title)(artefact_command(name, [art.name], title))
+    sub.command("all", help="Every artefact of this paper.")(
+        artefact_command(name, list(paper.artefacts), f"Every artefact of {name}."))
+    return sub
+
+
+for _name in PAPER_NAMES:
+    app.add_typer(paper_app(_name), name=_name)
+
+
+def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
+    """(paper, artefact, records) for every implemented artefact under one profile."""
+    from repro.runs.store import RunStore
+
+    store = RunStore(runs_dir)
+    for name in PAPER_NAMES:
+        paper = get_paper(name)
+        ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None)
+        for art in paper.artefacts.values():
+            yield name, art, [store.record(r.config) for r in art.plan(ctx)] if art.implemented else None
+
+
+@app.command("list")
+def list_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
+             fidelity: FidelityOpt = Fidelity.code, runs_dir: RunsDirOpt = Path("runs")) -> None:
+    """Papers x artefacts with their run counts and state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"artefacts ({profile.value} profile, runs in {runs_dir})")
+    for col in ("paper", "artefact", "kind", "runs", "done", "state"):
+        t.add_column(col)
+    for name, art, records in _states(profile, seeds, fidelity, runs_dir):
+        if records is None:
+            t.add_row(name, art.name, art.kind, "-", "-", "not implemented yet")
+            continue
+        done = sum(r.state() == "done" for r in records)
+        state = "complete" if done == len(records) else "partial" if done else "to do"
+        t.add_row(name, art.name, art.kind, str(len(records)), str(done), state)
+    Console().print(t)
+
+
+@app.command("status")
+def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
+               fidelity: FidelityOpt = Fidelity.code, runs_dir: RunsDirOpt = Path("runs")) -> None:
+    """Per artefact: runs done, running, failed, partial and pending, with each failure's last error line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"run status ({profile.value} profile, runs in {runs_dir})")
+    for col in ("paper", "artefact", "done", "running", "failed", "partial", "pending"):
+        t.add_column(col)
+    failures = {}
+    for name, art, records in _states(profile, seeds, fidelity, runs_dir):
+        if not records:
+            continue
+        states = [r.state() for r in records]
+        t.add_row(name, art.name, *(str(states.count(s)) for s in ("done", "running", "failed", "partial", "pending")))
+        failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
+    console.print(t)
+    for key, (name, r) in failures.items():
+        console.print(f"[red]failed[/red] {name} {r.config.model} {r.config.method} seed {r.config.seed} ({key}): {r.failure()}")
+
+
+@data_app.command("check")
+def data_check(data_root: DataRootOpt = None) -> None:
+    """Every dataset of the four papers: found, subset, missing or corrupt, with counts and how to obtain it."""
+    from rich.console import Console
+
+    from repro.data.check import check_all, render
+
+    render(check_all(data_root), Console())
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: registry, synthetic generators, loaders and `repro data check`."""

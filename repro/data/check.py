@@ -1,0 +1,38 @@
+"""`repro data check`: check every registered dataset under a data root and print a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from repro.data.catalog import DATASETS, DatasetStatus, Finding, dataset
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_STYLES = {"found": "green", "subset": "yellow", "missing": "red", "corrupt": "bold magenta"}
+
+
+def check_all(data_root: Path | None) -> list[DatasetStatus]:
+    """Check every dataset under `data_root`; None reports all as missing with a hint where to point."""
+    if data_root is None:
+        hint = "no data root: pass --data-root DIR or set REPRO_DATA (expected at DIR/{})"
+        return [spec.status(Path(spec.relpath), Finding("missing", "", hint.format(spec.relpath)))
+                for spec in DATASETS]
+    return [spec.check(Path(data_root)) for spec in DATASETS]
+
+
+def render(statuses: list[DatasetStatus], console: Console) -> None:
+    """Print the statuses as a table: dataset, papers, state, counts, path, layout and fix."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="datasets", show_lines=True)
+    for column in ("dataset", "papers", "state", "counts", "path", "expected layout / how to obtain"):
+        table.add_column(column, overflow="fold")
+    for status in statuses:
+        spec = dataset(status.name)
+        how = "\n".join(filter(None, (spec.layout, status.detail)))
+        table.add_row(status.name, ", ".join(spec.papers), f"[{_STYLES[status.state]}]{status.state}[/]",
+                      escape(status.counts), escape(str(status.path)), escape(how))
+    console.print(table)

@@ -1,0 +1,43 @@
+"""Dataset builders by name: each turns a run's data settings into tensors on the training device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TrainData:
+    """Training tensors (image, ROI mask, label) and the evaluation splits, all on one device.
+
+    `evals` maps a split name to (images, labels); "train" is the training set as the code evaluates it
+    (eval mode, transformed exactly as in training).
+    """
+
+    x: Tensor
+    mask: Tensor
+    y: Tensor
+    evals: dict[str, tuple[Tensor, Tensor]]
+
+
+DATASETS: dict[str, Callable[..., TrainData]] = {}
+
+
+def register_dataset(name: str) -> Callable[[Callable[..., TrainData]], Callable[..., TrainData]]:
+    def deco(fn: Callable[..., TrainData]) -> Callable[..., TrainData]:
+        DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.device) -> TrainData:
+    """Build dataset `name` with the run's data settings; `seed` is the run seed."""
+    from repro.data import synthetic  # noqa: F401  (registers)
+
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](seed=seed, device=device, **args)

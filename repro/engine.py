@@ -1,0 +1,233 @@
+"""One run: seed, build data/model/objective, train, evaluate every epoch, checkpoint, write records."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from repro.config import RunConfig
+from repro.data.registry import TrainData, build_dataset
+from repro.methods import build_objective
+from repro.models import build_model
+from repro.provenance import device_name, provenance
+from repro.runs.store import RunRecord, atomic_write_json, atomic_write_text
+from repro.seeding import seed_everything
+
+Events = Callable[[dict[str, Any]], None]
+EVAL_CHUNK = 512
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the run is marked failed (not retried)."""
+
+
+@dataclass
+class Best:
+    """Best-epoch bookkeeping: the first epoch with a strictly higher selection metric (0-based)."""
+
+    split: str
+    metric: str
+    epoch: int = -1
+    value: float = float("-inf")
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    state: dict[str, Tensor] | None = None
+
+    def update(self, epoch: int, metrics: dict[str, dict[str, float]], model: nn.Module) -> None:
+        value = metrics[self.split][self.metric]
+        if value > self.value:
+            self.epoch, self.value, self.metrics = epoch, value, metrics
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "value": self.value, "metrics": self.metrics, "state": self.state}
+
+
+def rocauc(labels: Tensor, scores: Tensor) -> float:
+    """ROC-AUC of p(class 1); 0.5 when only one class is present or scores are constant."""
+    from sklearn.metrics import roc_auc_score
+
+    y = labels.cpu().numpy()
+    if y.min() == y.max():
+        return 0.5
+    return float(roc_auc_score(y, scores.cpu().numpy()))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]]) -> dict[str, dict[str, float]]:
+    """Accuracy of the argmax (the actdiff paper's "AUC", A-1) and ROC-AUC on every evaluation split."""
+    model.eval()
+    out = {}
+    for name, (x, y) in evals.items():
+        logits = torch.cat([model(x[i:i + EVAL_CHUNK])[0] for i in range(0, len(x), EVAL_CHUNK)])
+        acc = (logits.argmax(1) == y).float().mean().item()
+        out[name] = {"accuracy": acc, "rocauc": rocauc(y, logits.softmax(1)[:, 1])}
+    model.train()
+    return out
+
+
+def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, data: TrainData,
+                batch_size: int, gen: torch.Generator) -> dict[str, float]:
+    """One pass over the training tensors in a seeded random order; returns the mean loss parts."""
+    n = len(data.y)
+    perm = torch.randperm(n, generator=gen, device=gen.device)
+    sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=data.y.device))
+    for i in range(0, n, batch_size):
+        idx = perm[i:i + batch_size]
+        loss, parts = objective(model, data.x[idx], data.y[idx], data.mask[idx], gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums["loss"] += loss.detach() * len(idx)
+        for k, v in parts.items():
+            sums[k] += v * len(idx)
+    means = {k: (v / n).item() for k, v in sums.items()}
+    if not all(map(lambda v: v == v and abs(v) != float("inf"), means.values())):
+        raise NonFiniteLoss(f"non-finite training loss: {means}")
+    return means
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    return {"gen": gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _resume(record: RunRecord, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+            best: Best, device: torch.device) -> int:
+    """Restore the last checkpoint and cut metrics.jsonl back to it; returns the next epoch."""
+    ckpt_path = record.path("checkpoint.pt")
+    if not ckpt_path.exists():
+        record.path("metrics.jsonl").unlink(missing_ok=True)
+        return 0
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    _set_rng_state(gen, ckpt["rng"])
+    for k, v in ckpt["best"].items():
+        setattr(best, k, v)
+    start = ckpt["epoch"] + 1
+    kept = []
+    if record.path("metrics.jsonl").exists():
+        for line in record.path("metrics.jsonl").read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut by the kill
+            if rec["epoch"] < start:
+                kept.append(line)
+    atomic_write_text(record.path("metrics.jsonl"), "".join(k + "\n" for k in kept))
+    return start
+
+
+def _checkpoint(record: RunRecord, epoch: int, model: nn.Module, opt: torch.optim.Optimizer,
+                gen: torch.Generator, best: Best) -> None:
+    tmp = record.path(".checkpoint.pt.tmp")
+    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "rng": _rng_state(gen), "best": best.to_dict()}, tmp)
+    tmp.replace(record.path("checkpoint.pt"))
+
+
+def _log(record: RunRecord, text: str) -> None:
+    with open(record.path("log.txt"), "a") as f:
+        f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text + "\n")
+
+
+def train_run(record: RunRecord, device: torch.device, events: Events | None = None,
+              checkpoint_seconds: float = 60.0, profile: str = "paper") -> dict[str, Any]:
+    """Train one run to completion (resuming from its checkpoint) and write its records.
+
+    A NaN loss marks the run failed; any other exception is recorded and re-raised.
+    """
+    emit = events or (lambda e: None)
+    try:
+        result = _train(record, device, emit, checkpoint_seconds, profile)
+    except Exception as e:
+        atomic_write_text(record.path("failed"), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
+        _log(record, f"failed: {type(e).__name__}: {e}")
+        emit({"event": "failed", "key": record.key, "error": f"{type(e).__name__}: {e}"})
+        if not isinstance(e, NonFiniteLoss):
+            raise
+        return {}
+    return result
+
+
+def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_seconds: float,
+           profile: str) -> dict[str, Any]:
+    cfg: RunConfig = record.config
+    record.path("failed").unlink(missing_ok=True)
+    seed_everything(cfg.seed)
+    data = build_dataset(cfg.dataset, cfg.data, cfg.seed, device)
+    model = build_model(cfg.model, **cfg.model_args).to(device)
+    objective = build_objective(cfg.method_args["objective"])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
+    split, metric = cfg.selection.split("/")
+    best = Best(split, metric)
+    start = _resume(record, model, opt, gen, best, device)
+    atomic_write_json(record.path("provenance.json"),
+                      provenance(device=device_name(device), profile=profile, run_key=record.key))
+    _log(record, f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}")
+    emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
+    t_run, t_ckpt = time.perf_counter(), time.monotonic()
+    metrics = None
+    with open(record.path("metrics.jsonl"), "a") as log:
+        for epoch in range(start, cfg.epochs):
+            t0 = time.perf_counter()
+            losses = train_epoch(model, objective, opt, data, cfg.batch_size, gen)
+            metrics = evaluate(model, {best.split: data.evals[best.split]})
+            last = epoch == cfg.epochs - 1
+            if last or metrics[best.split][best.metric] > best.value:
+                # The other splits only matter at a new best epoch and at the end: the code's lazy test (§8.3).
+                metrics |= evaluate(model, {k: v for k, v in data.evals.items() if k != best.split})
+            best.update(epoch, metrics, model)
+            rec = {"key": record.key, "epoch": epoch, **losses,
+                   **{f"{s}_{m}": v for s, d in metrics.items() for m, v in d.items()},
+                   "seconds": round(time.perf_counter() - t0, 4)}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if last or time.monotonic() - t_ckpt >= checkpoint_seconds:
+                _checkpoint(record, epoch, model, opt, gen, best)
+                t_ckpt = time.monotonic()
+            emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
+    torch.save(best.state, record.path("best.pt"))
+    torch.save(model.state_dict(), record.path("final.pt"))
+    result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection,
+              "best": best.metrics, "final": metrics or evaluate(model, data.evals),
+              "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t_run, 2),
+              "device": device_name(device)}
+    atomic_write_json(record.path("result.json"), result)
+    atomic_write_text(record.path("done"), "")
+    record.path("checkpoint.pt").unlink(missing_ok=True)
+    _log(record, f"done: best epoch {best.epoch}, {cfg.selection} {best.value:.4f}")
+    emit({"event": "done", "key": record.key})
+    return result
+
+
+def load_weights(record: RunRecord, which: str, device: torch.device | str = "cpu") -> nn.Module:
+    """The model of a done run with its `best` or `final` weights, in eval mode."""
+    cfg = record.config
+    model = build_model(cfg.model, **cfg.model_args)
+    model.load_state_dict(torch.load(record.path(f"{which}.pt"), map_location=device, weights_only=True))
+    return model.to(device).eval()
+

@@ -1,0 +1,98 @@
+"""Paper registry: each paper module declares its artefacts, hyperparameters, switches and published numbers.
+
+Paper modules import no torch at import time, so that `repro --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from repro.config import RunConfig, Switch, resolve_switches
+
+PUBLISHED = Path(__file__).parent / "published"
+PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one artefact command was asked for."""
+
+    paper: str
+    profile: str
+    seeds: int | None
+    fidelity: str
+    switches: dict[str, Any]
+    out: Path
+    data_root: Path | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run an artefact needs: a display label, the table/figure cell it feeds, and its config."""
+
+    label: str
+    cell: dict[str, Any]
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A reproduced mean is within tolerance when |diff| <= abs + k_std * published std."""
+
+    abs: float
+    k_std: float = 2.0
+
+    def within(self, diff: float, published_std: float) -> bool:
+        std = published_std if published_std == published_std else 0.0  # NaN -> 0
+        return abs(diff) <= self.abs + self.k_std * std
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A table or figure of a paper. `plan` lists its runs; `build` writes its files from done runs.
+
+    Both are None for artefacts not implemented yet.
+    """
+
+    name: str
+    title: str
+    plan: Callable[[Context], list[PlannedRun]] | None = None
+    build: Callable[[Context, list[PlannedRun], Any], list[Path]] | None = None
+    tolerance: dict[str, Tolerance] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "table" if self.name.startswith("table") else "figure"
+
+    @property
+    def implemented(self) -> bool:
+        return self.plan is not None
+
+
+@dataclass(frozen=True)
+class Paper:
+    name: str
+    title: str
+    artefacts: dict[str, Artefact]
+    switches: tuple[Switch, ...] = ()
+    default_seeds: int = 1
+
+    def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
+                out: Path, data_root: Path | None) -> Context:
+        return Context(self.name, profile, seeds, fidelity,
+                       resolve_switches(self.switches, fidelity, overrides), out, data_root)
+
+
+def get_paper(name: str) -> Paper:
+    """The paper module's `PAPER`, imported on first use."""
+    if name not in PAPER_NAMES:
+        raise KeyError(f"unknown paper {name!r}; known: {', '.join(PAPER_NAMES)}")
+    return importlib.import_module(f"repro.papers.{name}").PAPER
+
+
+def stub_artefacts(titles: dict[str, str]) -> dict[str, Artefact]:
+    """Artefacts declared by a paper but not built yet."""
+    return {name: Artefact(name, title) for name, title in titles.items()}

@@ -1,0 +1,194 @@
+"""actdiff artefacts: Tables 1 and 2 (synthetic) and Figures 1, 3, 6 and 7."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from repro.papers import Context, PlannedRun
+from repro.papers import actdiff as paper
+from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
+from repro.report.figures import new_figure, save_figure
+from repro.report.tables import aggregate, compare, print_table, read_published, write_table
+from repro.runs.store import RunStore
+
+KEYS = ["model", "method"]
+
+
+def _table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, values: Any,
+           columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]) -> list[Path]:
+    per_run = per_run_frame(runs, store, values)
+    agg = pd.DataFrame(columns=KEYS) if per_run.empty else aggregate(per_run, KEYS, list(columns))
+    table = compare(agg, read_published("actdiff", name), KEYS, columns)
+    path = write_table(table, output_path(ctx, name, "table"),
+                       artefact_provenance(ctx, name, runs, store, **extra))
+    print_table(table, f"actdiff {name} ({ctx.profile} profile)", KEYS, list(columns))
+    return [path]
+
+
+def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Train and valid metric at the best-valid epoch and the best epoch (0-based), mean ± std over seeds."""
+    metric = ctx.switches["selection_metric"]
+    tol = paper.ARTEFACTS["table1"].tolerance
+
+    def values(res: dict[str, Any]) -> dict[str, float]:
+        return {"train": res["best"]["train"][metric], "valid": res["best"]["valid"][metric],
+                "best_epoch": res["best_epoch"]}
+
+    columns = {v: (f"{v}_mean", f"{v}_std", tol[v]) for v in ("train", "valid", "best_epoch")}
+    return _table(ctx, runs, store, "table1", values, columns,
+                  {"metric": metric, "note": "valid = inverted-distractor synthetic valid (A-17: columns, not caption)"})
+
+
+def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Synthetic test metric at the best-valid epoch, on the HEAD test set and the distractor-free one (A-2)."""
+    metric = ctx.switches["selection_metric"]
+    tol = paper.ARTEFACTS["table2"].tolerance["synthetic"]
+    splits = ["test", "test_clean"]
+    if ctx.switches["synthetic_test"] == "test_clean":
+        splits.reverse()
+
+    def values(res: dict[str, Any]) -> dict[str, float]:
+        return {f"synthetic_{s}": res["best"][s][metric] for s in splits}
+
+    columns = {f"synthetic_{s}": ("synthetic", "synthetic_std", tol) for s in splits}
+    return _table(ctx, runs, store, "table2", values, columns,
+                  {"metric": metric, "note": "both synthetic test variants vs the paper's synthetic column (A-2); "
+                                             "MSD columns need the MSD runs (not built yet)"})
+
+
+def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Train and valid examples of both classes, with an arrow on the distractor box."""
+    from repro.data.synthetic import load_split
+
+    fig, axes = new_figure(2, 2, (6, 6))
+    arrays = {}
+    for r, split in enumerate(("train", "valid")):
+        data = load_split(split, paper.SYNTHETIC[f"n_{split}"])
+        for c, label in enumerate((0, 1)):
+            i = int((data["label"] == label).nonzero()[0])
+            img, seg = data["img"][i, 0].numpy(), data["seg"][i, 0].numpy()
+            box = np.argwhere(img - seg > 0).mean(axis=0)
+            ax = axes[r][c]
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+            ax.annotate("", xy=(box[1], box[0] - 1.5), xytext=(box[1], box[0] - 8),
+                        arrowprops={"color": "red", "width": 2, "headwidth": 7})
+            ax.set_title(f"D_{split}, class {label} ({2 - label} cross{'es' if label == 0 else ''})")
+            ax.axis("off")
+            arrays[f"{split}_class{label}"] = img
+    path = save_figure(fig, output_path(ctx, "figure1", "figure"),
+                       artefact_provenance(ctx, "figure1", runs, store), arrays)
+    return [path]
+
+
+def _model(ctx: Context, runs: list[PlannedRun], store: RunStore, model: str, method: str):
+    from repro.engine import load_weights
+
+    for r, rec in done_records(runs, store):
+        if (r.cell["model"], r.cell["method"]) == (model, method):
+            return load_weights(rec, ctx.switches["saliency_model"])
+    raise FileNotFoundError(f"no done run for {model} {method}")
+
+
+def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Saliency of five models on valid image 10 (class 1), the UNet Actdiff reconstruction (spec §1.4)."""
+    import torch
+
+    from repro.data.synthetic import BOX_COLS, BOX_ROWS, SIZE, load_split
+    from repro.saliency import saliency_maps
+
+    valid = load_split("valid", paper.SYNTHETIC["n_valid"])
+    idx = 10
+    x, mask = valid["img"][idx:idx + 1], valid["mask"][idx:idx + 1]
+    kind = ctx.switches["saliency"]
+    maps, arrays = {}, {"image": x[0, 0].numpy(), "mask": mask[0, 0].numpy()}
+    for model, method in paper.FIGURE3_PANELS:
+        s = saliency_maps(_model(ctx, runs, store, model, method), x)
+        maps[(model, method)] = s[kind][0, 0].numpy()
+        for k, v in s.items():
+            arrays[f"{model}_{method}_{k}".replace(" ", "_")] = v[0, 0].numpy()
+    with torch.no_grad():
+        recon = _model(ctx, runs, store, "UNet", "Actdiff")(x)[1][0, 0].numpy()
+    arrays["UNet_Actdiff_reconstruction"] = recon
+    vmax = max(m.max() for m in maps.values()) or 1.0  # one colour scale across the compared maps
+    fig, axes = new_figure(2, 4, (12, 6))
+    layout = {(0, 0): ("Input (valid, class 1)", arrays["image"], "gray"),
+              (1, 0): ("Dilated mask", arrays["mask"], "gray"),
+              (0, 1): ("CNN Classify", maps[("CNN", "Classify")], "jet"),
+              (1, 1): ("CNN Classify Masked", maps[("CNN", "Classify Masked")], "jet"),
+              (0, 2): ("UNet Actdiff", maps[("UNet", "Actdiff")], "jet"),
+              (1, 2): ("ResNet18 Actdiff", maps[("ResNet", "Actdiff")], "jet"),
+              (0, 3): ("UNet Actdiff reconstruction", recon, "gray"),
+              (1, 3): ("UNet Gradmask", maps[("UNet", "Gradmask")], "jet")}
+    for (r, c), (title, img, cmap) in layout.items():
+        ax = axes[r][c]
+        ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax if cmap == "jet" else None)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    # Red circle where the class-1 box sits in *training* images (bottom-left, unflipped).
+    cy, cx = (BOX_ROWS.start + BOX_ROWS.stop - 1) / 2, (BOX_COLS[1].start + BOX_COLS[1].stop - 1) / 2
+    from matplotlib.patches import Circle
+
+    axes[0][3].add_patch(Circle((cx, cy), 3, fill=False, color="red", lw=2))
+    fig.suptitle(f"Saliency |d{'|y0-y1|' if kind == 'contrast' else '|y1|'}/dx| ({kind}, A-13), "
+                 f"{ctx.switches['saliency_model']} model (A-14), image {SIZE}x{SIZE}")
+    prov = artefact_provenance(ctx, "figure3", runs, store, saliency=kind, image_index=idx,
+                               model_weights=ctx.switches["saliency_model"])
+    return [save_figure(fig, output_path(ctx, "figure3", "figure"), prov, arrays)]
+
+
+def figure6(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Test metric at the best-valid epoch (a) and the best epoch (b) vs the fraction of masks kept."""
+    metric, split = ctx.switches["selection_metric"], ctx.switches["synthetic_test"]
+    per_run = per_run_frame(runs, store, lambda res: {"test": res["best"][split][metric],
+                                                       "best_epoch": res["best_epoch"]})
+    fig, axes = new_figure(1, 2, (11, 4))
+    arrays = {}
+    for model in ("UNet", "ResNet"):
+        sub = per_run[per_run["model"] == model] if not per_run.empty else per_run
+        if sub.empty:
+            continue
+        g = sub.groupby("maxmasks")
+        pct = np.array(g.mean().index) * 100
+        for ax, value in zip(axes[0], ("test", "best_epoch")):
+            mean, std = g[value].mean().to_numpy(), g[value].std(ddof=1).to_numpy()
+            ax.errorbar(pct, mean, yerr=np.nan_to_num(std), marker="o", capsize=3, label=f"{model} Actdiff")
+            arrays[f"{model}_{value}_mean"], arrays[f"{model}_{value}_std"] = mean, std
+        arrays[f"{model}_percent"] = pct
+        arrays[f"{model}_n"] = g.size().to_numpy()
+    axes[0][0].set(xlabel="% training masks kept", ylabel=f"synthetic {split} {metric} (best valid)",
+                   title="(a) test performance")
+    axes[0][1].set(xlabel="% training masks kept", ylabel="best epoch", title="(b) best epoch")
+    for ax in axes[0]:
+        ax.legend()
+    prov = artefact_provenance(ctx, "figure6", runs, store, test_split=split, metric=metric)
+    return [save_figure(fig, output_path(ctx, "figure6", "figure"), prov, arrays)]
+
+
+def figure7(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Valid metric per epoch, mean ± std over seeds, one panel per architecture."""
+    metric = ctx.switches["selection_metric"]
+    curves: dict[tuple[str, str], list[np.ndarray]] = {}
+    for r, rec in done_records(runs, store):
+        curve = np.array([m[f"valid_{metric}"] for m in rec.metrics()])
+        curves.setdefault((r.cell["model"], r.cell["method"]), []).append(curve)
+    fig, axes = new_figure(2, 2, (12, 8))
+    arrays = {}
+    for ax, model in zip([a for row in axes for a in row], ("CNN", "ResNet", "Conv AE", "UNet")):
+        for method in paper.METHODS:
+            if (model, method) not in curves:
+                continue
+            c = np.stack(curves[(model, method)])
+            mean, std = c.mean(0), c.std(0, ddof=1) if len(c) > 1 else np.zeros(c.shape[1])
+            epochs = np.arange(len(mean))
+            ax.plot(epochs, mean, label=f"{method} (n={len(c)})")
+            ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+            arrays[f"{model}_{method}_mean".replace(" ", "_")] = mean
+            arrays[f"{model}_{method}_std".replace(" ", "_")] = std
+        ax.set(title=model, xlabel="epoch", ylabel=f"valid {metric}", ylim=(-0.05, 1.05))
+        ax.legend(fontsize=7)
+    prov = artefact_provenance(ctx, "figure7", runs, store, metric=metric)
+    return [save_figure(fig, output_path(ctx, "figure7", "figure"), prov, arrays)]

@@ -1,0 +1,1 @@
+"""Run store (hash-keyed run folders, atomic writes, claims) and launchers."""

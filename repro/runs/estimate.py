@@ -1,0 +1,43 @@
+"""Time estimates for runs not done yet, from done runs in the store or from reference speeds."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from statistics import median
+
+from repro.runs.store import RunRecord
+
+# Seconds per epoch per 100 training images on a 2-core CPU, measured with the smoke profile
+# (`repro actdiff table1 --profile quick`, 2026-11-24); the multiplier is per penalty.
+REFERENCE = {"cnn": 0.08, "conv_ae": 0.12, "unet": 0.14, "resnet": 1.1}
+PENALTY_COST = {"actdiff": 2.0, "gradmask": 2.5}
+
+
+def _kind(record: RunRecord) -> tuple[str, tuple[str, ...]]:
+    cfg = record.config
+    return cfg.model, tuple(sorted(cfg.method_args.get("objective", {})))
+
+
+def _n_train(record: RunRecord) -> int:
+    return int(record.config.data.get("n_train", 100))
+
+
+def estimate_seconds(todo: list[RunRecord], done: list[RunRecord]) -> float:
+    """Seconds to train `todo` sequentially, using the speed of done runs of the same kind when known."""
+    measured: dict[tuple, list[float]] = defaultdict(list)
+    for r in done:
+        res = r.result()
+        measured[_kind(r)].append(res["seconds"] / max(1, res["epochs"]) / _n_train(r))
+    total = 0.0
+    for r in todo:
+        kind = _kind(r)
+        if measured.get(kind):
+            per_image_epoch = median(measured[kind])
+        else:
+            cost = 1.0
+            for p in kind[1]:
+                cost *= PENALTY_COST.get(p, 1.0)
+            per_image_epoch = REFERENCE.get(kind[0], 1.0) / 100 * cost
+        remaining = r.config.epochs - len(r.metrics())
+        total += per_image_epoch * _n_train(r) * max(0, remaining)
+    return total

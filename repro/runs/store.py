@@ -1,0 +1,172 @@
+"""The run store: one folder per run, named by the hash of its resolved config.
+
+Layout of `<runs_dir>/<paper>/<key>/`: `config.json`, `metrics.jsonl` (one record per epoch),
+`result.json`, `done`, `failed`, `log.txt`, `checkpoint.pt` (resume), `best.pt` and `final.pt`
+(model weights), `provenance.json`, and `claim.lock`, an advisory lock held while a process trains it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro.config import RunConfig
+
+DONE, RUNNING, FAILED, PARTIAL, PENDING = "done", "running", "failed", "partial", "pending"
+
+
+class StoreError(RuntimeError):
+    """A run record that cannot be read or a runs dir that cannot be written."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON record; a corrupt one raises StoreError naming the file and the fix."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise StoreError(
+            f"corrupt run record {path} ({e}). Delete its run folder ({path.parent}) to retrain that run; "
+            "every other run is kept."
+        ) from e
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Handle on one run folder."""
+
+    dir: Path
+    config: RunConfig
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def state(self) -> str:
+        """done, running (claimed by a live process), failed, partial (checkpoint), or pending."""
+        if self.path("done").exists():
+            return DONE
+        if self.path("claim.lock").exists() and self._locked_elsewhere():
+            return RUNNING
+        if self.path("failed").exists():
+            return FAILED
+        if self.path("checkpoint.pt").exists():
+            return PARTIAL
+        return PENDING
+
+    def _locked_elsewhere(self) -> bool:
+        try:
+            fd = os.open(self.path("claim.lock"), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock we may just have taken
+        return False
+
+    def result(self) -> dict[str, Any]:
+        return read_json(self.path("result.json"))
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Per-epoch records, in epoch order."""
+        path = self.path("metrics.jsonl")
+        if not path.exists():
+            return []
+        out = []
+        for i, line in enumerate(path.read_text().splitlines()):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise StoreError(f"corrupt line {i + 1} of {path}; delete {self.dir} to retrain that run") from e
+        return out
+
+    def failure(self) -> str:
+        """Last line of the recorded error of a failed run."""
+        lines = self.path("failed").read_text().strip().splitlines()
+        return lines[-1] if lines else "unknown error"
+
+
+class Claim:
+    """An exclusive advisory lock on a run folder; the OS releases it if the process dies."""
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.record.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.record.path("claim.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RunStore:
+    """All runs under one runs dir."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """Raise StoreError with the fix if the runs dir cannot be created or written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe"):
+                pass
+        except OSError as e:
+            raise StoreError(
+                f"cannot write the runs dir {self.root} ({e.strerror or e}). "
+                "Pass a writable folder with --runs-dir or set REPRO_RUNS."
+            ) from e
+
+    def record(self, config: RunConfig) -> RunRecord:
+        return RunRecord(self.root / config.paper / config.key, config)
+
+    def init(self, record: RunRecord) -> None:
+        """Write the config of a run the first time it is planned for training."""
+        if not record.path("config.json").exists():
+            atomic_write_json(record.path("config.json"), record.config.to_dict())

@@ -1,0 +1,96 @@
+"""The CLI through Typer's runner: help, artefacts, smoke outputs, skipping, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from repro.cli import app
+from repro.papers import PAPER_NAMES, get_paper
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_lists_groups_and_commands():
+    out = invoke("--help").output
+    for name in (*PAPER_NAMES, "list", "status", "data"):
+        assert name in out
+
+
+@pytest.mark.parametrize("paper", PAPER_NAMES)
+def test_each_paper_lists_its_artefacts_and_all(paper):
+    out = invoke(paper, "--help").output
+    for art in [*get_paper(paper).artefacts, "all"]:
+        assert art in out
+
+
+def test_unbuilt_artefact_says_so_and_exits_1():
+    res = invoke("tap", "table1")
+    assert res.exit_code == 1 and "not implemented yet" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["actdiff", "table9"], "No such command"),
+    (["actdiff", "table1", "--profile", "huge"], "huge"),
+    (["actdiff", "table1", "--seeds", "-1"], "-1"),
+    (["actdiff", "table1", "--switch", "A-6=l3", "--dry-run"], "A-6"),
+    (["actdiff", "table1", "--switch", "nonsense=1", "--dry-run"], "unknown switch"),
+    (["actdiff", "table1", "--device", "tpu", "--profile", "smoke"], "--device"),
+])
+def test_bad_input_is_a_clear_error(args, needle, tmp_path):
+    res = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)] if "table9" not in args else args)
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
+    assert "Traceback" not in res.output
+
+
+def test_unwritable_runs_dir(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    res = runner.invoke(app, ["actdiff", "table1", "--profile", "smoke", "--runs-dir", str(blocker / "r")])
+    assert res.exit_code == 2 and "--runs-dir" in res.output
+
+
+def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
+    res = invoke("actdiff", "table1", "--profile", "smoke", "--runs-dir", str(tmp_path / "runs"), "--dry-run")
+    assert res.exit_code == 0
+    assert "22 runs" in res.output and "22 pending" in res.output and "estimated" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_smoke_table1_figures_and_rerun(tmp_path):
+    runs, out = str(tmp_path / "runs"), tmp_path / "x"
+    res = invoke("actdiff", "table1", "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "tables" / "actdiff" / "table1.csv")
+    assert len(table) == 22
+    for v in ("train", "valid", "best_epoch"):
+        for s in ("mean", "std", "n", "published", "published_std", "diff", "within_tol"):
+            assert f"{v}_{s}" in table.columns
+    assert (table["valid_n"] == 1).all() and table["valid_mean"].between(0, 1).all()
+    prov = json.loads((out / "tables" / "actdiff" / "table1.json").read_text())
+    assert prov["profile"] == "smoke" and len(prov["run_keys"]) == 22 and prov["seeds"] == [0]
+    for fig in ("figure3", "figure7"):
+        res = invoke("actdiff", fig, "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--device", "cpu")
+        assert res.exit_code == 0, res.output
+        png = out / "figures" / "actdiff" / f"{fig}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = invoke("actdiff", "table1", "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--dry-run")
+    assert "22 done" in res.output
+    status = invoke("status", "--profile", "smoke", "--runs-dir", runs).output
+    assert "table1" in status
+    listing = invoke("list", "--profile", "smoke", "--runs-dir", runs).output
+    assert "complete" in listing and "not implemented yet" in listing
+
+
+def test_data_check_exits_0_with_nothing_present(tmp_path):
+    res = invoke("data", "check", "--data-root", str(tmp_path))
+    assert res.exit_code == 0 and "missing" in res.output
