@@ -23,16 +23,21 @@ def check_all(data_root: Path | None) -> list[DatasetStatus]:
 
 
 def render(statuses: list[DatasetStatus], console: Console) -> None:
-    """Print the statuses as a table: dataset, papers, state, counts, path, layout and fix."""
+    """A compact table (dataset, papers, state, counts), then one paragraph per dataset not fully found:
+    the path looked at, the expected layout and how to obtain it."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="datasets", show_lines=True)
-    for column in ("dataset", "papers", "state", "counts", "path", "expected layout / how to obtain"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="datasets")
+    for column in ("dataset", "papers", "state", "counts"):
+        table.add_column(column)
     for status in statuses:
         spec = dataset(status.name)
-        how = "\n".join(filter(None, (spec.layout, status.detail)))
         table.add_row(status.name, ", ".join(spec.papers), f"[{_STYLES[status.state]}]{status.state}[/]",
-                      escape(status.counts), escape(str(status.path)), escape(how))
+                      escape(status.counts))
     console.print(table)
+    for status in statuses:
+        if status.state != "found":
+            spec = dataset(status.name)
+            console.print(f"[{_STYLES[status.state]}]{status.name}[/] ({status.state}) at {escape(str(status.path))}: "
+                          f"expected {escape(spec.layout)}. {escape(status.detail)}\n", highlight=False)

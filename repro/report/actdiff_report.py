@@ -125,7 +125,7 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
               (1, 3): ("UNet Gradmask", maps[("UNet", "Gradmask")], "jet")}
     for (r, c), (title, img, cmap) in layout.items():
         ax = axes[r][c]
-        ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax if cmap == "jet" else None)
+        ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax if cmap == "jet" else 1)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     # Red circle where the class-1 box sits in *training* images (bottom-left, unflipped).
@@ -152,7 +152,7 @@ def figure6(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         if sub.empty:
             continue
         g = sub.groupby("maxmasks")
-        pct = np.array(g.mean().index) * 100
+        pct = np.array(g["test"].mean().index) * 100
         for ax, value in zip(axes[0], ("test", "best_epoch")):
             mean, std = g[value].mean().to_numpy(), g[value].std(ddof=1).to_numpy()
             ax.errorbar(pct, mean, yerr=np.nan_to_num(std), marker="o", capsize=3, label=f"{model} Actdiff")

@@ -38,7 +38,7 @@ def artefact_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], sto
     seeds = sorted({r.cell["seed"] for r in runs if "seed" in r.cell})
     return provenance(
         paper=ctx.paper, artefact=artefact, profile=ctx.profile, seeds=seeds, fidelity=ctx.fidelity,
-        switches=ctx.switches, run_keys=[rec.key for _, rec in done],
+        switches=ctx.switches, run_keys=sorted({rec.key for _, rec in done}),
         missing_runs=[store.record(r.config).key for r in runs if store.record(r.config).key
                       not in {rec.key for _, rec in done}],
         run_devices=devices, **extra,

@@ -385,6 +385,6 @@ def test_render_table(tmp_path: Path) -> None:
     console = Console(record=True, width=300)
     render(check_all(tmp_path), console)
     text = console.export_text()
-    for word in ("dataset", "papers", "state", "expected layout / how to obtain", "chest_xray/{train,[val],test}",
+    for word in ("dataset", "papers", "state", "counts", "chest_xray (missing) at", "chest_xray/{train,[val],test}",
                  "tap, masktune", "missing"):
         assert word in text
