@@ -106,3 +106,14 @@ def test_workers_pool_and_figure6_and_figure1(tmp_path):
     assert list(data["UNet_percent"]) == [20, 40, 60, 80, 100] and list(data["ResNet_n"]) == [1] * 5
     res = invoke("actdiff", "figure1", "--profile", "smoke", "--runs-dir", runs, "--out", str(out))
     assert res.exit_code == 0 and (out / "figures" / "actdiff" / "figure1.png").exists()
+
+
+def test_corrupt_result_json_is_a_clear_error_and_keeps_other_runs(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "x"
+    args = ["actdiff", "figure3", "--profile", "smoke", "--runs-dir", str(runs), "--out", str(out), "--device", "cpu"]
+    assert invoke(*args).exit_code == 0
+    results = sorted(runs.glob("actdiff/*/result.json"))
+    results[0].write_text('{"best": ')
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "corrupt run record" in res.output and "Traceback" not in res.output
+    assert all(r.exists() for r in results)  # nothing deleted

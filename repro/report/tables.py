@@ -61,26 +61,25 @@ def write_table(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> Path:
 
 
 def print_table(table: pd.DataFrame, title: str, keys: list[str], values: list[str], console: Any = None) -> None:
-    """A compact rich rendering: per value, mean ± std (n) and the published mean ± std."""
+    """A compact rich rendering: per value, `ours mean±std | paper mean±std`, green within tolerance."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    t = Table(title=title, show_lines=False)
-    for k in keys:
-        t.add_column(k)
-    for v in values:
-        t.add_column(f"{v} (ours)", justify="right")
-        t.add_column(f"{v} (paper)", justify="right")
+    t = Table(title=title, caption="ours | paper; green = within tolerance, red = outside")
+    for col in [*keys, "n", *values]:
+        t.add_column(col, justify="left" if col in keys else "right")
     for _, row in table.iterrows():
         cells = [str(row[k]) for k in keys]
+        n = row[f"{values[0]}_n"]
+        cells.append("-" if pd.isna(n) else str(int(n)))
         for v in values:
-            mean, std, n = row[f"{v}_mean"], row[f"{v}_std"], row[f"{v}_n"]
-            ours = "-" if mean != mean else f"{mean:.2f}" + ("" if std != std else f" ± {std:.2f}") + f" (n={int(n)})"
+            mean, std = row[f"{v}_mean"], row[f"{v}_std"]
+            ours = "-" if pd.isna(mean) else f"{mean:.2f}" + ("" if pd.isna(std) else f"±{std:.2f}")
+            pstd = row[f"{v}_published_std"]
+            paper = f"{row[f'{v}_published']}" + (f"±{pstd}" if pstd else "")
             ok = row[f"{v}_within_tol"]
             colour = "green" if ok is True else "red" if ok is False else "white"
-            cells.append(f"[{colour}]{ours}[/{colour}]")
-            pstd = row[f"{v}_published_std"]
-            cells.append(f"{row[f'{v}_published']}" + (f" ± {pstd}" if pstd else ""))
+            cells.append(f"[{colour}]{ours}[/{colour}] | {paper}")
         t.add_row(*cells)
     console.print(t)
