@@ -17,7 +17,9 @@ class RunConfig:
     """Everything that changes the result of one training run.
 
     `data`, `model_args` and `method_args` hold the dataset, architecture and objective settings,
-    fidelity switches included; the run key hashes all fields plus the paper's semantics version.
+    fidelity switches included; `optimizer` names the optimiser and its arguments (constant lr);
+    `metrics` are computed on every evaluation split; `selection` is `<split>/<metric>` (the first epoch
+    with the highest value) or `final` (the last epoch). The run key hashes all fields.
     """
 
     paper: str
@@ -31,7 +33,9 @@ class RunConfig:
     data: dict[str, Any] = field(default_factory=dict)
     model_args: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, Any] = field(default_factory=dict)
-    selection: str = "valid"
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adam"})
+    metrics: tuple[str, ...] = ("accuracy", "rocauc")
+    selection: str = "valid/accuracy"
     semantics: str = "1"
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,7 +43,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        return cls(**d)
+        return cls(**{**d, "metrics": tuple(d.get("metrics", cls.metrics))})
 
     @property
     def key(self) -> str:

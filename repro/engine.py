@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from repro.config import RunConfig
 from repro.data.registry import TrainData, build_dataset
 from repro.methods import build_objective
+from repro.metrics import compute
 from repro.models import build_model
 from repro.provenance import device_name, provenance
 from repro.runs.store import RunRecord, atomic_write_json, atomic_write_text
@@ -30,44 +31,48 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass
 class Best:
-    """Best-epoch bookkeeping: the first epoch with a strictly higher selection metric (0-based)."""
+    """Selected-epoch bookkeeping (0-based). With a split and metric: the first epoch with a strictly
+    higher value (ties keep the earliest). With `split=None` (selection `final`): the last epoch."""
 
-    split: str
-    metric: str
+    split: str | None
+    metric: str | None
     epoch: int = -1
     value: float = float("-inf")
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     state: dict[str, Tensor] | None = None
 
+    @classmethod
+    def from_selection(cls, selection: str) -> Best:
+        if selection == "final":
+            return cls(None, None)
+        split, metric = selection.split("/")
+        return cls(split, metric)
+
+    def selects(self, metrics: dict[str, dict[str, float]], last: bool) -> bool:
+        """Whether this epoch becomes the selected one."""
+        if self.split is None:
+            return last
+        return metrics[self.split][self.metric] > self.value
+
     def update(self, epoch: int, metrics: dict[str, dict[str, float]], model: nn.Module) -> None:
-        value = metrics[self.split][self.metric]
-        if value > self.value:
-            self.epoch, self.value, self.metrics = epoch, value, metrics
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.epoch, self.metrics = epoch, metrics
+        self.value = metrics[self.split][self.metric] if self.split else float(epoch)
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "value": self.value, "metrics": self.metrics, "state": self.state}
 
 
-def rocauc(labels: Tensor, scores: Tensor) -> float:
-    """ROC-AUC of p(class 1); 0.5 when only one class is present or scores are constant."""
-    from sklearn.metrics import roc_auc_score
-
-    y = labels.cpu().numpy()
-    if y.min() == y.max():
-        return 0.5
-    return float(roc_auc_score(y, scores.cpu().numpy()))
-
-
 @torch.no_grad()
-def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]]) -> dict[str, dict[str, float]]:
-    """Accuracy of the argmax (the actdiff paper's "AUC", A-1) and ROC-AUC on every evaluation split."""
+def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics: tuple[str, ...],
+             transform: Callable[[Tensor], Tensor] | None = None) -> dict[str, dict[str, float]]:
+    """The named metrics on every evaluation split, in eval mode, in chunks."""
     model.eval()
+    prep = transform or (lambda t: t)
     out = {}
     for name, (x, y) in evals.items():
-        logits = torch.cat([model(x[i:i + EVAL_CHUNK])[0] for i in range(0, len(x), EVAL_CHUNK)])
-        acc = (logits.argmax(1) == y).float().mean().item()
-        out[name] = {"accuracy": acc, "rocauc": rocauc(y, logits.softmax(1)[:, 1])}
+        logits = torch.cat([model(prep(x[i:i + EVAL_CHUNK]))[0] for i in range(0, len(x), EVAL_CHUNK)])
+        out[name] = compute(metrics, logits, y)
     model.train()
     return out
 
@@ -80,7 +85,7 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
     sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=data.y.device))
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
-        loss, parts = objective(model, data.x[idx], data.y[idx], data.mask[idx], gen)
+        loss, parts = objective(model, data.batch(data.x[idx]), data.y[idx], data.mask[idx], gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -91,6 +96,17 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
     if not all(map(lambda v: v == v and abs(v) != float("inf"), means.values())):
         raise NonFiniteLoss(f"non-finite training loss: {means}")
     return means
+
+
+def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """Adam (PyTorch defaults) or SGD with momentum, at the run's constant lr, no weight decay."""
+    args = dict(cfg.optimizer)
+    name = args.pop("name")
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, **args)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, **args)
+    raise ValueError(f"unknown optimizer {name!r}; known: adam, sgd")
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
@@ -179,11 +195,10 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
     seed_everything(cfg.seed)
     data = build_dataset(cfg.dataset, cfg.data, cfg.seed, device)
     model = build_model(cfg.model, **cfg.model_args).to(device)
-    objective = build_objective(cfg.method_args["objective"])
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
+    opt = build_optimizer(model, cfg)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
-    split, metric = cfg.selection.split("/")
-    best = Best(split, metric)
+    best = Best.from_selection(cfg.selection)
     start = _resume(record, model, opt, gen, best, device)
     atomic_write_json(record.path("provenance.json"),
                       provenance(device=device_name(device), profile=profile, run_key=record.key))
@@ -195,12 +210,16 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             losses = train_epoch(model, objective, opt, data, cfg.batch_size, gen)
-            metrics = evaluate(model, {best.split: data.evals[best.split]})
+            every = best.split or "valid"
+            metrics = evaluate(model, {k: v for k, v in data.evals.items() if k == every}, cfg.metrics, data.transform)
             last = epoch == cfg.epochs - 1
-            if last or metrics[best.split][best.metric] > best.value:
-                # The other splits only matter at a new best epoch and at the end: the code's lazy test (§8.3).
-                metrics |= evaluate(model, {k: v for k, v in data.evals.items() if k != best.split})
-            best.update(epoch, metrics, model)
+            selected = best.selects(metrics, last)
+            if last or selected:
+                # The other splits only matter at a selected epoch and at the end: the code's lazy test (§8.3).
+                metrics |= evaluate(model, {k: v for k, v in data.evals.items() if k not in metrics},
+                                    cfg.metrics, data.transform)
+            if selected:
+                best.update(epoch, metrics, model)
             rec = {"key": record.key, "epoch": epoch, **losses,
                    **{f"{s}_{m}": v for s, d in metrics.items() for m, v in d.items()},
                    "seconds": round(time.perf_counter() - t0, 4)}
@@ -213,13 +232,13 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
     torch.save(best.state, record.path("best.pt"))
     torch.save(model.state_dict(), record.path("final.pt"))
     result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection,
-              "best": best.metrics, "final": metrics or evaluate(model, data.evals),
+              "best": best.metrics, "final": metrics or evaluate(model, data.evals, cfg.metrics, data.transform),
               "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t_run, 2),
               "device": device_name(device)}
     atomic_write_json(record.path("result.json"), result)
     atomic_write_text(record.path("done"), "")
     record.path("checkpoint.pt").unlink(missing_ok=True)
-    _log(record, f"done: best epoch {best.epoch}, {cfg.selection} {best.value:.4f}")
+    _log(record, f"done: selected epoch {best.epoch} ({cfg.selection})")
     emit({"event": "done", "key": record.key})
     return result
 

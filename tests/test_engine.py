@@ -15,9 +15,17 @@ def test_best_epoch_keeps_the_earliest_of_ties():
     for epoch, v in enumerate([0.5, 0.7, 0.7, 0.6, 0.7]):
         with torch.no_grad():
             net.weight.fill_(epoch)
-        best.update(epoch, {"valid": {"accuracy": v}, "train": {"accuracy": 1.0}}, net)
+        metrics = {"valid": {"accuracy": v}, "train": {"accuracy": 1.0}}
+        if best.selects(metrics, last=epoch == 4):
+            best.update(epoch, metrics, net)
     assert best.epoch == 1 and best.value == 0.7
     assert best.state["weight"].item() == 1.0  # the weights of that epoch, not later ones
+
+
+def test_final_selection_takes_the_last_epoch():
+    best = Best.from_selection("final")
+    assert not best.selects({"valid": {"accuracy": 1.0}}, last=False)
+    assert best.selects({"valid": {"accuracy": 0.0}}, last=True)
 
 
 def test_resolve_device():

@@ -14,13 +14,19 @@ class TrainData:
     """Training tensors (image, ROI mask, label) and the evaluation splits, all on one device.
 
     `evals` maps a split name to (images, labels); "train" is the training set as the code evaluates it
-    (eval mode, transformed exactly as in training).
+    (eval mode, transformed exactly as in training). `transform`, if set, turns stored images into model
+    inputs batch by batch, so large sets can stay compact (uint8) on the device.
     """
 
     x: Tensor
     mask: Tensor
     y: Tensor
     evals: dict[str, tuple[Tensor, Tensor]]
+    transform: Callable[[Tensor], Tensor] | None = None
+
+    def batch(self, x: Tensor) -> Tensor:
+        """A stored batch as the model sees it (e.g. uint8 -> normalised float, on the device)."""
+        return self.transform(x) if self.transform else x
 
 
 DATASETS: dict[str, Callable[..., TrainData]] = {}

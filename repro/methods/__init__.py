@@ -67,8 +67,9 @@ class Penalty:
 class Objective:
     """CE(logits, y) + sum of weight * penalty; returns the total and its named parts."""
 
-    def __init__(self, penalties: dict[str, tuple[float, Penalty]]):
+    def __init__(self, penalties: dict[str, tuple[float, Penalty]], ce_weight: Tensor | None = None):
         self.penalties = {k: v for k, v in penalties.items() if v[0] != 0}
+        self.ce_weight = ce_weight
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
                  generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
@@ -83,7 +84,8 @@ class Objective:
         ctx.logits, ctx.recon = model(x)
         ctx.activations = model.activations if record else []
         model.record = False
-        total = F.cross_entropy(ctx.logits, y)
+        weight = None if self.ce_weight is None else self.ce_weight.to(ctx.logits.device)
+        total = F.cross_entropy(ctx.logits, y, weight=weight)
         parts = {"ce": total.detach()}
         for name, (weight, penalty) in self.penalties.items():
             term = weight * penalty(ctx)
@@ -92,8 +94,9 @@ class Objective:
         return total, parts
 
 
-def build_objective(spec: dict[str, Any]) -> Objective:
-    """Build an objective from `{penalty_name: {"weight": w, **kwargs}}`."""
+def build_objective(spec: dict[str, Any], ce_weight: list[float] | None = None) -> Objective:
+    """Build an objective from `{penalty_name: {"weight": w, **kwargs}}` and optional class weights
+    for the cross-entropy (PyTorch's weighted mean)."""
     penalties = {}
     for name, args in spec.items():
         args = dict(args)
@@ -101,7 +104,7 @@ def build_objective(spec: dict[str, Any]) -> Objective:
         if name not in PENALTIES:
             raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))}")
         penalties[name] = (weight, PENALTIES[name](**args))
-    return Objective(penalties)
+    return Objective(penalties, None if ce_weight is None else torch.tensor(ce_weight, dtype=torch.float32))
 
 
 from repro.methods import actdiff, gradmask, reconstruction  # noqa: E402,F401
