@@ -46,3 +46,20 @@ def test_table2_equals_the_paper():
     for _, r in pub.iterrows():
         expected = [(r[c], r[f"{c}_std"]) for c in ("synthetic", "liver", "cardiac", "pancreas")]
         assert rows[(r["model"], r["method"])] == expected
+
+
+def test_tap_table1_equals_the_paper():
+    text = PAPER_TEXT.with_name("tap.txt")
+    if not text.exists():
+        pytest.skip("papers/tap.txt not beside the checkout")
+    lines = text.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("No XS\t"))
+    printed = {}
+    for line in lines[start:start + 4]:
+        name, *cells = line.split("\t")
+        cells = [c for c in cells if c]
+        printed[name] = cells + ["OOM"] * (6 - len(cells))  # "OOM" spans both DenseNet cells
+    pub = read_published("tap", "table1")
+    assert list(pub["loss"]) == ["No XS", "RRR", "RBR", "TAP"]
+    for _, row in pub.iterrows():
+        assert list(row.iloc[1:]) == printed[row["loss"]]
