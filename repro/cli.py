@@ -70,29 +70,30 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
 
     console = Console()
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
-    ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root)
-    planned = {}
-    for a in artefacts:
-        for r in a.plan(ctx):
-            planned.setdefault(r.config.key, r)
+    ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir)
     store = RunStore(runs_dir)
-    records = [store.record(r.config) for r in planned.values()]
-    if dry_run:
-        show_plan(console, records, {r.config.key: r.label for r in planned.values()})
-        return
-    store.check_writable()
-    for rec in records:
-        store.init(rec)
-    train_missing(store, records, {r.config.key: r.label for r in planned.values()}, device, workers,
-                  checkpoint_seconds, profile.value)
+    if not dry_run:
+        store.check_writable()
+    # Plans may depend on finished runs (e.g. a lambda chosen by a sweep): re-plan until nothing is missing.
+    while True:
+        planned = {r.config.key: r for a in artefacts for r in a.plan(ctx)}
+        labels = {k: r.label for k, r in planned.items()}
+        records = [store.record(r.config) for r in planned.values()]
+        if dry_run:
+            show_plan(console, records, labels)
+            return
+        for rec in records:
+            store.init(rec)
+        if not train_missing(store, records, labels, device, workers, checkpoint_seconds, profile.value):
+            break
     for a in artefacts:
-        runs = a.plan(ctx)
-        for path in a.build(ctx, runs, store):
+        for path in a.build(ctx, a.plan(ctx), store):
             console.print(f"wrote {path}")
 
 
 def train_missing(store, records, labels: dict[str, str], device: str, workers: int,
-                  checkpoint_seconds: float, profile: str) -> None:
+                  checkpoint_seconds: float, profile: str) -> bool:
+    """Train the records not done yet; returns whether there were any."""
     from repro.runs.launch import LaunchOptions, execute, todo
     from repro.runs.progress import RunProgress
     from repro.seeding import resolve_device
@@ -100,10 +101,11 @@ def train_missing(store, records, labels: dict[str, str], device: str, workers: 
     resolve_device(device)  # fail early on a bad --device
     missing = todo(records)
     if not missing:
-        return
+        return False
     opts = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds, profile=profile)
     with RunProgress(len(missing), labels) as progress:
         execute(store, records, opts, progress)
+    return True
 
 
 def show_plan(console, records, labels: dict[str, str]) -> None:
@@ -190,7 +192,7 @@ def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: P
     store = RunStore(runs_dir)
     for name in PAPER_NAMES:
         paper = get_paper(name)
-        ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None)
+        ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None, runs_dir)
         for art in paper.artefacts.values():
             yield name, art, [store.record(r.config) for r in art.plan(ctx)] if art.implemented else None
 

@@ -27,6 +27,7 @@ class Context:
     switches: dict[str, Any]
     out: Path
     data_root: Path | None = None
+    runs_dir: Path = Path("runs")
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class Paper:
     default_seeds: int = 1
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
-                out: Path, data_root: Path | None) -> Context:
+                out: Path, data_root: Path | None, runs_dir: Path = Path("runs")) -> Context:
         return Context(self.name, profile, seeds, fidelity,
-                       resolve_switches(self.switches, fidelity, overrides), out, data_root)
+                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir)
 
 
 def get_paper(name: str) -> Paper:
