@@ -193,7 +193,7 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
     cfg: RunConfig = record.config
     record.path("failed").unlink(missing_ok=True)
     seed_everything(cfg.seed)
-    data = build_dataset(cfg.dataset, cfg.data, cfg.seed, device)
+    data = build_dataset(cfg.dataset, cfg.data, cfg.seed, device, prepared_root=record.dir.parents[1] / "prepared")
     model = build_model(cfg.model, **cfg.model_args).to(device)
     objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
     opt = build_optimizer(model, cfg)

@@ -54,6 +54,14 @@ def mae(logits: Tensor, y: Tensor) -> float:
     return (logits.argmax(1) - y).abs().float().mean().item()
 
 
+@register_metric("ce")
+def cross_entropy(logits: Tensor, y: Tensor) -> float:
+    """Mean cross-entropy over the split (TAP selects lambda by it on the permuted val split)."""
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits, y).item()
+
+
 def compute(names: tuple[str, ...] | list[str], logits: Tensor, y: Tensor) -> dict[str, float]:
     """Every named metric on one split."""
     unknown = [n for n in names if n not in METRICS]

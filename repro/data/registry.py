@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -40,10 +41,14 @@ def register_dataset(name: str) -> Callable[[Callable[..., TrainData]], Callable
     return deco
 
 
-def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.device) -> TrainData:
-    """Build dataset `name` with the run's data settings; `seed` is the run seed."""
-    from repro.data import synthetic  # noqa: F401  (registers)
+def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.device,
+                  prepared_root: Path) -> TrainData:
+    """Build dataset `name` with the run's data settings; `seed` is the run seed. A `prepared` setting is
+    a folder relative to `prepared_root` (derived data made by `repro data prepare`)."""
+    from repro.data import decoy_mnist, synthetic  # noqa: F401  (registers)
 
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    if "prepared" in args:
+        args = {**args, "prepared": prepared_root / args["prepared"]}
     return DATASETS[name](seed=seed, device=device, **args)
