@@ -74,6 +74,9 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     store = RunStore(runs_dir)
     if not dry_run:
         store.check_writable()
+    for a in artefacts:
+        if a.prepare:
+            a.prepare(ctx)
     # Plans may depend on finished runs (e.g. a lambda chosen by a sweep): re-plan until nothing is missing.
     while True:
         planned = {r.config.key: r for a in artefacts for r in a.plan(ctx)}
@@ -194,7 +197,10 @@ def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: P
         paper = get_paper(name)
         ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None, runs_dir)
         for art in paper.artefacts.values():
-            yield name, art, [store.record(r.config) for r in art.plan(ctx)] if art.implemented else None
+            try:
+                yield name, art, [store.record(r.config) for r in art.plan(ctx)] if art.implemented else None
+            except FileNotFoundError:  # derived data not prepared yet: nothing planned
+                yield name, art, []
 
 
 @app.command("list")
@@ -212,7 +218,8 @@ def list_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
             t.add_row(name, art.name, art.kind, "-", "-", "not implemented yet")
             continue
         done = sum(r.state() == "done" for r in records)
-        state = "complete" if done == len(records) else "partial" if done else "to do"
+        state = ("data not prepared" if not records else "complete" if done == len(records)
+                 else "partial" if done else "to do")
         t.add_row(name, art.name, art.kind, str(len(records)), str(done), state)
     Console().print(t)
 

@@ -27,16 +27,19 @@ def _images(npz: np.lib.npyio.NpzFile, key: str) -> torch.Tensor:
 
 @register_dataset("decoy_mnist")
 def build_decoy_mnist(seed: int, device: torch.device, prepared: Path, variant: str = "contaminated",
-                      fingerprint: str = "") -> TrainData:
+                      fingerprint: str = "", train_limit: int | None = None) -> TrainData:
     """Train on the contaminated (`variant="contaminated"`) or clean (`"clean"`, Base) training split;
     evaluate on the permuted val (`valid`), the permuted test (`test`) and the correlated test (`test_cor`).
-    The training mask marks the patch (1 = penalised region); the clean variant has none."""
+    The training mask marks the patch (1 = penalised region); the clean variant has none. `train_limit`
+    keeps the first N training images (smoke profile)."""
     decoy = np.load(prepared / "decoyed_mnist.npz")
     train = decoy if variant == "contaminated" else np.load(prepared / "original_mnist.npz")
     x = _images(train, "train_images")
     y = torch.from_numpy(train["train_labels"].astype(np.int64))
     mask = (_images(decoy, "decoy_positions_train").float() if variant == "contaminated"
             else torch.zeros_like(x, dtype=torch.float32))
+    if train_limit:
+        x, y, mask = x[:train_limit], y[:train_limit], mask[:train_limit]
     evals = {name: (_images(decoy, f"{key}_images"), torch.from_numpy(decoy[f"{key}_labels"].astype(np.int64)))
              for name, key in (("valid", "val"), ("test", "test"), ("test_cor", "test_cor"))}
     return TrainData(x.to(device), mask.to(device), y.to(device),

@@ -107,4 +107,4 @@ def build_objective(spec: dict[str, Any], ce_weight: list[float] | None = None) 
     return Objective(penalties, None if ce_weight is None else torch.tensor(ce_weight, dtype=torch.float32))
 
 
-from repro.methods import actdiff, gradmask, reconstruction  # noqa: E402,F401
+from repro.methods import actdiff, gradmask, rbr, reconstruction, rrr, tap  # noqa: E402,F401

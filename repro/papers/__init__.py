@@ -53,9 +53,10 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Artefact:
-    """A table or figure of a paper. `plan` lists its runs; `build` writes its files from done runs.
+    """A table or figure of a paper. `plan` lists its runs; `build` writes its files from done runs;
+    `prepare`, if set, makes the derived data the runs need (before planning).
 
-    Both are None for artefacts not implemented yet.
+    `plan` and `build` are None for artefacts not implemented yet.
     """
 
     name: str
@@ -63,10 +64,11 @@ class Artefact:
     plan: Callable[[Context], list[PlannedRun]] | None = None
     build: Callable[[Context, list[PlannedRun], Any], list[Path]] | None = None
     tolerance: dict[str, Tolerance] = field(default_factory=dict)
+    prepare: Callable[[Context], None] | None = None
 
     @property
     def kind(self) -> str:
-        return "table" if self.name.startswith("table") else "figure"
+        return "figure" if self.name.startswith("figure") else "table"
 
     @property
     def implemented(self) -> bool:

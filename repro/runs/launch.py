@@ -63,16 +63,12 @@ def train_claimed(runs_dir: str, config: dict[str, Any], device: str, opts: Laun
         if opts.workers > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // opts.workers))
         train_run(record, resolve_device(device), events, opts.checkpoint_seconds, opts.profile)
-    return record.state()
-
-
-def _pool_events(queue: Any) -> Events:
-    return queue.put
+    return record.state()  # after the claim is released
 
 
 def _pool_train(args: tuple) -> str:
     runs_dir, config, device, opts, queue = args
-    return train_claimed(runs_dir, config, device, opts, _pool_events(queue))
+    return train_claimed(runs_dir, config, device, opts, queue.put)
 
 
 def execute(store: RunStore, records: list[RunRecord], opts: LaunchOptions, events: Events) -> None:

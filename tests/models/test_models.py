@@ -140,8 +140,9 @@ def test_resnet_msd_size_forward():
 
 def test_unknown_model_names_the_known_ones():
     assert set(MODELS) >= {"cnn", "conv_ae", "unet", "resnet"}
-    with pytest.raises(KeyError, match="cnn, conv_ae, resnet, unet"):
+    with pytest.raises(KeyError) as err:
         build_model("vgg")
+    assert all(name in str(err.value) for name in MODELS)
 
 
 @pytest.mark.parametrize("name", ["cnn", "conv_ae", "unet", "resnet"])

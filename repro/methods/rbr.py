@@ -1,0 +1,51 @@
+"""RBR: input gradient times the authors' "influence function" on the annotated region (tap spec §4.4, D-9).
+`ctx.mask` is 1 on the region to penalise (see `repro.methods.tap`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from repro.methods import Penalty, StepContext, register_penalty
+from repro.methods.rrr import input_gradients
+from repro.methods.tap import penalty_mask
+
+INFLUENCES = ("code", "full")
+
+
+def influence(ce: Tensor, model: nn.Module, x: Tensor) -> Tensor:
+    """IF = d/dx sum over every element of dCE/dtheta (no inverse Hessian), channel-summed, (N, 1, H, W).
+
+    Only the paths that exist in `ce`'s graph reach `x`: when `x` required grad only after the CE forward
+    (code order, D-9) that is the first convolution's saved input, with its upstream gradient constant."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(ce, params, create_graph=True, allow_unused=True)
+    total = sum(g.sum() for g in grads if g is not None)
+    (d,) = torch.autograd.grad(total, x, create_graph=True)
+    return d.sum(1, keepdim=True)
+
+
+@register_penalty("rbr")
+class RbrPenalty(Penalty):
+    """sum_n sum_ij (M * G * IF)^2, summed over the batch; M = `ctx.mask` (binary, unscaled), 1 on the
+    region to penalise (§4.4).
+
+    `influence="code"` (default, D-9): x requires grad only after the training forward, as in the code;
+    `"full"`: x requires grad before it, so IF differentiates through every layer. IF comes from the
+    training-step CE; `class_weight` must match the objective's CE weights (PNEU, D-13)."""
+
+    def __init__(self, influence: str = "code", class_weight: list[float] | None = None):
+        if influence not in INFLUENCES:
+            raise ValueError(f"rbr influence must be one of {', '.join(INFLUENCES)}, not {influence!r}")
+        self.full = influence == "full"
+        self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
+
+    def prepare(self, ctx: StepContext) -> None:
+        ctx.x.requires_grad_(self.full)  # in place, before the objective's forward on this tensor
+
+    def __call__(self, ctx: StepContext) -> Tensor:
+        g = input_gradients(ctx.model, ctx.x)
+        weight = None if self.class_weight is None else self.class_weight.to(ctx.logits.device)
+        ce = F.cross_entropy(ctx.logits, ctx.y, weight=weight)
+        return (penalty_mask(ctx.mask) * g * influence(ce, ctx.model, ctx.x)).square().sum()
