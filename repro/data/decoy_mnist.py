@@ -27,11 +27,12 @@ def _images(npz: np.lib.npyio.NpzFile, key: str) -> torch.Tensor:
 
 @register_dataset("decoy_mnist")
 def build_decoy_mnist(seed: int, device: torch.device, prepared: Path, variant: str = "contaminated",
-                      fingerprint: str = "", train_limit: int | None = None) -> TrainData:
+                      fingerprint: str = "", train_limit: int | None = None,
+                      eval_limit: int | None = None) -> TrainData:
     """Train on the contaminated (`variant="contaminated"`) or clean (`"clean"`, Base) training split;
     evaluate on the permuted val (`valid`), the permuted test (`test`) and the correlated test (`test_cor`).
     The training mask marks the patch (1 = penalised region); the clean variant has none. `train_limit`
-    keeps the first N training images (smoke profile)."""
+    and `eval_limit` keep the first N training / evaluation images (smoke profile)."""
     decoy = np.load(prepared / "decoyed_mnist.npz")
     train = decoy if variant == "contaminated" else np.load(prepared / "original_mnist.npz")
     x = _images(train, "train_images")
@@ -40,7 +41,8 @@ def build_decoy_mnist(seed: int, device: torch.device, prepared: Path, variant: 
             else torch.zeros_like(x, dtype=torch.float32))
     if train_limit:
         x, y, mask = x[:train_limit], y[:train_limit], mask[:train_limit]
-    evals = {name: (_images(decoy, f"{key}_images"), torch.from_numpy(decoy[f"{key}_labels"].astype(np.int64)))
+    evals = {name: (_images(decoy, f"{key}_images")[:eval_limit],
+                    torch.from_numpy(decoy[f"{key}_labels"][:eval_limit].astype(np.int64)))
              for name, key in (("valid", "val"), ("test", "test"), ("test_cor", "test_cor"))}
     return TrainData(x.to(device), mask.to(device), y.to(device),
                      {k: (a.to(device), b.to(device)) for k, (a, b) in evals.items()}, transform=normalise)
