@@ -33,3 +33,11 @@ def test_figure5_smoke_prepares_sweeps_and_plots(tmp_path):
 def test_figure5_without_data_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["tap", "figure5", "--profile", "smoke", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 2 and "--data-root" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="../shared/data/MNIST not present")
+def test_data_prepare_tap_and_bad_paper(tmp_path):
+    res = runner.invoke(app, ["data", "prepare", "tap", "--data-root", str(SHARED_DATA), "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0 and (tmp_path / "prepared" / "tap" / "decoy_mnist" / "meta.json").exists()
+    res = runner.invoke(app, ["data", "prepare", "nonsense"])
+    assert res.exit_code == 2 and "unknown paper" in res.output
