@@ -7,10 +7,11 @@ from statistics import median
 
 from repro.runs.store import RunRecord
 
-# Seconds per epoch per 100 training images on a 2-core CPU, measured with the smoke profile
-# (`repro actdiff table1 --profile quick`, 2026-11-24); the multiplier is per penalty.
-REFERENCE = {"cnn": 0.08, "conv_ae": 0.12, "unet": 0.14, "resnet": 1.1}
-PENALTY_COST = {"actdiff": 2.0, "gradmask": 2.5}
+# Seconds per epoch per 100 training images on a 2-core CPU, read from the metrics.jsonl of
+# `repro actdiff table1 --profile quick` (2026-11-24); the multiplier is per penalty. Used only until
+# done runs of the same kind exist in the store.
+REFERENCE = {"cnn": 0.15, "conv_ae": 0.2, "unet": 0.25, "resnet": 2.1}
+PENALTY_COST = {"actdiff": 1.9, "gradmask": 1.9}
 
 
 def _kind(record: RunRecord) -> tuple[str, tuple[str, ...]]:
