@@ -96,6 +96,15 @@ def get_paper(name: str) -> Paper:
     return importlib.import_module(f"repro.papers.{name}").PAPER
 
 
+def report_builder(module: str, name: str) -> Callable[[Context, list[PlannedRun], Any], list[Path]]:
+    """An artefact's `build`: function `name` of `repro.report.<module>`, imported when called."""
+
+    def build(ctx: Context, runs: list[PlannedRun], store: Any) -> list[Path]:
+        return getattr(importlib.import_module(f"repro.report.{module}"), name)(ctx, runs, store)
+
+    return build
+
+
 def stub_artefacts(titles: dict[str, str]) -> dict[str, Artefact]:
     """Artefacts declared by a paper but not built yet."""
     return {name: Artefact(name, title) for name, title in titles.items()}

@@ -12,12 +12,15 @@ A-18 (BCE/MSE reconstruction: the paper text agrees with the code).
 
 from __future__ import annotations
 
+from functools import partial
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, Tolerance, stub_artefacts
+from repro.papers import Artefact, Context, Paper, PlannedRun, Tolerance, report_builder, stub_artefacts
+
+report = partial(report_builder, "actdiff_report")  # build functions live in repro/report/
 
 SEMANTICS = "actdiff-1"  # bump when a change alters what a run computes
 
@@ -144,30 +147,21 @@ def plan_figure6(ctx: Context) -> list[PlannedRun]:
             for m, p, s in product(("UNet", "ResNet"), MASK_FRACTIONS, range(seeds))]
 
 
-def _build(name: str):
-    def build(ctx: Context, runs: list[PlannedRun], store: Any) -> list[Path]:
-        from repro.report import actdiff_report
-
-        return getattr(actdiff_report, name)(ctx, runs, store)
-
-    return build
-
-
 ACCURACY_TOL = Tolerance(abs=0.05, k_std=2.0)
 EPOCH_TOL = Tolerance(abs=25.0, k_std=2.0)
 
 ARTEFACTS = {
     "table1": Artefact("table1", "Synthetic: train and valid accuracy at the best-valid epoch, best epoch (22 rows)",
-                       plan_grid, _build("table1"),
+                       plan_grid, report("table1"),
                        {"train": ACCURACY_TOL, "valid": ACCURACY_TOL, "best_epoch": EPOCH_TOL}),
     "table2": Artefact("table2", "Test accuracy at the best-valid epoch: synthetic column (test and test_clean)",
-                       plan_grid, _build("table2"), {"synthetic": ACCURACY_TOL}),
+                       plan_grid, report("table2"), {"synthetic": ACCURACY_TOL}),
     "figure1": Artefact("figure1", "Synthetic examples: train and valid, both classes, distractor marked",
-                        lambda ctx: [], _build("figure1")),
-    "figure3": Artefact("figure3", "Synthetic saliency maps on a valid image", plan_figure3, _build("figure3")),
+                        lambda ctx: [], report("figure1")),
+    "figure3": Artefact("figure3", "Synthetic saliency maps on a valid image", plan_figure3, report("figure3")),
     "figure6": Artefact("figure6", "Mask availability (synthetic): test accuracy and best epoch vs % masks",
-                        plan_figure6, _build("figure6")),
-    "figure7": Artefact("figure7", "Valid accuracy per epoch for all synthetic models", plan_grid, _build("figure7")),
+                        plan_figure6, report("figure6")),
+    "figure7": Artefact("figure7", "Valid accuracy per epoch for all synthetic models", plan_grid, report("figure7")),
     **stub_artefacts({
         "figure4": "Liver and Cardiac saliency maps (MSD)",
         "figure5a": "X-ray saliency maps",

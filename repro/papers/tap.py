@@ -9,12 +9,15 @@ that selects each method's lambda by the final-epoch cross-entropy on the permut
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, stub_artefacts
+from repro.papers import Artefact, Context, Paper, PlannedRun, report_builder, stub_artefacts
+
+report = partial(report_builder, "tap_report")  # build functions live in repro/report/
 
 SEMANTICS = "tap-1"
 
@@ -141,20 +144,11 @@ def plan_figure5(ctx: Context) -> list[PlannedRun]:
     return runs
 
 
-def _build(name: str):
-    def build(ctx: Context, runs: list[PlannedRun], store: Any) -> list[Path]:
-        from repro.report import tap_report
-
-        return getattr(tap_report, name)(ctx, runs, store)
-
-    return build
-
-
 ARTEFACTS = {
     "figure5": Artefact("figure5", "Decoy MNIST: accuracy on the correlated test set and Delta (permuted - correlated)",
-                        plan_figure5, _build("figure5"), prepare=prepare),
+                        plan_figure5, report("figure5"), prepare=prepare),
     "lambdas": Artefact("lambdas", "Lambda sweep: final-epoch permuted-val CE per lambda, the chosen value per method",
-                        plan_sweep, _build("lambdas"), prepare=prepare),
+                        plan_sweep, report("lambdas"), prepare=prepare),
     **stub_artefacts({
         "table1": "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x VGG-16, ResNet-18, DenseNet-121",
         "figure1": "Integrated gradients and activation maps of a contaminated image",
