@@ -177,7 +177,7 @@ def paper_app(name: str) -> typer.Typer:
     paper = get_paper(name)
     sub = typer.Typer(help=paper.title, no_args_is_help=True)
     for art in paper.artefacts.values():
-        title = art.title if art.implemented else f"{art.title} [not implemented yet]"
+        title = art.title if art.implemented else f"{art.title} (not implemented yet)"
         sub.command(art.name, help=title)(artefact_command(name, [art.name], title))
     sub.command("all", help="Every artefact of this paper.")(
         artefact_command(name, list(paper.artefacts), f"Every artefact of {name}."))
