@@ -8,7 +8,7 @@ that selects each method's lambda by the final-epoch cross-entropy on the permut
 
 from __future__ import annotations
 
-import hashlib
+import json
 from functools import partial
 from itertools import product
 from pathlib import Path
@@ -61,17 +61,15 @@ def setting(ctx: Context, name: str) -> Any:
 
 
 def fingerprint(folder: Path) -> str:
-    """sha256 over the prepared npz files, so runs are tied to the exact data they saw."""
-    h = hashlib.sha256()
-    for name in ("original_mnist.npz", "decoyed_mnist.npz"):
-        h.update((folder / name).read_bytes())
-    return h.hexdigest()[:16]
+    """The prepared data's fingerprint, hashed once at preparation (meta.json), so runs are tied to the
+    exact data they saw."""
+    return json.loads((folder / "meta.json").read_text())["fingerprint"][:16]
 
 
 def prepare(ctx: Context) -> None:
     """Build decoy MNIST from the user's MNIST files under --data-root unless it is already prepared."""
     out = ctx.runs_dir / "prepared" / PREPARED
-    if (out / "decoyed_mnist.npz").exists():
+    if (out / "meta.json").exists():  # written last: the preparation is complete
         return
     if ctx.data_root is None:
         raise FileNotFoundError(
