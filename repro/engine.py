@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from collections import defaultdict
@@ -93,7 +94,7 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
         for k, v in parts.items():
             sums[k] += v * len(idx)
     means = {k: (v / n).item() for k, v in sums.items()}
-    if not all(map(lambda v: v == v and abs(v) != float("inf"), means.values())):
+    if not all(math.isfinite(v) for v in means.values()):
         raise NonFiniteLoss(f"non-finite training loss: {means}")
     return means
 
