@@ -23,6 +23,11 @@ class Profile(str, Enum):
     smoke = "smoke"
 
 
+class Init(str, Enum):
+    imagenet = "imagenet"
+    random = "random"
+
+
 class Fidelity(str, Enum):
     code = "code"
     paper = "paper"
@@ -46,6 +51,8 @@ WorkersOpt = Annotated[int, typer.Option(min=1, help="Runs trained concurrently 
 DataRootOpt = Annotated[Optional[Path], typer.Option(envvar="REPRO_DATA", help="Root of the datasets.")]
 RunsDirOpt = Annotated[Path, typer.Option(envvar="REPRO_RUNS", help="Run store.")]
 OutOpt = Annotated[Optional[Path], typer.Option(help="Output root; default . (paper profile) or results/<profile>.")]
+InitOpt = Annotated[Init, typer.Option(help="Pretrained models (TAP, MaskTune): imagenet weights (paper) or random "
+                                              "init (no download; recorded, marks outputs not paper-faithful).")]
 FidelityOpt = Annotated[Fidelity, typer.Option(help="Preset for all paper-vs-code switches.")]
 SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Override one switch: NAME=VALUE or ID=VALUE (e.g. A-6=l2).")]
 
@@ -62,7 +69,8 @@ def _overrides(switches: list[str] | None) -> dict[str, str]:
 
 def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, seeds: int | None, device: str,
                   workers: int, data_root: Path | None, runs_dir: Path, out: Path | None, dry_run: bool,
-                  fidelity: Fidelity, switches: list[str] | None, checkpoint_seconds: float) -> None:
+                  fidelity: Fidelity, switches: list[str] | None, checkpoint_seconds: float,
+                  init: Init = Init.imagenet) -> None:
     """Plan the runs of `artefacts`, train what is missing, then build each artefact."""
     from rich.console import Console
 
@@ -70,7 +78,8 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
 
     console = Console()
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
-    ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir)
+    ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir,
+                        init.value)
     store = RunStore(runs_dir)
     if not dry_run:
         store.check_writable()
@@ -148,6 +157,7 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         fidelity: FidelityOpt = Fidelity.code,
         switch: SwitchOpt = None,
         checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
+        init: InitOpt = Init.imagenet,
     ) -> None:
         paper = get_paper(paper_name)
         artefacts = [paper.artefacts[n] for n in artefact_names]
@@ -159,7 +169,7 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
             typer.echo(f"skipping artefacts not implemented yet: {', '.join(missing)}", err=True)
         try:
             run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, device, workers,
-                          data_root, runs_dir, out, dry_run, fidelity, switch, checkpoint_seconds)
+                          data_root, runs_dir, out, dry_run, fidelity, switch, checkpoint_seconds, init)
         except UserError as e:
             fail(str(e))
         except Exception as e:

@@ -28,6 +28,7 @@ class Context:
     out: Path
     data_root: Path | None = None
     runs_dir: Path = Path("runs")
+    init: str = "imagenet"  # pretrained models: "imagenet" (paper) or "random" (not paper-faithful)
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,9 @@ class Paper:
     default_seeds: int = 1
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
-                out: Path, data_root: Path | None, runs_dir: Path = Path("runs")) -> Context:
+                out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet") -> Context:
         return Context(self.name, profile, seeds, fidelity,
-                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir)
+                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir, init)
 
 
 def get_paper(name: str) -> Paper:

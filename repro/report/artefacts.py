@@ -37,7 +37,7 @@ def artefact_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], sto
     devices = sorted({rec.result().get("device", "unknown") for _, rec in done})
     seeds = sorted({r.cell["seed"] for r in runs if "seed" in r.cell})
     return provenance(
-        paper=ctx.paper, artefact=artefact, profile=ctx.profile, seeds=seeds, fidelity=ctx.fidelity,
+        paper=ctx.paper, artefact=artefact, profile=ctx.profile, seeds=seeds, fidelity=ctx.fidelity, init=ctx.init,
         switches=ctx.switches, run_keys=sorted({rec.key for _, rec in done}),
         missing_runs=[store.record(r.config).key for r in runs if store.record(r.config).key
                       not in {rec.key for _, rec in done}],
