@@ -79,7 +79,7 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     console = Console()
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
     ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir,
-                        init.value)
+                        init.value, device)
     store = RunStore(runs_dir)
     if not dry_run:
         store.check_writable()

@@ -29,6 +29,7 @@ class Context:
     data_root: Path | None = None
     runs_dir: Path = Path("runs")
     init: str = "imagenet"  # pretrained models: "imagenet" (paper) or "random" (not paper-faithful)
+    device: str = "auto"  # --device, for artefacts that measure on it (TAP Table 1)
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,10 @@ class Paper:
     default_seeds: int = 1
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
-                out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet") -> Context:
+                out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet",
+                device: str = "auto") -> Context:
         return Context(self.name, profile, seeds, fidelity,
-                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir, init)
+                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir, init, device)
 
 
 def get_paper(name: str) -> Paper:
@@ -97,13 +99,19 @@ def get_paper(name: str) -> Paper:
     return importlib.import_module(f"repro.papers.{name}").PAPER
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """Function `name` of `module`, imported when first called (keeps `repro --help` free of torch)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
 def report_builder(module: str, name: str) -> Callable[[Context, list[PlannedRun], Any], list[Path]]:
     """An artefact's `build`: function `name` of `repro.report.<module>`, imported when called."""
-
-    def build(ctx: Context, runs: list[PlannedRun], store: Any) -> list[Path]:
-        return getattr(importlib.import_module(f"repro.report.{module}"), name)(ctx, runs, store)
-
-    return build
+    return lazy(f"repro.report.{module}", name)
 
 
 def stub_artefacts(titles: dict[str, str]) -> dict[str, Artefact]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, report_builder, stub_artefacts
+from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_builder
 
 report = partial(report_builder, "tap_report")  # build functions live in repro/report/
 
@@ -142,20 +142,41 @@ def plan_figure5(ctx: Context) -> list[PlannedRun]:
     return runs
 
 
+def prepare_all(ctx: Context) -> None:
+    """Every TAP dataset: decoy MNIST, PNEU and KNEE."""
+    prepare(ctx)
+    lazy("repro.papers.tap_xray", "prepare_xray")(ctx)
+
+
+def no_runs(ctx: Context) -> list[PlannedRun]:
+    """Artefacts that train nothing (a benchmark, example images)."""
+    return []
+
+
+XRAY = "repro.papers.tap_xray"
+TEACHERS = "repro.papers.tap_teachers"
 ARTEFACTS = {
     "figure5": Artefact("figure5", "Decoy MNIST: accuracy on the correlated test set and Delta (permuted - correlated)",
                         plan_figure5, report("figure5"), prepare=prepare),
     "lambdas": Artefact("lambdas", "Lambda sweep: final-epoch permuted-val CE per lambda, the chosen value per method",
                         plan_sweep, report("lambdas"), prepare=prepare),
-    **stub_artefacts({
-        "table1": "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x VGG-16, ResNet-18, DenseNet-121",
-        "figure1": "Integrated gradients and activation maps of a contaminated image",
-        "figure4": "Contaminated examples: decoy MNIST, PNEU, KNEE",
-        "figure6": "PNEU: F1 and Delta per architecture and method",
-        "figure7": "KNEE: MAE and Delta per architecture and method",
-        "figure8": "Teacher-mask precision and recall versus tau",
-        "figure9": "TAP with teacher and random masks",
-    }),
+    "table1": Artefact("table1", "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x "
+                       "VGG-16, ResNet-18, DenseNet-121, measured on this device", no_runs,
+                       report_builder("tap_table1", "table1")),
+    "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, RBR, TAP",
+                        lazy("repro.papers.tap_figure1", "plan_figure1"), report_builder("tap_maps", "figure1"),
+                        prepare=lazy(XRAY, "prepare_xray")),
+    "figure4": Artefact("figure4", "Contaminated examples: decoy MNIST, PNEU, KNEE", no_runs,
+                        report_builder("tap_maps", "figure4"), prepare=prepare_all),
+    "figure6": Artefact("figure6", "PNEU: F1 and Delta per architecture and method", lazy(XRAY, "plan_figure6"),
+                        report_builder("tap_xray_report", "figure6"), prepare=lazy(XRAY, "prepare_xray")),
+    "figure7": Artefact("figure7", "KNEE: MAE and Delta per architecture and method", lazy(XRAY, "plan_figure7"),
+                        report_builder("tap_xray_report", "figure7"), prepare=lazy(XRAY, "prepare_xray")),
+    "figure8": Artefact("figure8", "Teacher-mask precision and recall versus tau", lazy(TEACHERS, "plan_figure8"),
+                        report_builder("tap_teacher_report", "figure8"), prepare=lazy(XRAY, "prepare_xray")),
+    "figure9": Artefact("figure9", "TAP with teacher and random masks; teacher F-scores (text numbers)",
+                        lazy(TEACHERS, "plan_figure9"), report_builder("tap_teacher_report", "figure9"),
+                        prepare=lazy(XRAY, "prepare_xray")),
 }
 
 PAPER = Paper(
