@@ -1,5 +1,5 @@
 """Training masks for the TAP-paper penalties (1 = the region to penalise), by annotation source (tap spec
-§4.1, §5): the ground-truth tag boxes, and (registered by their modules) teacher saliency or random masks.
+§4.1, §5): the ground-truth tag boxes ("gt"), a teacher's saliency ("teacher") and random masks ("random").
 
 A source is `fn(gt, seed=..., runs_dir=..., **args) -> (N, 1, H, W) bool`, where `gt` is the (N, 1, H, W)
 ground-truth box mask of the training rows, in the same order."""
@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import torch
 from torch import Tensor
+
+from repro.saliency.teacher import percentile_mask, random_saliency, resize_saliency
 
 MaskSource = Callable[..., Tensor]
 SOURCES: dict[str, MaskSource] = {}
@@ -27,6 +31,41 @@ def register_source(name: str) -> Callable[[MaskSource], MaskSource]:
 def ground_truth(gt: Tensor, **_: Any) -> Tensor:
     """The tag boxes themselves: get_mask of 1 - box at tau = 0.01 is exactly the box (§4.1)."""
     return gt.bool()
+
+
+CHUNK = 256  # images per get_mask call: bounds the float32 copies of a large saliency file
+
+
+@register_source("teacher")
+def teacher(gt: Tensor, runs_dir: Path, saliency: str, tau: float, tau_mode: str = "percentile",
+            **_: Any) -> Tensor:
+    """get_mask of a teacher's saliency at `tau` (§5.3): `saliency` is a float16 (N, H, W) .npy file under
+    the runs dir, precomputed once per teacher on these training rows in this order (repro.papers.tap_teachers);
+    it is resized to the training resolution when they differ."""
+    path = Path(runs_dir) / saliency
+    if not path.exists():
+        raise FileNotFoundError(
+            f"teacher saliency {path} is missing: it is computed when the teacher run is done, by planning the "
+            "TAP figure that uses it again (`repro tap figure9` or `figure8` with the same --runs-dir and profile).")
+    s = np.load(path, mmap_mode="r")
+    if s.ndim != 3 or len(s) != len(gt):
+        raise ValueError(f"teacher saliency {path} has shape {s.shape}, expected ({len(gt)}, H, W) for the "
+                         f"{len(gt)} training rows; delete it so that it is recomputed for this training set.")
+    size = tuple(gt.shape[-2:])
+    parts = [percentile_mask(resize_saliency(torch.from_numpy(np.array(s[i:i + CHUNK])), size), tau, tau_mode)
+             for i in range(0, len(s), CHUNK)]
+    return torch.cat(parts).unsqueeze(1).to(gt.device)
+
+
+@register_source("random")
+def random_mask(gt: Tensor, seed: int, tau: float, channels: int = 3, **_: Any) -> Tensor:
+    """"rnd" (§5.5): get_mask of E ~ N(0, 1) with the input's channels, drawn from a CPU generator seeded with
+    the run seed; per image a random tau-fraction of the pixels."""
+    gen = torch.Generator().manual_seed(seed)
+    n, _, h, w = gt.shape
+    parts = [percentile_mask(random_saliency((min(CHUNK, n - i), channels, h, w), gen).abs().sum(1), tau)
+             for i in range(0, n, CHUNK)]
+    return (torch.cat(parts) if parts else torch.zeros(0, h, w, dtype=torch.bool)).unsqueeze(1).to(gt.device)
 
 
 def training_mask(spec: dict[str, Any], gt: Tensor, seed: int, runs_dir: Path) -> Tensor:

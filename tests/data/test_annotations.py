@@ -1,0 +1,65 @@
+"""Annotation sources of the TAP penalties: ground truth, teacher saliency files and seeded random masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repro.data.annotations import training_mask
+
+
+def _gt(n: int = 3, size: int = 32) -> torch.Tensor:
+    gt = torch.zeros(n, 1, size, size)
+    gt[:, :, :4, :8] = 1
+    return gt
+
+
+def test_gt_source_is_the_box(tmp_path):
+    gt = _gt()
+    assert torch.equal(training_mask({"source": "gt"}, gt, 0, tmp_path), gt.bool())
+
+
+def test_random_source_is_seeded_and_covers_tau(tmp_path):
+    gt = _gt(4)
+    a = training_mask({"source": "random", "tau": 0.1}, gt, 0, tmp_path)
+    assert a.dtype == torch.bool and a.shape == gt.shape
+    assert torch.equal(a, training_mask({"source": "random", "tau": 0.1}, gt, 0, tmp_path))
+    assert not torch.equal(a, training_mask({"source": "random", "tau": 0.1}, gt, 1, tmp_path))
+    frac = a.float().mean((1, 2, 3))
+    assert torch.allclose(frac, torch.full_like(frac, 0.1), atol=1 / 1024)
+
+
+def test_teacher_source_thresholds_the_stored_saliency(tmp_path):
+    """Low saliency on the tag box: at tau below the box area the mask lies inside the box; at the
+    box area exactly it is the box."""
+    gt = _gt()
+    saliency = np.where(gt[:, 0].numpy() > 0, 0.01, 1.0) + np.random.default_rng(0).random((3, 32, 32)) * 1e-3
+    (tmp_path / "t").mkdir()
+    np.save(tmp_path / "t" / "s.npy", saliency.astype(np.float16))
+    spec = {"source": "teacher", "saliency": "t/s.npy"}
+    small = training_mask({**spec, "tau": 0.02}, gt, 0, tmp_path)
+    assert small.shape == gt.shape and small.dtype == torch.bool
+    assert (small & ~gt.bool()).sum() == 0 and small.sum() > 0
+    exact = training_mask({**spec, "tau": 31.5 / 1024}, gt, 0, tmp_path)  # 32 of 1024 px, the box
+    assert torch.equal(exact, gt.bool())
+
+
+def test_teacher_saliency_is_resized_to_the_training_resolution(tmp_path):
+    """Saliency stored at 64 px, training at 32 px (a downscaling profile): same box, same mask."""
+    gt = _gt()
+    big = torch.nn.functional.interpolate(gt, scale_factor=2, mode="nearest")[:, 0].numpy()
+    np.save(tmp_path / "s.npy", np.where(big > 0, 0.0, 1.0).astype(np.float16))
+    mask = training_mask({"source": "teacher", "saliency": "s.npy", "tau": 0.01}, gt, 0, tmp_path)
+    assert (mask & ~gt.bool()).sum() == 0 and mask.sum() >= 0.01 * 32 * 32 * 3
+
+
+def test_teacher_source_errors_name_the_problem(tmp_path):
+    gt = _gt()
+    with pytest.raises(FileNotFoundError, match="figure9"):
+        training_mask({"source": "teacher", "saliency": "nope.npy", "tau": 0.01}, gt, 0, tmp_path)
+    np.save(tmp_path / "s.npy", np.zeros((2, 32, 32), np.float16))
+    with pytest.raises(ValueError, match="3 training rows"):
+        training_mask({"source": "teacher", "saliency": "s.npy", "tau": 0.01}, gt, 0, tmp_path)
+    with pytest.raises(KeyError, match="unknown annotation source"):
+        training_mask({"source": "oracle"}, gt, 0, tmp_path)
