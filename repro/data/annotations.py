@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from repro.saliency.teacher import percentile_mask, random_saliency, resize_saliency
+from repro.saliency.teacher import percentile_mask, random_saliency
 
 MaskSource = Callable[..., Tensor]
 SOURCES: dict[str, MaskSource] = {}
@@ -39,9 +40,11 @@ CHUNK = 256  # images per get_mask call: bounds the float32 copies of a large sa
 @register_source("teacher")
 def teacher(gt: Tensor, runs_dir: Path, saliency: str, tau: float, tau_mode: str = "percentile",
             **_: Any) -> Tensor:
-    """get_mask of a teacher's saliency at `tau` (§5.3): `saliency` is a float16 (N, H, W) .npy file under
-    the runs dir, precomputed once per teacher on these training rows in this order (repro.papers.tap_teachers);
-    it is resized to the training resolution when they differ."""
+    """get_mask of a teacher's saliency at `tau` (§5.3): `saliency` is a float16 (N, h, w) .npy file under
+    the runs dir, precomputed once per teacher on these training rows in this order, at the resolution the
+    teacher and the students train at (repro.papers.tap_teachers). The mask is taken at that resolution and
+    nearest-upsampled to the boxes' resolution, so the loader's max-pool back to it restores it exactly
+    (for sizes dividing 224)."""
     path = Path(runs_dir) / saliency
     if not path.exists():
         raise FileNotFoundError(
@@ -51,21 +54,30 @@ def teacher(gt: Tensor, runs_dir: Path, saliency: str, tau: float, tau_mode: str
     if s.ndim != 3 or len(s) != len(gt):
         raise ValueError(f"teacher saliency {path} has shape {s.shape}, expected ({len(gt)}, H, W) for the "
                          f"{len(gt)} training rows; delete it so that it is recomputed for this training set.")
-    size = tuple(gt.shape[-2:])
-    parts = [percentile_mask(resize_saliency(torch.from_numpy(np.array(s[i:i + CHUNK])), size), tau, tau_mode)
+    parts = [upsample_mask(percentile_mask(torch.from_numpy(np.array(s[i:i + CHUNK])), tau, tau_mode), gt)
              for i in range(0, len(s), CHUNK)]
-    return torch.cat(parts).unsqueeze(1).to(gt.device)
+    return torch.cat(parts).to(gt.device)
 
 
 @register_source("random")
-def random_mask(gt: Tensor, seed: int, tau: float, channels: int = 3, **_: Any) -> Tensor:
-    """"rnd" (§5.5): get_mask of E ~ N(0, 1) with the input's channels, drawn from a CPU generator seeded with
-    the run seed; per image a random tau-fraction of the pixels."""
+def random_mask(gt: Tensor, seed: int, tau: float, channels: int = 3, size: int | None = None,
+                **_: Any) -> Tensor:
+    """"rnd" (§5.5): get_mask of E ~ N(0, 1) with the input's channels, at the training resolution `size`
+    (default: the boxes'), drawn from a CPU generator seeded with the run seed; per image a random
+    tau-fraction of the pixels."""
     gen = torch.Generator().manual_seed(seed)
     n, _, h, w = gt.shape
-    parts = [percentile_mask(random_saliency((min(CHUNK, n - i), channels, h, w), gen).abs().sum(1), tau)
-             for i in range(0, n, CHUNK)]
-    return (torch.cat(parts) if parts else torch.zeros(0, h, w, dtype=torch.bool)).unsqueeze(1).to(gt.device)
+    h, w = (size, size) if size else (h, w)
+    parts = [upsample_mask(percentile_mask(random_saliency((min(CHUNK, n - i), channels, h, w), gen).abs().sum(1),
+                                           tau), gt) for i in range(0, n, CHUNK)]
+    return torch.cat(parts).to(gt.device) if parts else torch.zeros_like(gt, dtype=torch.bool)
+
+
+def upsample_mask(mask: Tensor, gt: Tensor) -> Tensor:
+    """(n, h, w) bool -> (n, 1, H, W) at the boxes' resolution (nearest)."""
+    if tuple(mask.shape[-2:]) == tuple(gt.shape[-2:]):
+        return mask.unsqueeze(1)
+    return F.interpolate(mask.unsqueeze(1).float(), size=tuple(gt.shape[-2:]), mode="nearest").bool()
 
 
 def training_mask(spec: dict[str, Any], gt: Tensor, seed: int, runs_dir: Path) -> Tensor:

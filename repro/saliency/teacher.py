@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 QUANTILE_LIMIT = 2 ** 24  # torch.quantile refuses larger inputs
@@ -53,13 +52,6 @@ def percentile_mask(saliency: Tensor, tau: float, tau_mode: str = "percentile") 
             lo, hi = s.amin(1, keepdim=True), s.amax(1, keepdim=True)
             parts.append((s - lo) / (hi - lo).clamp_min(torch.finfo(s.dtype).tiny) < tau)
     return torch.cat(parts).reshape(n, h, w) if parts else torch.zeros(0, h, w, dtype=torch.bool)
-
-
-def resize_saliency(saliency: Tensor, size: tuple[int, int]) -> Tensor:
-    """Saliency (N, H, W) bilinearly resized to `size` (a profile that trains on downscaled images)."""
-    if tuple(saliency.shape[-2:]) == tuple(size):
-        return saliency
-    return F.interpolate(saliency.float().unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
 
 
 def random_saliency(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from repro.data.annotations import training_mask
+from repro.saliency.teacher import percentile_mask
 
 
 def _gt(n: int = 3, size: int = 32) -> torch.Tensor:
@@ -45,13 +47,20 @@ def test_teacher_source_thresholds_the_stored_saliency(tmp_path):
     assert torch.equal(exact, gt.bool())
 
 
-def test_teacher_saliency_is_resized_to_the_training_resolution(tmp_path):
-    """Saliency stored at 64 px, training at 32 px (a downscaling profile): same box, same mask."""
+def test_masks_at_a_downscaled_training_resolution_survive_the_loaders_max_pool(tmp_path):
+    """Saliency at 16 px (a profile training at 16 px), boxes at 32 px: the source's mask, max-pooled back to
+    16 px as the loader does, is get_mask at 16 px; the random source at size 16 likewise covers tau there."""
     gt = _gt()
-    big = torch.nn.functional.interpolate(gt, scale_factor=2, mode="nearest")[:, 0].numpy()
-    np.save(tmp_path / "s.npy", np.where(big > 0, 0.0, 1.0).astype(np.float16))
-    mask = training_mask({"source": "teacher", "saliency": "s.npy", "tau": 0.01}, gt, 0, tmp_path)
-    assert (mask & ~gt.bool()).sum() == 0 and mask.sum() >= 0.01 * 32 * 32 * 3
+    small_gt = F.adaptive_max_pool2d(gt, 16)[:, 0]
+    saliency = torch.where(small_gt > 0, 0.0, 1.0) + torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    np.save(tmp_path / "s.npy", saliency.numpy().astype(np.float16))
+    mask = training_mask({"source": "teacher", "saliency": "s.npy", "tau": 0.02}, gt, 0, tmp_path)
+    assert mask.shape == gt.shape and (mask & ~gt.bool()).sum() == 0
+    pooled = F.adaptive_max_pool2d(mask.float(), 16)[:, 0].bool()
+    assert torch.equal(pooled, percentile_mask(saliency.half(), 0.02))
+    rnd = training_mask({"source": "random", "tau": 0.25, "size": 16}, gt, 0, tmp_path)
+    frac = F.adaptive_max_pool2d(rnd.float(), 16).mean((1, 2, 3))
+    assert torch.allclose(frac, torch.full_like(frac, 0.25), atol=1 / 256)
 
 
 def test_teacher_source_errors_name_the_problem(tmp_path):
