@@ -14,6 +14,7 @@ import torch
 from repro.data.registry import TrainData, register_dataset
 
 MEAN, STD = 0.1307, 0.3081  # the code's MNIST normalisation (§2.1 loader)
+LIMIT_SEED = 0  # the same training subset for every run of a reduced profile
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:
@@ -32,15 +33,16 @@ def build_decoy_mnist(seed: int, device: torch.device, prepared: Path, variant: 
     """Train on the contaminated (`variant="contaminated"`) or clean (`"clean"`, Base) training split;
     evaluate on the permuted val (`valid`), the permuted test (`test`) and the correlated test (`test_cor`).
     The training mask marks the patch (1 = penalised region); the clean variant has none. `train_limit`
-    and `eval_limit` keep the first N training / evaluation images (smoke profile)."""
+    and `eval_limit` keep a seeded subset of N training images / the first N evaluation images (reduced profiles)."""
     decoy = np.load(prepared / "decoyed_mnist.npz")
     train = decoy if variant == "contaminated" else np.load(prepared / "original_mnist.npz")
     x = _images(train, "train_images")
     y = torch.from_numpy(train["train_labels"].astype(np.int64))
     mask = (_images(decoy, "decoy_positions_train").float() if variant == "contaminated"
             else torch.zeros_like(x, dtype=torch.float32))
-    if train_limit:
-        x, y, mask = x[:train_limit], y[:train_limit], mask[:train_limit]
+    if train_limit:  # a seeded subset in index order: the 5k subset's rows are sorted by class
+        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(LIMIT_SEED))[:train_limit].sort().values
+        x, y, mask = x[keep], y[keep], mask[keep]
     evals = {name: (_images(decoy, f"{key}_images")[:eval_limit],
                     torch.from_numpy(decoy[f"{key}_labels"][:eval_limit].astype(np.int64)))
              for name, key in (("valid", "val"), ("test", "test"), ("test_cor", "test_cor"))}
