@@ -66,14 +66,15 @@ class Best:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics: tuple[str, ...],
-             transform: Callable[[Tensor], Tensor] | None = None) -> dict[str, dict[str, float]]:
-    """The named metrics on every evaluation split, in eval mode, in chunks."""
+             transform: Callable[[Tensor], Tensor] | None = None,
+             options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, float]]:
+    """The named metrics (with their `options`) on every evaluation split, in eval mode, in chunks."""
     model.eval()
     prep = transform or (lambda t: t)
     out = {}
     for name, (x, y) in evals.items():
         logits = torch.cat([model(prep(x[i:i + EVAL_CHUNK]))[0] for i in range(0, len(x), EVAL_CHUNK)])
-        out[name] = compute(metrics, logits, y)
+        out[name] = compute(metrics, logits, y, options)
     model.train()
     return out
 
@@ -97,6 +98,14 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
     if not all(math.isfinite(v) for v in means.values()):
         raise NonFiniteLoss(f"non-finite training loss: {means}")
     return means
+
+
+def metric_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Per-metric options of a run: its `metric_args`, and the CE class weights for the `ce` metric (D-13)."""
+    options = {k: dict(v) for k, v in cfg.method_args.get("metric_args", {}).items()}
+    if cfg.method_args.get("ce_weight") is not None:
+        options.setdefault("ce", {})["weight"] = cfg.method_args["ce_weight"]
+    return options
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -207,18 +216,20 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
     emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
     t_run, t_ckpt = time.perf_counter(), time.monotonic()
     metrics = None
+    options = metric_options(cfg)
     with open(record.path("metrics.jsonl"), "a") as log:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             losses = train_epoch(model, objective, opt, data, cfg.batch_size, gen)
             every = best.split or "valid"
-            metrics = evaluate(model, {k: v for k, v in data.evals.items() if k == every}, cfg.metrics, data.transform)
+            metrics = evaluate(model, {k: v for k, v in data.evals.items() if k == every}, cfg.metrics, data.transform,
+                               options)
             last = epoch == cfg.epochs - 1
             selected = best.selects(metrics, last)
             if last or selected:
                 # The other splits only matter at a selected epoch and at the end: the code's lazy test (§8.3).
                 metrics |= evaluate(model, {k: v for k, v in data.evals.items() if k not in metrics},
-                                    cfg.metrics, data.transform)
+                                    cfg.metrics, data.transform, options)
             if selected:
                 best.update(epoch, metrics, model)
             rec = {"key": record.key, "epoch": epoch, **losses,
@@ -233,7 +244,7 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
     torch.save(best.state, record.path("best.pt"))
     torch.save(model.state_dict(), record.path("final.pt"))
     result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection,
-              "best": best.metrics, "final": metrics or evaluate(model, data.evals, cfg.metrics, data.transform),
+              "best": best.metrics, "final": metrics or evaluate(model, data.evals, cfg.metrics, data.transform, options),
               "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t_run, 2),
               "device": device_name(device)}
     atomic_write_json(record.path("result.json"), result)

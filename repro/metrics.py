@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from torch import Tensor
 
-METRICS: dict[str, Callable[[Tensor, Tensor], float]] = {}
+Metric = Callable[..., float]  # (logits, y, **options) -> value
+METRICS: dict[str, Metric] = {}
+CODE_BATCH = 32  # the evaluation batch of the TAP code's evaluate.py (spec §7, D-15)
 
 
-def register_metric(name: str) -> Callable[[Callable[[Tensor, Tensor], float]], Callable[[Tensor, Tensor], float]]:
-    def deco(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor, Tensor], float]:
+def register_metric(name: str) -> Callable[[Metric], Metric]:
+    def deco(fn: Metric) -> Metric:
         METRICS[name] = fn
         return fn
 
@@ -48,24 +50,60 @@ def f1(logits: Tensor, y: Tensor) -> float:
     return binary_f1(logits.argmax(1), y)
 
 
+def batch_mean(fn: Callable[[Tensor, Tensor], float], logits: Tensor, y: Tensor, batch: int) -> float:
+    """`fn` on consecutive batches of `batch` rows, averaged unweighted (the last partial batch counts fully)."""
+    values = [fn(logits[i:i + batch], y[i:i + batch]) for i in range(0, len(y), batch)]
+    return sum(values) / len(values)
+
+
+def code_f1_batch(logits: Tensor, y: Tensor) -> float:
+    """torchmetrics' binary F1 on the class-1 logit alone: a sigmoid unless every value is in [0, 1], then > 0.5."""
+    score = logits[:, 1]
+    if ((score < 0) | (score > 1)).any():
+        score = score.sigmoid()
+    return binary_f1((score > 0.5).long(), y)
+
+
+@register_metric("f1_code")
+def f1_code(logits: Tensor, y: Tensor) -> float:
+    """The TAP code's F1 (D-15, D-16): `code_f1_batch` per batch of 32, averaged over batches."""
+    return batch_mean(code_f1_batch, logits, y, CODE_BATCH)
+
+
 @register_metric("mae")
 def mae(logits: Tensor, y: Tensor) -> float:
     """Mean absolute error of the argmax class as an ordinal grade (TAP: KNEE KL grade)."""
     return (logits.argmax(1) - y).abs().float().mean().item()
 
 
+@register_metric("mae_code")
+def mae_code(logits: Tensor, y: Tensor) -> float:
+    """The TAP code's MAE (D-15): per batch of 32, averaged over batches."""
+    return batch_mean(mae, logits, y, CODE_BATCH)
+
+
 @register_metric("ce")
-def cross_entropy(logits: Tensor, y: Tensor) -> float:
-    """Mean cross-entropy over the split (TAP selects lambda by it on the permuted val split)."""
+def cross_entropy(logits: Tensor, y: Tensor, weight: list[float] | None = None, batch: int | None = None) -> float:
+    """Cross-entropy over the split (TAP selects lambda by it on the permuted val split). `weight`: class
+    weights, PyTorch's weighted mean (PNEU, D-13); `batch`: the mean over batches of that size of the per-batch
+    mean, as the code's val loss (§6); without it, the mean over the split."""
+    import torch
     import torch.nn.functional as F
 
-    return F.cross_entropy(logits, y).item()
+    w = None if weight is None else torch.tensor(weight, dtype=logits.dtype, device=logits.device)
+
+    def ce(lg: Tensor, t: Tensor) -> float:
+        return F.cross_entropy(lg, t, weight=w).item()
+
+    return batch_mean(ce, logits, y, batch) if batch else ce(logits, y)
 
 
-def compute(names: tuple[str, ...] | list[str], logits: Tensor, y: Tensor) -> dict[str, float]:
-    """Every named metric on one split."""
+def compute(names: tuple[str, ...] | list[str], logits: Tensor, y: Tensor,
+            options: dict[str, dict[str, Any]] | None = None) -> dict[str, float]:
+    """Every named metric on one split; `options` holds keyword arguments per metric name."""
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise KeyError(f"unknown metric {', '.join(unknown)}; known: {', '.join(sorted(METRICS))}")
     logits = logits.float()
-    return {n: METRICS[n](logits, y) for n in names}
+    options = options or {}
+    return {n: METRICS[n](logits, y, **options.get(n, {})) for n in names}

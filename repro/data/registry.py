@@ -45,7 +45,7 @@ def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.devi
                   prepared_root: Path) -> TrainData:
     """Build dataset `name` with the run's data settings; `seed` is the run seed. A `prepared` setting is
     a folder relative to `prepared_root` (derived data made by `repro data prepare`)."""
-    from repro.data import decoy_mnist, synthetic  # noqa: F401  (registers)
+    from repro.data import decoy_mnist, synthetic, tagged_xray  # noqa: F401  (registers)
 
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")

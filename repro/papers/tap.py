@@ -8,6 +8,7 @@ that selects each method's lambda by the final-epoch cross-entropy on the permut
 
 from __future__ import annotations
 
+import importlib
 import json
 from functools import partial
 from itertools import product
@@ -27,6 +28,8 @@ SWITCHES = (
            "TAP mask: chained maxpool+avgpool per layer (code) or from the input mask for every layer (paper Eq. 7)"),
     Switch("D-9", "rbr_influence", "code", "full", "code",
            "RBR influence function: the code's call order (first-conv path only) or the full input derivative"),
+    Switch("D-10", "student_set", "full", "remainder", "remainder",
+           "Teacher-student: the student trains on the train rows its teacher did not see (paper) or on all (code)"),
 )
 
 # Decoy MNIST, two-layer CNN (spec §6); each value with its source.
@@ -103,21 +106,29 @@ def mnist_run(ctx: Context, method: str, seed: int, lam: float | None) -> Planne
     return PlannedRun(label, {"dataset": "mnist", "method": method, "seed": seed, "lambda": lam}, config)
 
 
-def plan_sweep(ctx: Context) -> list[PlannedRun]:
-    """Seed-0 runs of RRR, RBR and TAP over the lambda grid (§6)."""
+def mnist_sweep(ctx: Context) -> list[PlannedRun]:
+    """Seed-0 decoy MNIST runs of RRR, RBR and TAP over the lambda grid (§6)."""
     grid = setting(ctx, "grid")
     return [mnist_run(ctx, m, s, lam) for m in PENALTY for lam in grid[PENALTY[m]]
             for s in range(MNIST["sweep_seeds"])]
 
 
-def chosen_lambdas(ctx: Context) -> dict[str, float | None]:
-    """Per method, the lambda with the lowest final-epoch permuted-val CE; None until its sweep is done."""
+def plan_sweep(ctx: Context) -> list[PlannedRun]:
+    """Every lambda sweep (T1): decoy MNIST, then PNEU and KNEE where they are prepared for training."""
+    xray = importlib.import_module(XRAY)
+    return mnist_sweep(ctx) + [run for dataset in xray.SETTINGS if xray.trainable(ctx, dataset)
+                               for run in xray.plan_xray_sweep(ctx, dataset)]
+
+
+def pick_lambdas(ctx: Context, sweep: list[PlannedRun]) -> dict[str, float | None]:
+    """Per penalty method, the lambda of `sweep` with the lowest final-epoch permuted-val CE; None until all
+    of that method's sweep runs are done."""
     from repro.runs.store import RunStore
 
     store = RunStore(ctx.runs_dir)
     best: dict[str, tuple[float, float] | None] = {m: None for m in PENALTY}
     done = {m: True for m in PENALTY}
-    for run in plan_sweep(ctx):
+    for run in sweep:
         rec = store.record(run.config)
         method = run.cell["method"]
         if not rec.path("done").exists():
@@ -129,11 +140,27 @@ def chosen_lambdas(ctx: Context) -> dict[str, float | None]:
     return {m: best[m][1] if done[m] and best[m] else None for m in PENALTY}
 
 
+def chosen_lambdas(ctx: Context) -> dict[str, float | None]:
+    """Decoy MNIST: per method, the lambda with the lowest final-epoch permuted-val CE (`pick_lambdas`)."""
+    return pick_lambdas(ctx, mnist_sweep(ctx))
+
+
+def all_chosen_lambdas(ctx: Context) -> dict[tuple[str, str], dict[str, float | None]]:
+    """The chosen lambdas of every sweep in `plan_sweep`, by (dataset, arch)."""
+    xray = importlib.import_module(XRAY)
+    chosen = {("mnist", MNIST["model"]): chosen_lambdas(ctx)}
+    for dataset in xray.SETTINGS:
+        if xray.trainable(ctx, dataset):
+            for arch in xray.setting(ctx, dataset, "archs"):
+                chosen[dataset, arch] = xray.chosen_xray_lambdas(ctx, dataset, arch)
+    return chosen
+
+
 def plan_figure5(ctx: Context) -> list[PlannedRun]:
     """The sweep, then every method x seed once its lambda is chosen."""
     lams = chosen_lambdas(ctx)
     seeds = ctx.seeds or setting(ctx, "seeds")
-    runs = plan_sweep(ctx)
+    runs = mnist_sweep(ctx)
     for method, seed in product(METHODS, range(seeds)):
         if method not in PENALTY:
             runs.append(mnist_run(ctx, method, seed, None))
