@@ -124,7 +124,8 @@ def figure4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
                 note = (NOT_PREPARED.format(folder=folder, inputs=INPUTS[dataset]) if not prepared
                         else f"no {' or '.join(SPLITS[row])} split prepared in {folder}")
                 info[row] = note
-                ax_row[0].text(0.02, 0.5, textwrap.fill(note, 110), transform=ax_row[0].transAxes, fontsize=7, va="center")
+                ax_row[0].text(0.02, 0.5, textwrap.fill(note, 110), transform=ax_row[0].transAxes, fontsize=7,
+                               va="center")
                 continue
             boxes = np.array([box_of(m) for m in ex.masks], dtype=np.int64).reshape(-1, 4)
             for ax, img, box, caption in zip(ax_row, ex.images, boxes, ex.captions):
@@ -144,3 +145,99 @@ def figure4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         selection="first image of each shown label in the split's row order", shown_labels=SHOWN,
         boxes="(top, left, height, width) bounding box of each image's ground-truth mask")
     return [save_figure(fig, output_path(ctx, "figure4", "figure"), prov, arrays)]
+
+
+MAP_COLUMNS = ("ig", "act1", "act2", "act3", "act4")
+MAP_TITLES = {"ig": "IG |d sum log softmax / dx|",
+              **{f"act{i}": f"Act {i} (stage {i} channel sum)" for i in range(1, 5)}}
+
+
+def _permuted_test_images(folder: Path, indices: tuple[int, ...], size: int | None) -> tuple[Any, Any, pd.DataFrame]:
+    """Rows `indices` of the prepared permuted PNEU test set: uint8 images (k, 1, H, W) and bool GT masks
+    (k, 1, H, W) as the loader gives them at `size`, and their CSV rows."""
+    import torch
+    from PIL import Image
+
+    from repro.data.tagged_xray import _resize
+
+    rows = pd.read_csv(folder / "text" / "test.csv")
+    if max(indices) >= len(rows):
+        raise ValueError(f"Figure 1 shows rows {list(indices)} of the permuted PNEU test set, but {folder} has only "
+                         f"{len(rows)}: prepare PNEU from the full chest_xray test split (`repro data prepare tap "
+                         f"--data-root DIR` into a fresh --runs-dir).")
+    rows = rows.iloc[list(indices)].reset_index(drop=True)
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(folder / p).convert("L")) for p in rows["img_path"]]))
+    masks = torch.from_numpy(np.load(folder / "text" / "test_masks.npy", mmap_mode="r")[list(indices)].copy())
+    x, masks = _resize(x.unsqueeze(1), masks.unsqueeze(1).bool(), size)
+    return x, masks, rows
+
+
+def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Rows: each shown image through the final RRR, RBR and TAP models; columns: the input with its GT box,
+    IG and Act 1-4. Per image, a column shares one colour scale across the three methods."""
+    from repro.data.tagged_xray import STATS, normalise
+    from repro.engine import load_weights
+    from repro.papers import tap_figure1 as fig1
+    from repro.papers.tap_xray import prepared_folder, setting
+    from repro.report.artefacts import done_records
+    from repro.saliency.tap_maps import stage_maps
+    from repro.seeding import resolve_device
+
+    device = resolve_device(ctx.device)
+    lams = fig1.figure1_lambdas(ctx)
+    size = setting(ctx, fig1.DATASET, "image_size")
+    x, masks, rows = _permuted_test_images(prepared_folder(ctx, fig1.DATASET), fig1.IMAGES, size)
+    inputs = normalise(x.to(device), *STATS[fig1.DATASET])
+    records = {r.cell["method"]: rec for r, rec in done_records(runs, store)
+               if r.cell["seed"] == fig1.SEED and r.cell["lambda"] == lams.get(r.cell["method"])}
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    for method in fig1.METHODS:
+        if method in records:
+            model = load_weights(records[method], "final", device)
+            maps[method] = {k: v.float().cpu().numpy() for k, v in stage_maps(model, inputs).items()}
+    images, boxes = x[:, 0].numpy(), [box_of(m) for m in masks[:, 0].numpy()]
+    lo = {c: np.array([min([maps[m][c][i].min() for m in maps], default=0.0) for i in range(len(images))])
+          for c in MAP_COLUMNS}
+    hi = {c: np.array([max([maps[m][c][i].max() for m in maps], default=1.0) for i in range(len(images))])
+          for c in MAP_COLUMNS}
+    n_methods, cols = len(fig1.METHODS), 1 + len(MAP_COLUMNS)
+    fig, axes = new_figure(len(images) * n_methods, cols, (2.0 * cols, 2.0 * len(images) * n_methods))
+    for i, (img, box) in enumerate(zip(images, boxes)):
+        names = f"#{fig1.IMAGES[i]} {CLASS_NAMES['pneu'][rows['label'][i]]}, tag {rows['tag'][i]}"
+        for j, method in enumerate(fig1.METHODS):
+            ax_row = axes[i * n_methods + j]
+            for ax in ax_row:
+                ax.set_xticks([])
+                ax.set_yticks([])
+            lam = lams.get(method)
+            ax_row[0].imshow(img, cmap="gray", vmin=0, vmax=255)
+            outline_box(ax_row[0], box)
+            ax_row[0].set_ylabel(f"{names}\n{method}" + (f" λ={lam:g}" if lam is not None else ""), fontsize=7)
+            if method not in maps:
+                ax_row[1].text(0.05, 0.5, "no done run" + (" (sweep not done)" if lam is None else ""),
+                               transform=ax_row[1].transAxes, fontsize=7)
+            for c, column in enumerate(MAP_COLUMNS, 1):
+                if method in maps:
+                    ax_row[c].imshow(maps[method][column][i], cmap="jet", vmin=lo[column][i], vmax=hi[column][i])
+                    outline_box(ax_row[c], box, color="white")
+                if j == 0:
+                    scale = f"{lo[column][i]:.3g} to {hi[column][i]:.3g}"
+                    ax_row[c].set_title(f"{MAP_TITLES[column]}\n{scale}", fontsize=7)
+        axes[i * n_methods][0].set_title("input (permuted test)", fontsize=7)
+    fig.suptitle(f"PNEU, ResNet-18, final weights, seed {fig1.SEED}: input gradients and stage activations "
+                 f"({ctx.profile} profile; white/red: ground-truth tag box)", fontsize=10)
+    fig.subplots_adjust(top=0.95, hspace=0.3, wspace=0.05)
+    arrays = {"images": images, "masks": masks[:, 0].numpy(), "indices": np.array(fig1.IMAGES),
+              "boxes": np.array(boxes), **{f"vmin_{c}": lo[c] for c in MAP_COLUMNS},
+              **{f"vmax_{c}": hi[c] for c in MAP_COLUMNS},
+              **{f"{m}_{c}": v for m, per in maps.items() for c, v in per.items()}}
+    prov = artefact_provenance(
+        ctx, "figure1", runs, store, lambdas=lams, weights="final", image_size=size or 224,
+        shown_runs={m: rec.key for m, rec in records.items()},
+        missing_methods=[m for m in fig1.METHODS if m not in maps],
+        images={"split": "text/test (permuted)", "indices": list(fig1.IMAGES), "labels": rows["label"].tolist(),
+                "tags": rows["tag"].tolist()},
+        maps={"ig": "|d/dx sum_k log_softmax(f(x))_k| summed over the 3 input channels, eval mode",
+              "act": "channel sum of each ResNet-18 stage output (layer1..layer4), nearest-upsampled to the input",
+              "colour_scale": "per image and column, shared by the three methods (vmin/vmax in the npz)"})
+    return [save_figure(fig, output_path(ctx, "figure1", "figure"), prov, arrays)]

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from repro.data.tap_prepare import prepare_decoy_mnist, prepare_pneu
+from repro.models import build_model
 from repro.papers import get_paper
+from repro.papers.tap_figure1 import plan_figure1
 from repro.report.figures import new_figure
-from repro.report.tap_maps import box_of, figure4, outline_box
-from repro.runs.store import RunStore
+from repro.report.tap_maps import box_of, figure1, figure4, outline_box
+from repro.runs.store import RunStore, atomic_write_json
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
@@ -86,3 +89,35 @@ def test_figure4_shows_pneu_tags_swapped_between_correlated_and_permuted(prepare
         changed = np.argwhere(img != plain)  # the drawn tag lies inside the outlined box
         assert len(changed) and (changed.min(0) >= (t, l)).all() and (changed.max(0) < (t + h, l + w)).all()
     assert "not prepared" in prov["datasets"]["knee"]["permuted"]
+
+
+def _fake_done(store: RunStore, run, val_ce: float, seed: int) -> None:
+    """A done run with untrained (0-step) weights and the one result field the lambda choice reads."""
+    torch.manual_seed(seed)
+    rec = store.record(run.config)
+    store.init(rec)
+    torch.save(build_model(run.config.model, **run.config.model_args).state_dict(), rec.path("final.pt"))
+    atomic_write_json(rec.path("result.json"), {"final": {"valid": {"ce": val_ce}}, "device": "cpu"})
+    rec.path("done").write_text("")
+
+
+@needs_data
+def test_figure1_on_fake_done_runs_writes_maps_with_one_scale_per_column(prepared, tmp_path):
+    ctx = get_paper("tap").context("smoke", None, "code", {}, tmp_path / "out", None,
+                                   runs_dir=prepared / "both", init="random", device="cpu")
+    store = RunStore(ctx.runs_dir)
+    sweep = plan_figure1(ctx)
+    assert {r.cell["method"] for r in sweep} == {"RRR", "RBR", "TAP"}
+    assert all(r.cell["arch"] == "resnet18" and r.cell["dataset"] == "pneu" and r.cell["seed"] == 0 for r in sweep)
+    for i, run in enumerate(r for r in sweep if r.cell["method"] != "TAP"):  # TAP's sweep is left undone
+        _fake_done(store, run, 0.5, i)
+    runs = plan_figure1(ctx)
+    (png,) = figure1(ctx, runs, store)
+    arrays, prov = dict(np.load(png.with_suffix(".npz"))), json.loads(png.with_suffix(".json").read_text())
+    assert png.stat().st_size > 10_000 and prov["missing_methods"] == ["TAP"] and prov["lambdas"]["TAP"] is None
+    assert arrays["images"].shape == (3, 32, 32) and arrays["indices"].tolist() == [0, 1, 5]
+    for column in ("ig", "act1", "act2", "act3", "act4"):
+        rrr, rbr = arrays[f"RRR_{column}"], arrays[f"RBR_{column}"]
+        assert rrr.shape == (3, 32, 32) and not np.allclose(rrr, rbr)  # two different models
+        assert np.allclose(arrays[f"vmax_{column}"], np.maximum(rrr, rbr).max((1, 2)))
+    assert all(m[t:t + h, l:l + w].all() for m, (t, l, h, w) in zip(arrays["masks"], arrays["boxes"]))
