@@ -59,12 +59,16 @@ def random_saliency(shape: tuple[int, ...], generator: torch.Generator) -> Tenso
     return torch.randn(shape, generator=generator, device=generator.device)
 
 
-def overlap(pred: Tensor, gt: Tensor) -> tuple[float, float]:
-    """(precision, recall) of masks `pred` against `gt` (same shape, first axis = images): per image
-    |P & GT| / |P| and |P & GT| / |GT|, then averaged over the images where the denominator is not 0."""
+def per_image_overlap(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image (first axis) precision |P & GT| / |P| and recall |P & GT| / |GT|; NaN where the
+    denominator is 0 (an empty mask or an image without a tag)."""
     p, g = pred.reshape(len(pred), -1).bool(), gt.reshape(len(gt), -1).bool()
     hit = (p & g).sum(1).double()
-    n_p, n_g = p.sum(1).double(), g.sum(1).double()
-    precision = (hit / n_p)[n_p > 0].mean()
-    recall = (hit / n_g)[n_g > 0].mean()
-    return float(precision), float(recall)
+    return hit / p.sum(1).double(), hit / g.sum(1).double()
+
+
+def overlap(pred: Tensor, gt: Tensor) -> tuple[float, float]:
+    """(precision, recall) of masks `pred` against `gt`, per image then averaged over the images where each
+    is defined (§5, Figure 8 computation)."""
+    precision, recall = per_image_overlap(pred, gt)
+    return float(precision.nanmean()), float(recall.nanmean())
