@@ -79,6 +79,16 @@ def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics:
     return out
 
 
+def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
+               mask: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+    """One optimiser step on one batch (objective, backward, step); the loss and its parts stay on the device."""
+    loss, parts = objective(model, x, y, mask, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, parts
+
+
 def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, data: TrainData,
                 batch_size: int, gen: torch.Generator) -> dict[str, float]:
     """One pass over the training tensors in a seeded random order; returns the mean loss parts."""
@@ -87,10 +97,7 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
     sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=data.y.device))
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
-        loss, parts = objective(model, data.batch(data.x[idx]), data.y[idx], data.mask[idx], gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, parts = train_step(model, objective, opt, data.batch(data.x[idx]), data.y[idx], data.mask[idx], gen)
         sums["loss"] += loss.detach() * len(idx)
         for k, v in parts.items():
             sums[k] += v * len(idx)
