@@ -196,7 +196,8 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
             model = load_weights(records[method], "final", device)
             maps[method] = {k: v.float().cpu().numpy() for k, v in stage_maps(model, inputs).items()}
     images, boxes = x[:, 0].numpy(), [box_of(m) for m in masks[:, 0].numpy()]
-    lo = {c: np.array([min([maps[m][c][i].min() for m in maps], default=0.0) for i in range(len(images))])
+    # From 0 (IG and ResNet-18 stage outputs are >= 0): a min-max scale would blow tiny differences up.
+    lo = {c: np.array([min([0.0] + [maps[m][c][i].min() for m in maps]) for i in range(len(images))])
           for c in MAP_COLUMNS}
     hi = {c: np.array([max([maps[m][c][i].max() for m in maps], default=1.0) for i in range(len(images))])
           for c in MAP_COLUMNS}
