@@ -263,9 +263,11 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
 
 
 def load_weights(record: RunRecord, which: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The model of a done run with its `best` or `final` weights, in eval mode."""
+    """The model of a done run with its `best` or `final` weights, in eval mode (built without pretrained
+    weights, which the run's own replace: no download needed)."""
     cfg = record.config
-    model = build_model(cfg.model, **cfg.model_args)
+    args = {**cfg.model_args, "init": "random"} if "init" in cfg.model_args else cfg.model_args
+    model = build_model(cfg.model, **args)
     model.load_state_dict(torch.load(record.path(f"{which}.pt"), map_location=device, weights_only=True))
     return model.to(device).eval()
 
