@@ -62,9 +62,9 @@ FIGURE8_EXPECTATIONS: dict[str, Callable[[pd.DataFrame], bool | None]] = {
 }
 
 
-def check(expectations: dict[str, Callable[[Any], bool | None]], data: Any, prefix: str = "") -> dict[str, bool | None]:
+def check(expectations: dict[str, Callable[..., bool | None]], prefix: str, *data: Any) -> dict[str, bool | None]:
     """Each statement's rule on `data`: True, False, or None where it cannot be checked (too few values)."""
-    return {f"{prefix}{text}": rule(data) for text, rule in expectations.items()}
+    return {f"{prefix}{text}": rule(*data) for text, rule in expectations.items()}
 
 
 def print_checks(checks: dict[str, bool | None]) -> None:
@@ -140,7 +140,7 @@ def figure8(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     fig, axes = new_figure(max(1, len(names)), 2, (10, 3.6 * max(1, len(names))))
     for row, dataset in enumerate(names):
         part = frame[frame["dataset"] == dataset]
-        checks |= check(FIGURE8_EXPECTATIONS, part, f"{xray.SETTINGS[dataset]['title']}: ")
+        checks |= check(FIGURE8_EXPECTATIONS, f"{xray.SETTINGS[dataset]['title']}: ", part)
         for ax, col in zip(axes[row], ("precision", "recall")):
             for name, g in part.groupby("annotation", sort=False):
                 ax.plot(g["tau"], g[col], marker="o", ls="--" if name == "rnd" else "-",
@@ -189,15 +189,20 @@ def figure9(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         agg["metric_name"] = [xray.SETTINGS[d]["metric"] for d in agg["dataset"]]
     names = list(dict.fromkeys(agg["dataset"])) if len(agg) else []
     fig, axes = new_figure(max(1, len(names)), 2, (12, 3.8 * max(1, len(names))))
+    checks: dict[str, bool | None] = {}
     for row, dataset in enumerate(names):
-        _bars(axes[row], agg[agg["dataset"] == dataset], dataset)
+        part = agg[agg["dataset"] == dataset]
+        _bars(axes[row], part, dataset)
+        checks |= check(FIGURE9_EXPECTATIONS[dataset], f"{xray.SETTINGS[dataset]['title']}: ", part,
+                        teacher_metrics(runs, store, dataset))
     fig.suptitle(f"TAP with teacher, random and ground-truth masks, final epoch ({ctx.profile} profile)")
     arrays = {f"{c}_{s}": agg[f"{c}_{s}"].to_numpy(dtype=float) for c in ("metric", "delta") for s in ("mean", "std")} \
         if len(agg) else {}
     prov = artefact_provenance(ctx, "figure9", runs, store, student_set=ctx.switches["student_set"],
-                               values=agg.to_dict(orient="records") if len(agg) else [])
+                               expectations=checks, values=agg.to_dict(orient="records") if len(agg) else [])
     path = save_figure(fig, output_path(ctx, "figure9", "figure"), prov, arrays)
     csv = write_table(agg, path.with_suffix(".csv"), prov)
+    print_checks(checks)
     return [path, csv, text_table(ctx, runs, store)]
 
 
@@ -216,6 +221,70 @@ def _bars(axes: Any, part: pd.DataFrame, dataset: str) -> None:
         ax.axhline(0, color="black", lw=0.8)
         ax.set_title(f"{xray.SETTINGS[dataset]['title']}: {title}")
     axes[0].legend(fontsize=7)
+
+
+def _teacher_students(agg: pd.DataFrame) -> pd.DataFrame:
+    return agg[~agg["annotation"].isin(["GT", "rnd"])]
+
+
+def _little_sensitivity(agg: pd.DataFrame, _: dict[str, float]) -> bool | None:
+    part = _teacher_students(agg)
+    return None if part.empty else bool((part["delta_mean"] > -0.1).all())
+
+
+def _teachers_alike(agg: pd.DataFrame, _: dict[str, float]) -> bool | None:
+    part = _teacher_students(agg)
+    if part["annotation"].nunique() < 2:
+        return None
+    spread = part.groupby(["arch", "tau"])["metric_mean"].agg(lambda v: v.max() - v.min())
+    return bool((spread < 0.05).all())
+
+
+def _students_beat_teachers(agg: pd.DataFrame, teacher_metric: dict[str, float]) -> bool | None:
+    part = _teacher_students(agg)
+    part = part[part["annotation"].isin(list(teacher_metric))]
+    if part.empty:
+        return None
+    return bool(all(row.metric_mean > teacher_metric[row.annotation] for row in part.itertuples()))
+
+
+def _random_spurious(agg: pd.DataFrame, _: dict[str, float]) -> bool | None:
+    rnd = agg[agg["annotation"] == "rnd"]
+    if rnd["arch"].nunique() < 3:
+        return None
+    return bool((rnd.groupby("arch")["delta_mean"].min() < -0.1).sum() >= 2)
+
+
+def _tau_raises_knee_sensitivity(agg: pd.DataFrame, _: dict[str, float]) -> bool | None:
+    part = _teacher_students(agg)
+    part = part[part["arch"].isin(["vgg16", "densenet121"])].sort_values("tau")
+    if part.empty or part["tau"].nunique() < 2:
+        return None
+    return bool(all(g["delta_mean"].is_monotonic_increasing for _, g in part.groupby(["arch", "annotation"])))
+
+
+# Fig. 9's stated outcome (spec §1.3) on the per-(arch, annotation, tau) means of one dataset; PNEU is F1
+# (Delta <= 0, closer to 0 is better), KNEE MAE (Delta >= 0). Each rule also gets the teachers' clean-test metric.
+FIGURE9_EXPECTATIONS: dict[str, dict[str, Callable[[pd.DataFrame, dict[str, float]], bool | None]]] = {
+    "pneu": {
+        "teacher-masked TAP: little sensitivity (Delta-F1 > -0.1 everywhere)": _little_sensitivity,
+        "the two teachers' students differ very little (F1 within 0.05)": _teachers_alike,
+        "students beat their teachers (F1 on the correlated test above the teacher's clean-test F1)":
+            _students_beat_teachers,
+        "random masks: spurious (Delta-F1 < -0.1) for at least 2 of the 3 architectures": _random_spurious,
+    },
+    "knee": {
+        "VGG-16, DenseNet-121: a larger tau increases Delta-MAE": _tau_raises_knee_sensitivity,
+    },
+}
+
+
+def teacher_metrics(runs: list[PlannedRun], store: RunStore, dataset: str) -> dict[str, float]:
+    """Each done teacher's metric on the clean test set, by its fraction name."""
+    metric = xray.SETTINGS[dataset]["metric"]
+    return {run.cell["teacher"]: rec.result()["final"]["test_clean"][metric]
+            for run, rec in done_records([r for r in runs if r.cell.get("method") == "teacher"
+                                          and r.cell["dataset"] == dataset], store)}
 
 
 TEXT_SPLITS = {"test_clean": "clean test", "test_cor": "correlated test", "test": "permuted test"}  # D-17
