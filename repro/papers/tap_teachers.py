@@ -44,6 +44,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"taus": (0.01, 0.10)},
     "smoke": {"fracs": (0.5, 0.25), "taus": (0.05,), "rnd_taus": (0.05,)},  # tiny preparations: 1% is 0 rows
 }
+
+
 def setting(ctx: Context, name: str) -> Any:
     return PROFILES[ctx.profile].get(name, SETTINGS[name])
 

@@ -72,7 +72,8 @@ def print_checks(checks: dict[str, bool | None]) -> None:
 
     console = Console()
     for text, ok in checks.items():
-        console.print(f"[{'green' if ok else 'red'}]{'holds' if ok else 'does not hold' if ok is False else 'n/a'}[/]: {text}")
+        word = "holds" if ok else "does not hold" if ok is False else "n/a"
+        console.print(f"[{'green' if ok else 'red'}]{word}[/]: {text}")
 
 
 # ---------------------------------------------------------------- mask overlap (Figure 8, text)
@@ -150,8 +151,9 @@ def figure8(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
             ax.legend()
     fig.suptitle(f"Teacher masks vs ground-truth tags, contaminated train split ({ctx.profile} profile)")
     arrays = {c: frame[c].to_numpy(dtype=float) for c in ("frac", "tau", "precision", "recall")}
-    prov = artefact_provenance(ctx, "figure8", runs, store, expectations=checks, tau_mode=teach.setting(ctx, "tau_mode"),
-                               random_seed=RANDOM_SEED, values=frame.to_dict(orient="records"))
+    prov = artefact_provenance(ctx, "figure8", runs, store, expectations=checks,
+                               tau_mode=teach.setting(ctx, "tau_mode"), random_seed=RANDOM_SEED,
+                               values=frame.to_dict(orient="records"))
     path = save_figure(fig, output_path(ctx, "figure8", "figure"), prov, arrays)
     csv = write_table(frame, path.with_suffix(".csv"), prov)
     print_checks(checks)
@@ -214,7 +216,8 @@ def _bars(axes: Any, part: pd.DataFrame, dataset: str) -> None:
     metric = xray.SETTINGS[dataset]["metric"]
     for ax, col, title in zip(axes, ("metric", "delta"), (metric, f"Delta-{metric}")):
         for k, (name, tau) in enumerate(groups):
-            sel = part[(part["annotation"] == name) & (part["tau"].fillna(-1.0) == tau)].set_index("arch").reindex(archs)
+            chosen = (part["annotation"] == name) & (part["tau"].fillna(-1.0) == tau)
+            sel = part[chosen].set_index("arch").reindex(archs)
             ax.bar(np.arange(len(archs)) + (k - (len(groups) - 1) / 2) * width, sel[f"{col}_mean"],
                    width, yerr=sel[f"{col}_std"].fillna(0), capsize=2, label=name if tau < 0 else f"{name} tau={tau:g}")
         ax.set_xticks(np.arange(len(archs)), archs)
