@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from repro.saliency.teacher import percentile_mask, random_saliency
@@ -43,8 +42,7 @@ def teacher(gt: Tensor, runs_dir: Path, saliency: str, tau: float, tau_mode: str
     """get_mask of a teacher's saliency at `tau` (§5.3): `saliency` is a float16 (N, h, w) .npy file under
     the runs dir, precomputed once per teacher on these training rows in this order, at the resolution the
     teacher and the students train at (repro.papers.tap_teachers). The mask is taken at that resolution and
-    nearest-upsampled to the boxes' resolution, so the loader's max-pool back to it restores it exactly
-    (for sizes dividing 224)."""
+    upsampled to the boxes' resolution so that the loader's max-pool back to it restores it exactly."""
     path = Path(runs_dir) / saliency
     if not path.exists():
         raise FileNotFoundError(
@@ -73,11 +71,26 @@ def random_mask(gt: Tensor, seed: int, tau: float, channels: int = 3, size: int 
     return torch.cat(parts).to(gt.device) if parts else torch.zeros_like(gt, dtype=torch.bool)
 
 
+def _containing(big: int, small: int) -> tuple[Tensor, Tensor]:
+    """For each of `big` positions, the first and last of the `small` adaptive-pooling windows containing it."""
+    i = torch.arange(small)
+    starts, ends = (i * big) // small, -((-(i + 1) * big) // small)  # floor, ceil
+    r = torch.arange(big)[:, None]
+    inside = (starts <= r) & (r < ends)
+    return inside.int().argmax(1), small - 1 - inside.flip(1).int().argmax(1)
+
+
 def upsample_mask(mask: Tensor, gt: Tensor) -> Tensor:
-    """(n, h, w) bool -> (n, 1, H, W) at the boxes' resolution (nearest)."""
-    if tuple(mask.shape[-2:]) == tuple(gt.shape[-2:]):
+    """(n, h, w) bool -> (n, 1, H, W) at the boxes' resolution, such that adaptive max-pooling back to (h, w)
+    (the loader's downscaling) gives `mask` again: a pixel is set only if every window containing it is set
+    (nearest upsampling when h, w divide H, W). Exact when H >= 2h and W >= 2w (every window then has a pixel
+    of its own)."""
+    (h, w), (big_h, big_w) = mask.shape[-2:], gt.shape[-2:]
+    if (h, w) == (big_h, big_w):
         return mask.unsqueeze(1)
-    return F.interpolate(mask.unsqueeze(1).float(), size=tuple(gt.shape[-2:]), mode="nearest").bool()
+    (r0, r1), (c0, c1) = _containing(big_h, h), _containing(big_w, w)
+    rows = mask[:, r0] & mask[:, r1]
+    return (rows[:, :, c0] & rows[:, :, c1]).unsqueeze(1)
 
 
 def training_mask(spec: dict[str, Any], gt: Tensor, seed: int, runs_dir: Path) -> Tensor:

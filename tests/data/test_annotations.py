@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repro.data.annotations import training_mask
+from repro.data.annotations import training_mask, upsample_mask
 from repro.saliency.teacher import percentile_mask
 
 
@@ -61,6 +61,15 @@ def test_masks_at_a_downscaled_training_resolution_survive_the_loaders_max_pool(
     rnd = training_mask({"source": "random", "tau": 0.25, "size": 16}, gt, 0, tmp_path)
     frac = F.adaptive_max_pool2d(rnd.float(), 16).mean((1, 2, 3))
     assert torch.allclose(frac, torch.full_like(frac, 0.25), atol=1 / 256)
+
+
+@pytest.mark.parametrize("size", [12, 16])
+def test_upsampled_masks_survive_max_pooling_for_sizes_not_dividing_the_boxes(size):
+    """32 -> 12 px has overlapping pooling windows (as 224 -> 64 in the quick profile): still exact."""
+    mask = torch.rand(8, size, size, generator=torch.Generator().manual_seed(1)) < 0.1
+    up = upsample_mask(mask, _gt(8))
+    assert up.shape == (8, 1, 32, 32)
+    assert torch.equal(F.adaptive_max_pool2d(up.float(), size)[:, 0].bool(), mask)
 
 
 def test_teacher_source_errors_name_the_problem(tmp_path):
