@@ -18,6 +18,7 @@ from repro.papers import tap_xray as xray
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, write_table
+from repro.report.tap_report import print_checks
 from repro.runs.store import RunStore
 from repro.saliency.teacher import per_image_overlap, percentile_mask, random_saliency
 
@@ -63,17 +64,10 @@ FIGURE8_EXPECTATIONS: dict[str, Callable[[pd.DataFrame], bool | None]] = {
 
 
 def check(expectations: dict[str, Callable[..., bool | None]], prefix: str, *data: Any) -> dict[str, bool | None]:
-    """Each statement's rule on `data`: True, False, or None where it cannot be checked (too few values)."""
+    """Each statement's rule on `data`: True, False, or None where it cannot be checked (too few values).
+    Unlike `tap_report.check_expectations` (rules on scalar means), these rules read whole frames: the
+    statements are about trends over tau, teachers and architectures."""
     return {f"{prefix}{text}": rule(*data) for text, rule in expectations.items()}
-
-
-def print_checks(checks: dict[str, bool | None]) -> None:
-    from rich.console import Console
-
-    console = Console()
-    for text, ok in checks.items():
-        word = "holds" if ok else "does not hold" if ok is False else "n/a"
-        console.print(f"[{'green' if ok else 'red'}]{word}[/]: {text}")
 
 
 # ---------------------------------------------------------------- mask overlap (Figure 8, text)
