@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from repro.data.tagged_xray import STATS, normalise
 from repro.engine import train_step
 from repro.methods import build_objective
 from repro.models import build_model
@@ -31,7 +32,6 @@ from repro.seeding import seed_everything
 MODES = ("device", "loader")
 GIB = 2**30  # memory unit: GiB, as nvidia-smi's MiB / 1024
 OOM_GIB = 10.0  # the paper's RTX 3080 has 10 GB (spec §1.1: flag "OOM@10GB" above 10 GiB reserved)
-MEAN, STD = 0.5711, 0.1523  # PNEU loader normalisation, one value for all 3 channels (spec §2.2, D-12)
 TAG = (22, 44)  # tag box rows x columns at 224 px (spec §2.2 ground-truth mask)
 LOADER_WORKERS = 4  # the authors' train loader (spec §6 "Data loading"); 0 on CPU
 
@@ -96,8 +96,8 @@ def synthetic_batches(n_batches: int, s: Settings) -> tuple[Tensor, Tensor, Tens
 
 
 def to_model_input(x: Tensor) -> Tensor:
-    """uint8 grey (B, 1, H, W) -> normalised float replicated to 3 channels, on x's device."""
-    return ((x.float() / 255 - MEAN) / STD).expand(-1, 3, -1, -1)
+    """uint8 grey (B, 1, H, W) -> float (B, 3, H, W) on x's device, as the PNEU loader's transform."""
+    return normalise(x, *STATS["pneu"])
 
 
 def batch_source(x: Tensor, y: Tensor, mask: Tensor, s: Settings, device: torch.device) -> Iterator[tuple[Tensor, ...]]:
@@ -169,22 +169,25 @@ def measure(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer,
 def benchmark(model: nn.Module, objective_spec: dict[str, Any], s: Settings, device: torch.device) -> StepTiming:
     """Time the training step of a copy of `model` (built on the CPU) with `objective_spec`
     (`repro.methods.build_objective`) and a fresh SGD; a CUDA out-of-memory error gives `oom=True`."""
-    seed_everything(s.seed)
+    seed_everything(s.seed)  # as the engine, then the kernel choice of the settings
     torch.backends.cudnn.deterministic = s.deterministic
     torch.use_deterministic_algorithms(s.deterministic, warn_only=True)
-    x, y, mask = synthetic_batches(s.warmup + s.timed, s)  # a fresh batch every step, as in training
     release(device)
     try:
-        net = copy.deepcopy(model).to(device)
-        opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum)
-        return measure(net, build_objective(objective_spec), opt, batch_source(x, y, mask, s, device), s, device)
+        return _fresh_copy_timing(model, objective_spec, s, device)
     except torch.OutOfMemoryError:
         pass  # leave the except block first, so the traceback's tensors can be freed
-    finally:
-        net = opt = None
     release(device)
     nan = float("nan")
     return StepTiming(nan, nan, nan, nan, True, True, 0)
+
+
+def _fresh_copy_timing(model: nn.Module, objective_spec: dict[str, Any], s: Settings,
+                       device: torch.device) -> StepTiming:
+    x, y, mask = synthetic_batches(s.warmup + s.timed, s)  # a fresh batch every step, as in training
+    net = copy.deepcopy(model).to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum)
+    return measure(net, build_objective(objective_spec), opt, batch_source(x, y, mask, s, device), s, device)
 
 
 def release(device: torch.device) -> None:

@@ -82,9 +82,9 @@ def _ratio(value: str, base: str) -> str:
     return f"{float(value) / float(base):.3f}"
 
 
-def published_columns(arch: str, method: str) -> dict[str, str]:
-    """The paper's printed it/s and GB for one cell, and their ratios to No XS (text, OOM kept)."""
-    pub = read_published("tap", "table1").set_index("loss")
+def published_columns(pub: pd.DataFrame, arch: str, method: str) -> dict[str, str]:
+    """From the paper's table (`loss` as index): the printed it/s and GB of one cell and their ratios to
+    No XS (text, OOM kept)."""
     it, mem = pub.loc[method, f"{arch}_it_s"], pub.loc[method, f"{arch}_mem_gb"]
     it0, mem0 = pub.loc["No XS", f"{arch}_it_s"], pub.loc["No XS", f"{arch}_mem_gb"]
     return {"paper_it_s": it, "paper_mem_gb": mem, "paper_ratio_it_s_vs_noxs": _ratio(it, it0),
@@ -103,7 +103,8 @@ def assemble(rows: list[dict[str, Any]]) -> pd.DataFrame:
     key = pd.MultiIndex.from_frame(t[["arch", "mode"]])
     t["ratio_it_s_vs_noxs"] = t["it_s"].values / noxs["it_s"].reindex(key).values
     t["ratio_mem_vs_noxs"] = t["mem_reserved_gb"].values / noxs["mem_reserved_gb"].reindex(key).values
-    pub = pd.DataFrame([published_columns(a, m) for a, m in zip(t["arch"], t["method"])])
+    printed = read_published("tap", "table1").set_index("loss")
+    pub = pd.DataFrame([published_columns(printed, a, m) for a, m in zip(t["arch"], t["method"])])
     h100 = authors_h100().rename(columns={"it_s": "authors_code_h100_it_s"})
     h100["authors_code_h100_ratio_it_s_vs_noxs"] = h100["authors_code_h100_it_s"] / h100["arch"].map(
         h100[h100["method"] == "No XS"].set_index("arch")["authors_code_h100_it_s"])
@@ -123,7 +124,9 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
         timing="it_s = 1 / median step time (CUDA events, no host sync between steps; perf_counter on CPU); "
                "it_s_mean = timed steps / wall time between two synchronisations",
         memory=f"GiB ({GIB} bytes): torch.cuda.max_memory_reserved / max_memory_allocated after "
-               f"reset_peak_memory_stats, from the first warm-up step; NaN on CPU; nvidia-smi reads about "
+               f"reset_peak_memory_stats, from the first warm-up step; device mode includes the pre-loaded "
+               f"uint8 images and bool masks of every step (2 x steps x batch x size^2 bytes, 0.18 GiB on the "
+               f"paper profile); NaN on CPU; nvidia-smi reads about "
                f"0.3-0.6 GB higher (CUDA context, spec §1.1); oom_10gb = reserved > {OOM_GIB:g} GiB",
         modes="device: batches pre-loaded on the device; loader: torch DataLoader over CPU tensors "
               "(num_workers 4 and pin_memory on CUDA, 0 workers on CPU), copied to the device every step",
