@@ -271,15 +271,13 @@ def data_check(data_root: DataRootOpt = None) -> None:
 def data_prepare(paper: Annotated[str, typer.Argument(help="Paper whose derived data to build (tap).")],
                  data_root: DataRootOpt = None, runs_dir: RunsDirOpt = Path("runs")) -> None:
     """Build a paper's derived (contaminated) data from the raw files under --data-root into
-    <runs-dir>/prepared/, without touching the raw files. Built so far: tap's decoy MNIST."""
+    <runs-dir>/prepared/, without touching the raw files (tap: decoy MNIST, PNEU and KNEE with text tags)."""
     try:
         p = get_paper(paper)
         ctx = p.context("paper", None, "code", {}, Path("."), data_root, runs_dir)
-        hooks = {a.prepare for a in p.artefacts.values() if a.prepare}
-        if not hooks:
+        if p.prepare is None:
             raise UserError(f"{paper} has no derived data to prepare (yet)")
-        for hook in hooks:
-            hook(ctx)
+        p.prepare(ctx)
     except (UserError, KeyError, FileNotFoundError, ValueError) as e:
         fail(str(e).strip("'\""))
     typer.echo(f"prepared data under {runs_dir / 'prepared'}")

@@ -26,3 +26,32 @@ def smoke_ctx(tmp_path: Path):
 @pytest.fixture
 def store(tmp_path: Path) -> RunStore:
     return RunStore(tmp_path / "runs")
+
+
+def copy_knee_splits(dst: Path, per_split: int) -> Path:
+    """A kneeKL224/{train,val,test}/0..4 layout of `per_split` shared val images per grade and split (the
+    shared KNEE data holds the val split only)."""
+    for g in range(5):
+        files = sorted((SHARED_DATA / "kneeKL224" / "val" / str(g)).glob("*.png"))
+        for k, split in enumerate(("train", "val", "test")):
+            (dst / split / str(g)).mkdir(parents=True)
+            for f in files[per_split * k:per_split * (k + 1)]:
+                (dst / split / str(g) / f.name).symlink_to(f)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_tap_root(tmp_path_factory) -> Path:
+    """A TAP data root in the official layouts: the shared MNIST, 3 chest X-rays per split and class, and a
+    KNEE train/val/test of 2 images per grade (links to the shared files)."""
+    if not (SHARED_DATA / "chest_xray").exists():
+        pytest.skip("../shared/data not present")
+    root = tmp_path_factory.mktemp("tap_data")
+    (root / "MNIST").symlink_to(SHARED_DATA / "MNIST")
+    for split in ("train", "test"):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            (root / "chest_xray" / split / cls).mkdir(parents=True)
+            for f in sorted((SHARED_DATA / "chest_xray" / split / cls).iterdir())[:3]:
+                (root / "chest_xray" / split / cls / f.name).symlink_to(f)
+    copy_knee_splits(root / "kneeKL224", 2)
+    return root

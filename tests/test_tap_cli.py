@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,32 @@ def test_figure5_without_data_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "--data-root" in res.output and "Traceback" not in res.output
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="../shared/data/MNIST not present")
-def test_data_prepare_tap_and_bad_paper(tmp_path):
-    res = runner.invoke(app, ["data", "prepare", "tap", "--data-root", str(SHARED_DATA), "--runs-dir", str(tmp_path)])
-    assert res.exit_code == 0 and (tmp_path / "prepared" / "tap" / "decoy_mnist" / "meta.json").exists()
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_data_prepare_tap_builds_all_three_sets_with_identical_bytes(tmp_path, tiny_tap_root):
+    trees = []
+    for runs in ("a", "b"):
+        res = runner.invoke(app, ["data", "prepare", "tap", "--data-root", str(tiny_tap_root),
+                                  "--runs-dir", str(tmp_path / runs)])
+        assert res.exit_code == 0, res.output
+        prepared = tmp_path / runs / "prepared" / "tap"
+        assert all((prepared / d / "meta.json").exists() for d in ("decoy_mnist", "pneu", "knee"))
+        trees.append(_tree(prepared))
+    assert trees[0] == trees[1]
+    assert {"text/test_cor/" in k for k in trees[0] if k.startswith("knee/")} == {True, False}
+
+
+def test_data_prepare_tap_names_a_missing_class_folder(tmp_path, tiny_tap_root):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_tap_root, bad, symlinks=True)
+    shutil.rmtree(bad / "chest_xray" / "train" / "PNEUMONIA")
+    res = runner.invoke(app, ["data", "prepare", "tap", "--data-root", str(bad), "--runs-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "missing" in res.output and "PNEUMONIA" in " ".join(res.output.split())
+
+
+def test_data_prepare_unknown_paper():
     res = runner.invoke(app, ["data", "prepare", "nonsense"])
     assert res.exit_code == 2 and "unknown paper" in res.output

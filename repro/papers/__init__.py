@@ -84,6 +84,7 @@ class Paper:
     artefacts: dict[str, Artefact]
     switches: tuple[Switch, ...] = ()
     default_seeds: int = 1
+    prepare: Callable[[Context], None] | None = None  # `repro data prepare <paper>`: all its derived data
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
                 out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet",

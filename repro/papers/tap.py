@@ -1,9 +1,10 @@
 """Zhang et al., "Targeted Activation Penalties Help CNNs Ignore Spurious Signals" (AAAI 2024;
 specs/tap.md, papers/tap.txt).
 
-Built: Figure 5 (decoy MNIST: Base, No XS, RRR, RBR, TAP with ground-truth masks) and the lambda sweep
-that selects each method's lambda by the final-epoch cross-entropy on the permuted validation split
-(`lambdas`). The other artefacts are declared and come later.
+This module holds the switches, decoy MNIST (Figure 5), the lambda sweeps (`lambdas`, lowest final-epoch
+permuted-val cross-entropy) and the artefact registry; PNEU and KNEE (Figures 6, 7) are planned in `tap_xray`,
+the teacher-student pipeline (Figures 8, 9) in `tap_teachers`, Figure 1 in `tap_figure1`. Table 1 (a benchmark)
+and Figure 4 (example images) train nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ SWITCHES = (
            "TAP mask: chained maxpool+avgpool per layer (code) or from the input mask for every layer (paper Eq. 7)"),
     Switch("D-9", "rbr_influence", "code", "full", "code",
            "RBR influence function: the code's call order (first-conv path only) or the full input derivative"),
+    Switch("D-4", "tau_mode", "percentile", "absolute", "percentile",
+           "Teacher masks: the lowest tau-fraction of saliency per image (code) or |E| normalised to [0,1] < tau (paper Eq. 14)"),
     Switch("D-10", "student_set", "full", "remainder", "remainder",
            "Teacher-student: the student trains on the train rows its teacher did not see (paper) or on all (code)"),
 )
@@ -171,10 +174,15 @@ def plan_figure5(ctx: Context) -> list[PlannedRun]:
     return runs
 
 
+XRAY = "repro.papers.tap_xray"
+TEACHERS = "repro.papers.tap_teachers"
+prepare_xray = lazy(XRAY, "prepare_xray")
+
+
 def prepare_all(ctx: Context) -> None:
     """Every TAP dataset: decoy MNIST, PNEU and KNEE."""
     prepare(ctx)
-    lazy("repro.papers.tap_xray", "prepare_xray")(ctx)
+    prepare_xray(ctx)
 
 
 def no_runs(ctx: Context) -> list[PlannedRun]:
@@ -182,8 +190,6 @@ def no_runs(ctx: Context) -> list[PlannedRun]:
     return []
 
 
-XRAY = "repro.papers.tap_xray"
-TEACHERS = "repro.papers.tap_teachers"
 ARTEFACTS = {
     "figure5": Artefact("figure5", "Decoy MNIST: accuracy on the correlated test set and Delta (permuted - correlated)",
                         plan_figure5, report("figure5"), prepare=prepare),
@@ -194,18 +200,18 @@ ARTEFACTS = {
                        report_builder("tap_table1", "table1")),
     "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, RBR, TAP",
                         lazy("repro.papers.tap_figure1", "plan_figure1"), report_builder("tap_maps", "figure1"),
-                        prepare=lazy(XRAY, "prepare_xray")),
+                        prepare=prepare_xray),
     "figure4": Artefact("figure4", "Contaminated examples: decoy MNIST, PNEU, KNEE", no_runs,
                         report_builder("tap_maps", "figure4"), prepare=prepare_all),
     "figure6": Artefact("figure6", "PNEU: F1 and Delta per architecture and method", lazy(XRAY, "plan_figure6"),
-                        report_builder("tap_xray_report", "figure6"), prepare=lazy(XRAY, "prepare_xray")),
+                        report_builder("tap_xray_report", "figure6"), prepare=prepare_xray),
     "figure7": Artefact("figure7", "KNEE: MAE and Delta per architecture and method", lazy(XRAY, "plan_figure7"),
-                        report_builder("tap_xray_report", "figure7"), prepare=lazy(XRAY, "prepare_xray")),
+                        report_builder("tap_xray_report", "figure7"), prepare=prepare_xray),
     "figure8": Artefact("figure8", "Teacher-mask precision and recall versus tau", lazy(TEACHERS, "plan_figure8"),
-                        report_builder("tap_teacher_report", "figure8"), prepare=lazy(XRAY, "prepare_xray")),
+                        report_builder("tap_teacher_report", "figure8"), prepare=prepare_xray),
     "figure9": Artefact("figure9", "TAP with teacher and random masks; teacher F-scores (text numbers)",
                         lazy(TEACHERS, "plan_figure9"), report_builder("tap_teacher_report", "figure9"),
-                        prepare=lazy(XRAY, "prepare_xray")),
+                        prepare=prepare_xray),
 }
 
 PAPER = Paper(
@@ -213,5 +219,6 @@ PAPER = Paper(
     title="Zhang et al.: targeted activation penalties (TAP) vs RRR and RBR",
     default_seeds=MNIST["seeds"],
     switches=SWITCHES,
+    prepare=prepare_all,
     artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table", len(kv[0]), kv[0]))),
 )

@@ -36,7 +36,6 @@ SETTINGS: dict[str, Any] = {
     "teacher_seed": 0,              # §2.4, D-19: one teacher per fraction, shared by the 5 student seeds
     "taus": (0.01, 0.05, 0.10),     # §5.3, D-19: the grid is unknown; default {0.01, 0.05, 0.10}
     "rnd_taus": (0.01,),            # §5.5: rnd at the paper's focus value
-    "tau_mode": "percentile",       # D-4: code's per-image percentile; "absolute" = paper Eq. 14
     "saliency_batch": 64,           # images per teacher forward/backward (§10: batch-wise)
 }
 PROFILES: dict[str, dict[str, Any]] = {
@@ -185,7 +184,7 @@ def students(ctx: Context, dataset: str, arch: str, lam: float, ready: dict[floa
         for frac, teacher in ready.items():
             for tau in setting(ctx, "taus"):
                 mask = {"source": "teacher", "saliency": saliency_file(ctx, teacher), "tau": tau,
-                        "tau_mode": setting(ctx, "tau_mode")}
+                        "tau_mode": ctx.switches["tau_mode"]}
                 runs.append(student_run(ctx, dataset, arch, seed, lam, fraction_name(frac), tau,
                                         annotation=mask, train_rows=student_rows(ctx, teacher)))
     return runs

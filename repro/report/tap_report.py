@@ -65,6 +65,11 @@ FIGURE5_EXPECTATIONS: Rules = {
 }
 
 
+def lambda_text(value: float | None) -> str:
+    """A lambda as printed in CSVs ("1e-09"): the tables' 4-decimal float format would round it to 0."""
+    return "" if value is None or value != value else f"{value:g}"
+
+
 def lambdas(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """One row per (dataset, arch, method, lambda) of every sweep: final-epoch permuted-val CE (weighted for
     PNEU) and accuracy; `chosen` marks the selected lambda of each (dataset, arch, method)."""
@@ -77,7 +82,7 @@ def lambdas(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         frame["chosen"] = [chosen[d, a][m] == lam for d, a, m, lam in
                            zip(frame["dataset"], frame["arch"], frame["method"], frame["lambda"])]
         frame = frame[["dataset", "arch", "method", "lambda", "val_ce", "val_accuracy", "chosen"]]
-        frame["lambda"] = frame["lambda"].map(lambda v: f"{v:g}")  # the CSV float format would round 1e-9 to 0
+        frame["lambda"] = frame["lambda"].map(lambda_text)
     path = write_table(frame, output_path(ctx, "lambdas", "table"),
                        artefact_provenance(ctx, "lambdas", runs, store, rule="lowest final-epoch permuted-val CE",
                                            chosen={f"{d} {a}": lams for (d, a), lams in chosen.items()}))
@@ -102,6 +107,7 @@ def figure5(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
         delta_mean=("delta", "mean"), delta_std=("delta", "std"), n=("accuracy", "count"),
         lam=("lambda", "first")).reindex(paper.METHODS)
+    agg["lam"] = agg["lam"].map(lambda_text)
     checks = check_expectations(FIGURE5_EXPECTATIONS, agg["delta_mean"].to_dict())
     fig, axes = new_figure(1, 2, (10, 4))
     x = np.arange(len(paper.METHODS))

@@ -122,7 +122,7 @@ def overlap_frame(ctx: Context, runs: list[PlannedRun], store: RunStore) -> pd.D
                 continue
             saliency = np.load(path, mmap_mode="r")
             boxes = np.unpackbits(np.load(teach.boxes_file(path)), axis=-1, count=saliency.shape[-1]).astype(bool)
-            for row in mask_overlap(torch.from_numpy(boxes), taus, saliency, teach.setting(ctx, "tau_mode")):
+            for row in mask_overlap(torch.from_numpy(boxes), taus, saliency, ctx.switches["tau_mode"]):
                 rows.append({"dataset": dataset, "annotation": run.cell["teacher"], "frac": run.cell["frac"], **row})
     return pd.DataFrame(rows, columns=["dataset", "annotation", "frac", "tau", "precision", "recall", "images"])
 
@@ -146,7 +146,7 @@ def figure8(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     fig.suptitle(f"Teacher masks vs ground-truth tags, contaminated train split ({ctx.profile} profile)")
     arrays = {c: frame[c].to_numpy(dtype=float) for c in ("frac", "tau", "precision", "recall")}
     prov = artefact_provenance(ctx, "figure8", runs, store, expectations=checks,
-                               tau_mode=teach.setting(ctx, "tau_mode"), random_seed=RANDOM_SEED,
+                               tau_mode=ctx.switches["tau_mode"], random_seed=RANDOM_SEED,
                                values=frame.to_dict(orient="records"))
     path = save_figure(fig, output_path(ctx, "figure8", "figure"), prov, arrays)
     csv = write_table(frame, path.with_suffix(".csv"), prov)

@@ -14,7 +14,7 @@ from repro.papers import tap_xray as xray
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, write_table
-from repro.report.tap_report import Rules, check_expectations, print_checks
+from repro.report.tap_report import Rules, check_expectations, lambda_text, print_checks
 from repro.runs.store import RunStore
 
 # The stated outcomes of Figs. 6 and 7 (spec §1.3) as checkable rules on the means, v[arch, method, column]
@@ -80,7 +80,7 @@ def summary(ctx: Context, dataset: str, runs: list[PlannedRun], store: RunStore)
                             dtype=float).reset_index()
     agg = aggregate(frame, ["arch", "method"], cols).set_index(["arch", "method"])
     lams = frame.groupby(["arch", "method"])["lambda"].first()
-    agg.insert(0, "lambda", lams.map(lambda v: "" if v != v or v is None else f"{v:g}"))
+    agg.insert(0, "lambda", lams.map(lambda_text))
     return agg.reindex(grid).reset_index()
 
 
