@@ -83,9 +83,7 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     store = RunStore(runs_dir)
     if not dry_run:
         store.check_writable()
-    for a in artefacts:
-        if a.prepare:
-            a.prepare(ctx)
+    artefacts = [a for a in artefacts if _ready(console, a, ctx, skip_missing=len(artefacts) > 1)]
     # Plans may depend on finished runs (e.g. a lambda chosen by a sweep): re-plan until nothing is missing.
     while True:
         planned = {r.config.key: r for a in artefacts for r in a.plan(ctx)}
@@ -101,6 +99,21 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     for a in artefacts:
         for path in a.build(ctx, a.plan(ctx), store):
             console.print(f"wrote {path}")
+
+
+def _ready(console, artefact: Artefact, ctx, skip_missing: bool) -> bool:
+    """Prepare the artefact's derived data and check that it can be planned. With `skip_missing` (several
+    artefacts, e.g. `all`), one whose data is missing is skipped with its message instead of stopping the rest."""
+    try:
+        if artefact.prepare:
+            artefact.prepare(ctx)
+        artefact.plan(ctx)
+    except FileNotFoundError as e:
+        if not skip_missing:
+            raise
+        console.print(f"[yellow]skipping {artefact.name}:[/yellow] {str(e).strip(chr(39) + chr(34))}", highlight=False)
+        return False
+    return True
 
 
 def train_missing(store, records, labels: dict[str, str], device: str, workers: int,

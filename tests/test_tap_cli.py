@@ -65,3 +65,16 @@ def test_data_prepare_tap_names_a_missing_class_folder(tmp_path, tiny_tap_root):
 def test_data_prepare_unknown_paper():
     res = runner.invoke(app, ["data", "prepare", "nonsense"])
     assert res.exit_code == 2 and "unknown paper" in res.output
+
+
+def test_all_skips_an_artefact_whose_data_is_incomplete(tmp_path, tiny_tap_root):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_tap_root, root, symlinks=True)
+    for split in ("train", "test"):  # KNEE with its val split only, as in ../shared/data
+        shutil.rmtree(root / "kneeKL224" / split)
+    args = ["--profile", "smoke", "--data-root", str(root), "--runs-dir", str(tmp_path / "r"), "--dry-run"]
+    res = runner.invoke(app, ["tap", "all", *args])
+    assert res.exit_code == 0, res.output
+    assert "skipping figure7" in res.output and "figure6" not in res.output.split("skipping")[-1].split(":")[0]
+    alone = runner.invoke(app, ["tap", "figure7", *args])
+    assert alone.exit_code == 2 and "without the train, test split" in " ".join(alone.output.split())

@@ -13,6 +13,8 @@ from repro.data.registry import build_dataset
 from repro.data.tagged_xray import STATS
 from repro.data.tap_prepare import prepare_knee, prepare_pneu
 
+from conftest import copy_knee_splits
+
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
 CPU = torch.device("cpu")
@@ -24,14 +26,7 @@ def prepared(tmp_path_factory) -> Path:
     copy of a few shared val images per grade: the shared KNEE has val only)."""
     root = tmp_path_factory.mktemp("runs") / "prepared"
     prepare_pneu(DATA / "chest_xray", root / "tap" / "pneu", jpeg_quality=None, limit=12)
-    raw = tmp_path_factory.mktemp("kneeKL224")
-    for g in range(5):
-        files = sorted((DATA / "kneeKL224" / "val" / str(g)).glob("*.png"))
-        for k, split in enumerate(("train", "val", "test")):
-            (raw / split / str(g)).mkdir(parents=True)
-            for f in files[2 * k:2 * k + 2]:
-                shutil.copy(f, raw / split / str(g) / f.name)
-    prepare_knee(raw, root / "tap" / "knee")
+    prepare_knee(copy_knee_splits(tmp_path_factory.mktemp("raw") / "kneeKL224", 2), root / "tap" / "knee")
     return root
 
 

@@ -31,6 +31,8 @@ from repro.data.tap_prepare import (
     teacher_split,
 )
 
+from conftest import copy_knee_splits
+
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
 CORNERS = {(0, 0), (0, 180), (202, 0), (202, 180)}
@@ -68,14 +70,7 @@ def pneu(tmp_path_factory):
 @pytest.fixture(scope="module")
 def knee(tmp_path_factory):
     """KNEE on a train/val/test copy of a few shared val images per grade (the shared data has val only)."""
-    root = tmp_path_factory.mktemp("kneeKL224")
-    for g in range(5):
-        files = sorted((DATA / "kneeKL224" / "val" / str(g)).glob("*.png"))
-        for k, split in enumerate(("train", "val", "test")):
-            (root / split / str(g)).mkdir(parents=True)
-            for f in files[3 * k:3 * k + 3]:
-                shutil.copy(f, root / split / str(g) / f.name)
-    return prepare_knee(root, tmp_path_factory.mktemp("knee"))
+    return prepare_knee(copy_knee_splits(tmp_path_factory.mktemp("raw") / "kneeKL224", 3), tmp_path_factory.mktemp("knee"))
 
 
 @pytest.fixture(scope="module")
