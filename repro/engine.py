@@ -65,18 +65,31 @@ class Best:
 
 
 @torch.no_grad()
+def predict(model: nn.Module, x: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """The model's logits on `x`, in eval mode, in chunks (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    prep = transform or (lambda t: t)
+    logits = torch.cat([model(prep(x[i:i + EVAL_CHUNK]))[0] for i in range(0, len(x), EVAL_CHUNK)])
+    model.train(was_training)
+    return logits
+
+
 def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics: tuple[str, ...],
              transform: Callable[[Tensor], Tensor] | None = None,
              options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, float]]:
-    """The named metrics (with their `options`) on every evaluation split, in eval mode, in chunks."""
-    model.eval()
-    prep = transform or (lambda t: t)
-    out = {}
-    for name, (x, y) in evals.items():
-        logits = torch.cat([model(prep(x[i:i + EVAL_CHUNK]))[0] for i in range(0, len(x), EVAL_CHUNK)])
-        out[name] = compute(metrics, logits, y, options)
-    model.train()
-    return out
+    """The named metrics (with their `options`) on every evaluation split."""
+    return {name: compute(metrics, predict(model, x, transform), y, options) for name, (x, y) in evals.items()}
+
+
+def save_predictions(record: RunRecord, model: nn.Module, data: TrainData) -> None:
+    """`predictions.pt`: the final model's logits and the labels of every evaluation split, so that any metric
+    variant can be recomputed without retraining (tap spec §10)."""
+    out = {name: {"logits": predict(model, x, data.transform).cpu(), "labels": y.cpu()}
+           for name, (x, y) in data.evals.items() if name != "train"}
+    tmp = record.path(".predictions.pt.tmp")
+    torch.save(out, tmp)
+    tmp.replace(record.path("predictions.pt"))
 
 
 def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
@@ -250,6 +263,7 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
             emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
     torch.save(best.state, record.path("best.pt"))
     torch.save(model.state_dict(), record.path("final.pt"))
+    save_predictions(record, model, data)
     result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection,
               "best": best.metrics, "final": metrics or evaluate(model, data.evals, cfg.metrics, data.transform, options),
               "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t_run, 2),

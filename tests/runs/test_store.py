@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from repro.papers import actdiff
 from repro.runs.launch import LaunchOptions, execute, train_claimed
@@ -53,6 +54,10 @@ def test_train_skip_and_records(store, smoke_ctx):
     for name in ("config.json", "provenance.json", "log.txt", "best.pt", "final.pt", "done"):
         assert rec.path(name).exists(), name
     assert not rec.path("checkpoint.pt").exists()
+    predictions = torch.load(rec.path("predictions.pt"))
+    assert set(predictions) == set(result["final"]) - {"train"}
+    for split, p in predictions.items():  # the stored logits reproduce the final metrics
+        assert (p["logits"].argmax(1) == p["labels"]).float().mean().item() == result["final"][split]["accuracy"]
     mtime = rec.path("result.json").stat().st_mtime_ns
     execute(store, [rec], LaunchOptions(device="cpu"), lambda e: None)
     assert rec.path("result.json").stat().st_mtime_ns == mtime  # done runs are not retrained
