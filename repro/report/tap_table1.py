@@ -28,7 +28,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "warmup": 20, "timed": 100,  # §1.1 recommended measurement: >= 20 warm-up, >= 100 timed
               "modes": ("device", "loader")},  # §1.1: with the data loader and with pre-loaded GPU tensors
     "quick": {"batch_size": 4, "image_size": 64, "warmup": 1, "timed": 2, "modes": ("device", "loader")},
-    "smoke": {"batch_size": 2, "image_size": 32, "warmup": 0, "timed": 1, "modes": ("device",)},
+    "smoke": {"batch_size": 2, "image_size": 32, "warmup": 1, "timed": 2, "modes": ("device",)},
 }
 MODEL_INIT = "random"  # weights do not change a step's cost; random init needs no download
 DETERMINISTIC = True  # as repro's engine trains (seed_everything); the authors' code leaves PyTorch defaults
