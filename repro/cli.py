@@ -108,7 +108,7 @@ def _ready(console, artefact: Artefact, ctx, skip_missing: bool) -> bool:
         if artefact.prepare:
             artefact.prepare(ctx)
         artefact.plan(ctx)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         if not skip_missing:
             raise
         console.print(f"[yellow]skipping {artefact.name}:[/yellow] {str(e).strip(chr(39) + chr(34))}", highlight=False)
@@ -212,7 +212,8 @@ for _name in PAPER_NAMES:
 
 
 def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
-    """(paper, artefact, records) for every implemented artefact under one profile."""
+    """(paper, artefact, records or None, state note) for every artefact under one profile; the note says why
+    there are no records (not implemented, data not prepared, or an artefact that trains nothing)."""
     from repro.runs.store import RunStore
 
     store = RunStore(runs_dir)
@@ -220,10 +221,15 @@ def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: P
         paper = get_paper(name)
         ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None, runs_dir)
         for art in paper.artefacts.values():
+            if not art.implemented:
+                yield name, art, None, "not implemented yet"
+                continue
             try:
-                yield name, art, [store.record(r.config) for r in art.plan(ctx)] if art.implemented else None
-            except FileNotFoundError:  # derived data not prepared yet: nothing planned
-                yield name, art, []
+                records = [store.record(r.config) for r in art.plan(ctx)]
+            except (FileNotFoundError, ValueError):  # derived data not prepared yet, or too small to plan
+                yield name, art, None, "data not prepared or incomplete"
+                continue
+            yield name, art, records, "" if records else "no training runs"
 
 
 @app.command("list")
@@ -236,13 +242,12 @@ def list_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
     t = Table(title=f"artefacts ({profile.value} profile, runs in {runs_dir})")
     for col in ("paper", "artefact", "kind", "runs", "done", "state"):
         t.add_column(col)
-    for name, art, records in _states(profile, seeds, fidelity, runs_dir):
-        if records is None:
-            t.add_row(name, art.name, art.kind, "-", "-", "not implemented yet")
+    for name, art, records, note in _states(profile, seeds, fidelity, runs_dir):
+        if not records:
+            t.add_row(name, art.name, art.kind, "-", "-", note)
             continue
         done = sum(r.state() == "done" for r in records)
-        state = ("data not prepared" if not records else "complete" if done == len(records)
-                 else "partial" if done else "to do")
+        state = "complete" if done == len(records) else "partial" if done else "to do"
         t.add_row(name, art.name, art.kind, str(len(records)), str(done), state)
     Console().print(t)
 
@@ -259,7 +264,7 @@ def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
     for col in ("paper", "artefact", "done", "running", "failed", "partial", "pending"):
         t.add_column(col)
     failures = {}
-    for name, art, records in _states(profile, seeds, fidelity, runs_dir):
+    for name, art, records, _ in _states(profile, seeds, fidelity, runs_dir):
         if not records:
             continue
         states = [r.state() for r in records]

@@ -50,6 +50,8 @@ def test_data_prepare_tap_builds_all_three_sets_with_identical_bytes(tmp_path, t
         assert all((prepared / d / "meta.json").exists() for d in ("decoy_mnist", "pneu", "knee"))
         trees.append(_tree(prepared))
     assert trees[0] == trees[1]
+    listing = " ".join(runner.invoke(app, ["list", "--runs-dir", str(tmp_path / "a")]).output.split())
+    assert "table1 │ table │ - │ - │ no training runs" in listing and "figure5 │ figure │ 40 │ 0 │ to do" in listing
     assert {"text/test_cor/" in k for k in trees[0] if k.startswith("knee/")} == {True, False}
 
 
