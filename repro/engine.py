@@ -77,16 +77,24 @@ def predict(model: nn.Module, x: Tensor, transform: Callable[[Tensor], Tensor] |
 
 def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics: tuple[str, ...],
              transform: Callable[[Tensor], Tensor] | None = None,
-             options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, float]]:
-    """The named metrics (with their `options`) on every evaluation split."""
-    return {name: compute(metrics, predict(model, x, transform), y, options) for name, (x, y) in evals.items()}
+             options: dict[str, dict[str, Any]] | None = None,
+             keep: dict[str, Tensor] | None = None) -> dict[str, dict[str, float]]:
+    """The named metrics (with their `options`) on every evaluation split; `keep`, if given, receives each
+    split's logits."""
+    out = {}
+    for name, (x, y) in evals.items():
+        logits = predict(model, x, transform)
+        if keep is not None:
+            keep[name] = logits
+        out[name] = compute(metrics, logits, y, options)
+    return out
 
 
-def save_predictions(record: RunRecord, model: nn.Module, data: TrainData) -> None:
+def save_predictions(record: RunRecord, logits: dict[str, Tensor], evals: dict[str, tuple[Tensor, Tensor]]) -> None:
     """`predictions.pt`: the final model's logits and the labels of every evaluation split, so that any metric
     variant can be recomputed without retraining (tap spec §10)."""
-    out = {name: {"logits": predict(model, x, data.transform).cpu(), "labels": y.cpu()}
-           for name, (x, y) in data.evals.items() if name != "train"}
+    out = {name: {"logits": logits[name].cpu(), "labels": y.cpu()} for name, (_, y) in evals.items()
+           if name != "train"}
     tmp = record.path(".predictions.pt.tmp")
     torch.save(out, tmp)
     tmp.replace(record.path("predictions.pt"))
@@ -237,19 +245,21 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
     t_run, t_ckpt = time.perf_counter(), time.monotonic()
     metrics = None
     options = metric_options(cfg)
+    final_logits: dict[str, Tensor] = {}  # filled at the last epoch: predictions.pt reuses them
     with open(record.path("metrics.jsonl"), "a") as log:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             losses = train_epoch(model, objective, opt, data, cfg.batch_size, gen)
             every = best.split or "valid"
-            metrics = evaluate(model, {k: v for k, v in data.evals.items() if k == every}, cfg.metrics, data.transform,
-                               options)
             last = epoch == cfg.epochs - 1
+            keep = final_logits if last else None
+            metrics = evaluate(model, {k: v for k, v in data.evals.items() if k == every}, cfg.metrics, data.transform,
+                               options, keep)
             selected = best.selects(metrics, last)
             if last or selected:
                 # The other splits only matter at a selected epoch and at the end: the code's lazy test (§8.3).
                 metrics |= evaluate(model, {k: v for k, v in data.evals.items() if k not in metrics},
-                                    cfg.metrics, data.transform, options)
+                                    cfg.metrics, data.transform, options, keep)
             if selected:
                 best.update(epoch, metrics, model)
             rec = {"key": record.key, "epoch": epoch, **losses,
@@ -263,9 +273,9 @@ def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_sec
             emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
     torch.save(best.state, record.path("best.pt"))
     torch.save(model.state_dict(), record.path("final.pt"))
-    save_predictions(record, model, data)
-    result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection,
-              "best": best.metrics, "final": metrics or evaluate(model, data.evals, cfg.metrics, data.transform, options),
+    final = metrics or evaluate(model, data.evals, cfg.metrics, data.transform, options, final_logits)
+    save_predictions(record, final_logits, data.evals)
+    result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection, "best": best.metrics, "final": final,
               "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t_run, 2),
               "device": device_name(device)}
     atomic_write_json(record.path("result.json"), result)
