@@ -19,7 +19,7 @@ from repro.methods import build_objective
 from repro.metrics import compute
 from repro.models import build_model
 from repro.provenance import device_name, provenance
-from repro.runs.store import RunRecord, atomic_write_json, atomic_write_text
+from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
 from repro.seeding import seed_everything
 
 Events = Callable[[dict[str, Any]], None]
@@ -95,9 +95,7 @@ def save_predictions(record: RunRecord, logits: dict[str, Tensor], evals: dict[s
     variant can be recomputed without retraining (tap spec §10)."""
     out = {name: {"logits": logits[name].cpu(), "labels": y.cpu()} for name, (_, y) in evals.items()
            if name != "train"}
-    tmp = record.path(".predictions.pt.tmp")
-    torch.save(out, tmp)
-    tmp.replace(record.path("predictions.pt"))
+    atomic_write(record.path("predictions.pt"), lambda f: torch.save(out, f))
 
 
 def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
@@ -196,10 +194,9 @@ def _resume(record: RunRecord, model: nn.Module, opt: torch.optim.Optimizer, gen
 
 def _checkpoint(record: RunRecord, epoch: int, model: nn.Module, opt: torch.optim.Optimizer,
                 gen: torch.Generator, best: Best) -> None:
-    tmp = record.path(".checkpoint.pt.tmp")
-    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": _rng_state(gen), "best": best.to_dict()}, tmp)
-    tmp.replace(record.path("checkpoint.pt"))
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "rng": _rng_state(gen), "best": best.to_dict()}
+    atomic_write(record.path("checkpoint.pt"), lambda f: torch.save(state, f))
 
 
 def _log(record: RunRecord, text: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +145,9 @@ def write_saliency(ctx: Context, teacher: PlannedRun, path: Path) -> None:
 def _save_npy(path: Path, array: Any) -> None:
     import numpy as np
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from repro.runs.store import atomic_write
+
+    atomic_write(path, lambda f: np.save(f, array))
 
 
 def plan_figure8(ctx: Context) -> list[PlannedRun]:
