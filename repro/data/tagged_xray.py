@@ -58,7 +58,7 @@ def _images(folder: Path, rows: pd.DataFrame) -> tuple[Tensor, Tensor]:
 def _eval_split(folder: Path, part: str, split: str, limit: int | None, size: int | None) -> tuple[Tensor, Tensor]:
     rows = _labels(folder, part, split)
     x, y = _images(folder, rows.iloc[_subset(len(rows), limit).numpy()])
-    return _resize(x, None, size)[0], y
+    return resize(x, None, size)[0], y
 
 
 def _read_masks(folder: Path, split: str, rows: Tensor) -> Tensor:
@@ -86,14 +86,17 @@ def _student_rows(n: int, spec: dict[str, Any] | None) -> Tensor:
     return torch.tensor(teacher if spec["role"] == "teacher" else student, dtype=torch.long)
 
 
-def _resize(x: Tensor, mask: Tensor | None, size: int | None) -> tuple[Tensor, Tensor | None]:
+def resize(x: Tensor, mask: Tensor | None, size: int | None) -> tuple[Tensor, Tensor | None]:
     """Downscale images by area interpolation (kept uint8) and masks by max-pooling, so a box stays a box."""
     if not size or x.shape[-1] == size:
         return x, mask
     small = F.interpolate(x.float(), size=(size, size), mode="area").round().to(torch.uint8)
-    if mask is None:
-        return small, None
-    return small, F.adaptive_max_pool2d(mask.float(), size).bool()
+    return small, None if mask is None else downscale_mask(mask, size)
+
+
+def downscale_mask(mask: Tensor, size: int) -> Tensor:
+    """(N, 1, H, W) boxes at `size` px by adaptive max-pooling: a pixel is set if its window touches the box."""
+    return mask if mask.shape[-1] == size else F.adaptive_max_pool2d(mask.float(), size).bool()
 
 
 def build_tagged_xray(dataset: str, seed: int, device: torch.device, prepared: Path,
@@ -123,7 +126,7 @@ def build_tagged_xray(dataset: str, seed: int, device: torch.device, prepared: P
         mask = training_mask(annotation or {"source": "gt"}, gt, seed, prepared.parents[2]).bool()
     else:
         mask = torch.zeros_like(x, dtype=torch.bool)
-    x, mask = _resize(x, mask, image_size)
+    x, mask = resize(x, mask, image_size)
     splits = {**{name: ("text", split) for name, split in EVALS.items()}, "test_clean": ("clean", "test")}
     if variant == "clean":
         splits["valid"] = ("clean", "val")

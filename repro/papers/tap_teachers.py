@@ -52,7 +52,7 @@ def datasets(ctx: Context) -> list[str]:
     """The datasets prepared for training; the first one's preparation message when none is."""
     ready = [d for d in setting(ctx, "datasets") if xray.trainable(ctx, d)]
     if not ready:
-        xray._check_prepared(ctx, setting(ctx, "datasets")[0])
+        xray.check_prepared(ctx, setting(ctx, "datasets")[0])
     return ready
 
 

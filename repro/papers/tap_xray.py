@@ -67,7 +67,7 @@ def trainable(ctx: Context, dataset: str) -> bool:
     return meta.exists() and not json.loads(meta.read_text()).get("absent_splits")
 
 
-def _check_prepared(ctx: Context, dataset: str) -> Path:
+def check_prepared(ctx: Context, dataset: str) -> Path:
     folder = prepared_folder(ctx, dataset)
     if not (folder / "meta.json").exists():
         raise FileNotFoundError(
@@ -125,7 +125,7 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
         args = {"tap": {"norm": sw["tap_norm"], "downscale": sw["tap_downscale"]},
                 "rbr": {"influence": sw["rbr_influence"], "class_weight": ce_weight}, "rrr": {}}[paper.PENALTY[method]]
         objective[paper.PENALTY[method]] = {"weight": lam, **args}
-    folder = _check_prepared(ctx, dataset)
+    folder = check_prepared(ctx, dataset)
     settings = {"prepared": f"tap/{dataset}", "fingerprint": paper.fingerprint(folder),
                 "variant": "clean" if method == "Base" else "contaminated"}
     for name in ("train_limit", "eval_limit", "image_size"):

@@ -158,7 +158,7 @@ def _permuted_test_images(folder: Path, indices: tuple[int, ...], size: int | No
     import torch
     from PIL import Image
 
-    from repro.data.tagged_xray import _resize
+    from repro.data.tagged_xray import resize
 
     rows = pd.read_csv(folder / "text" / "test.csv")
     if max(indices) >= len(rows):
@@ -168,7 +168,7 @@ def _permuted_test_images(folder: Path, indices: tuple[int, ...], size: int | No
     rows = rows.iloc[list(indices)].reset_index(drop=True)
     x = torch.from_numpy(np.stack([np.asarray(Image.open(folder / p).convert("L")) for p in rows["img_path"]]))
     masks = torch.from_numpy(np.load(folder / "text" / "test_masks.npy", mmap_mode="r")[list(indices)].copy())
-    x, masks = _resize(x.unsqueeze(1), masks.unsqueeze(1).bool(), size)
+    x, masks = resize(x.unsqueeze(1), masks.unsqueeze(1).bool(), size)
     return x, masks, rows
 
 

@@ -10,10 +10,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from repro.papers import PUBLISHED, Context, PlannedRun
 from repro.papers import tap_teachers as teach
+from repro.data.tagged_xray import downscale_mask
 from repro.papers import tap_xray as xray
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
@@ -78,9 +78,8 @@ def gt_boxes(ctx: Context, dataset: str, size: int | None) -> torch.Tensor:
     boxes = np.load(xray.prepared_folder(ctx, dataset) / "text" / "train_masks.npy", mmap_mode="r")
     parts = []
     for i in range(0, len(boxes), CHUNK):
-        b = torch.from_numpy(np.array(boxes[i:i + CHUNK])).bool()
-        parts.append(b if not size or b.shape[-1] == size else
-                     F.adaptive_max_pool2d(b.unsqueeze(1).float(), size)[:, 0].bool())
+        b = torch.from_numpy(np.array(boxes[i:i + CHUNK])).bool().unsqueeze(1)
+        parts.append((downscale_mask(b, size) if size else b)[:, 0])
     return torch.cat(parts)
 
 
