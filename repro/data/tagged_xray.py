@@ -49,7 +49,7 @@ def _labels(folder: Path, part: str, split: str) -> pd.DataFrame:
     return pd.read_csv(csv)
 
 
-def _images(folder: Path, rows: pd.DataFrame) -> tuple[Tensor, Tensor]:
+def read_images(folder: Path, rows: pd.DataFrame) -> tuple[Tensor, Tensor]:
     """Images uint8 (N, 1, H, W) and labels (N,) of the given CSV rows."""
     images = np.stack([np.asarray(Image.open(folder / p).convert("L")) for p in rows["img_path"]])
     return torch.from_numpy(images).unsqueeze(1), torch.tensor(rows["label"].to_numpy(), dtype=torch.long)
@@ -57,11 +57,11 @@ def _images(folder: Path, rows: pd.DataFrame) -> tuple[Tensor, Tensor]:
 
 def _eval_split(folder: Path, part: str, split: str, limit: int | None, size: int | None) -> tuple[Tensor, Tensor]:
     rows = _labels(folder, part, split)
-    x, y = _images(folder, rows.iloc[_subset(len(rows), limit).numpy()])
+    x, y = read_images(folder, rows.iloc[_subset(len(rows), limit).numpy()])
     return resize(x, None, size)[0], y
 
 
-def _read_masks(folder: Path, split: str, rows: Tensor) -> Tensor:
+def read_masks(folder: Path, split: str, rows: Tensor) -> Tensor:
     """The ground-truth tag boxes (N, 1, H, W) bool of the given rows."""
     path = folder / "text" / f"{split}_masks.npy"
     if not path.exists():
@@ -120,9 +120,9 @@ def build_tagged_xray(dataset: str, seed: int, device: torch.device, prepared: P
     train = _labels(prepared, "clean" if variant == "clean" else "text", "train")
     rows = _student_rows(len(train), train_rows)
     rows = rows[_subset(len(rows), train_limit)]
-    x, y = _images(prepared, train.iloc[rows.numpy()])
+    x, y = read_images(prepared, train.iloc[rows.numpy()])
     if variant == "contaminated":
-        gt = _read_masks(prepared, "train", rows)
+        gt = read_masks(prepared, "train", rows)
         mask = training_mask(annotation or {"source": "gt"}, gt, seed, prepared.parents[2]).bool()
     else:
         mask = torch.zeros_like(x, dtype=torch.bool)

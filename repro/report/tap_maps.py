@@ -156,9 +156,8 @@ def _permuted_test_images(folder: Path, indices: tuple[int, ...], size: int | No
     """Rows `indices` of the prepared permuted PNEU test set: uint8 images (k, 1, H, W) and bool GT masks
     (k, 1, H, W) as the loader gives them at `size`, and their CSV rows."""
     import torch
-    from PIL import Image
 
-    from repro.data.tagged_xray import resize
+    from repro.data.tagged_xray import read_images, read_masks, resize
 
     rows = pd.read_csv(folder / "text" / "test.csv")
     if max(indices) >= len(rows):
@@ -166,9 +165,8 @@ def _permuted_test_images(folder: Path, indices: tuple[int, ...], size: int | No
                          f"{len(rows)}: prepare PNEU from the full chest_xray test split (`repro data prepare tap "
                          f"--data-root DIR` into a fresh --runs-dir).")
     rows = rows.iloc[list(indices)].reset_index(drop=True)
-    x = torch.from_numpy(np.stack([np.asarray(Image.open(folder / p).convert("L")) for p in rows["img_path"]]))
-    masks = torch.from_numpy(np.load(folder / "text" / "test_masks.npy", mmap_mode="r")[list(indices)].copy())
-    x, masks = resize(x.unsqueeze(1), masks.unsqueeze(1).bool(), size)
+    x, _ = read_images(folder, rows)
+    x, masks = resize(x, read_masks(folder, "test", torch.tensor(indices)), size)
     return x, masks, rows
 
 
