@@ -90,14 +90,20 @@ def prepare(ctx: Context) -> None:
     prepare_decoy_mnist(ctx.data_root / "MNIST", out, seed=DATA_SEED)
 
 
+def penalty_objective(method: str, lam: float | None, switches: dict[str, Any],
+                      **rbr_args: Any) -> dict[str, dict[str, Any]]:
+    """The objective spec of `method`: {} for Base and No XS, else its penalty at weight `lam` with the D-1,
+    D-2 (TAP) and D-9 (RBR) switches; `rbr_args` (e.g. PNEU's class_weight) go to RBR."""
+    if method not in PENALTY:
+        return {}
+    args = {"tap": {"norm": switches["tap_norm"], "downscale": switches["tap_downscale"]},
+            "rbr": {"influence": switches["rbr_influence"], **rbr_args}, "rrr": {}}[PENALTY[method]]
+    return {PENALTY[method]: {"weight": lam, **args}}
+
+
 def mnist_run(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
     folder = ctx.runs_dir / "prepared" / PREPARED
-    sw = ctx.switches
-    objective: dict[str, dict[str, Any]] = {}
-    if method in PENALTY:
-        args = {"tap": {"norm": sw["tap_norm"], "downscale": sw["tap_downscale"]},
-                "rbr": {"influence": sw["rbr_influence"]}, "rrr": {}}[PENALTY[method]]
-        objective[PENALTY[method]] = {"weight": lam, **args}
+    objective = penalty_objective(method, lam, ctx.switches)
     data = {"prepared": PREPARED, "fingerprint": fingerprint(folder),
             "variant": "clean" if method == "Base" else "contaminated"}
     for limit in ("train_limit", "eval_limit"):

@@ -118,13 +118,8 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
              **data: Any) -> PlannedRun:
     """One PNEU/KNEE run: `method` in Base (clean data), No XS, RRR, RBR, TAP; `lam` the penalty weight.
     `data` adds loader settings (e.g. `annotation={"source": ...}`, `train_rows={...}`) to the run's data."""
-    sw = ctx.switches
     ce_weight = SETTINGS[dataset]["ce_weight"]
-    objective: dict[str, dict[str, Any]] = {}
-    if method in paper.PENALTY:
-        args = {"tap": {"norm": sw["tap_norm"], "downscale": sw["tap_downscale"]},
-                "rbr": {"influence": sw["rbr_influence"], "class_weight": ce_weight}, "rrr": {}}[paper.PENALTY[method]]
-        objective[paper.PENALTY[method]] = {"weight": lam, **args}
+    objective = paper.penalty_objective(method, lam, ctx.switches, class_weight=ce_weight)
     folder = check_prepared(ctx, dataset)
     settings = {"prepared": f"tap/{dataset}", "fingerprint": paper.fingerprint(folder),
                 "variant": "clean" if method == "Base" else "contaminated"}

@@ -40,11 +40,7 @@ H100_NOTE = ("authors_code_h100_it_s: the issue's targets, the authors' code on 
 
 def objective_spec(method: str, switches: dict[str, Any]) -> dict[str, Any]:
     """The objective of a Table 1 row, with the context's D-1, D-2 and D-9 switches."""
-    args = {"RRR": {}, "RBR": {"influence": switches["rbr_influence"]},
-            "TAP": {"norm": switches["tap_norm"], "downscale": switches["tap_downscale"]}}
-    if method not in args:
-        return {}
-    return {paper.PENALTY[method]: {"weight": PENALTY_WEIGHT, **args[method]}}
+    return paper.penalty_objective(method, PENALTY_WEIGHT, switches)
 
 
 def measure_rows(ctx: Context, device: Any) -> list[dict[str, Any]]:
