@@ -41,7 +41,8 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as PILLOW_VERSION
 
-from repro.data.idx import read_idx
+from repro.data.image_sets import DatasetError
+from repro.data.mnist_files import SUBSET, read_mnist, test_files, train_files
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,6 @@ META = "meta.json"
 PATCH = 4
 STEP = 255 // 10  # MNIST patch value 255 - 25 * label (§2.1)
 OFFSETS = np.array([0, 28 - PATCH])
-FULL = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
-SUBSET = ("subset/train-5k-images-idx3-ubyte.gz", "subset/train-5k-labels-idx1-ubyte.gz")
-TEST = ("raw/t10k-images-idx3-ubyte.gz", "raw/t10k-labels-idx1-ubyte.gz")
 VAL_FRACTION = 0.1  # MNIST val and the PNEU per-class val (§2.1, §2.2, D-22)
 
 SIZE = 224
@@ -69,8 +67,6 @@ MODES = {"train": ("train", False), "val": ("val", True), "test": ("test", True)
 """contaminated split -> (source split, permuted), in the order the RNG stream visits them (§2.1-§2.3)."""
 
 
-class LayoutError(ValueError):
-    """The user's raw data is missing files or has the wrong layout."""
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -136,39 +132,6 @@ def _boxes(tops: np.ndarray, lefts: np.ndarray, box: tuple[int, int], shape: tup
 # ---------------------------------------------------------------- decoy MNIST (§2.1)
 
 
-def _find(mnist_dir: Path, name: str) -> Path | None:
-    """An MNIST file in `<dir>/<name>` or `<dir>/raw/<basename>` (torchvision's layout)."""
-    return next((p for p in (mnist_dir / name, mnist_dir / "raw" / Path(name).name) if p.exists()), None)
-
-
-def _train_files(mnist_dir: Path, train_subset: bool | None) -> tuple[Path, Path, bool]:
-    """The official training files (unless `train_subset` is True) when present, else the 5,000-image
-    subset (unless `train_subset` is False); third item: subset used."""
-    full = [_find(mnist_dir, n) for n in FULL]
-    subset = [mnist_dir / n for n in SUBSET]
-    if train_subset is not True and all(full):
-        return full[0], full[1], False
-    if train_subset is not False and all(p.exists() for p in subset):
-        return subset[0], subset[1], True
-    wanted = {None: [FULL, SUBSET], False: [FULL], True: [SUBSET]}[train_subset]
-    raise LayoutError(
-        f"no MNIST training images under {mnist_dir}: expected " + " or ".join(" and ".join(f) for f in wanted)
-        + f" (the official files in {mnist_dir} or {mnist_dir}/raw); torchvision.datasets.MNIST(root, "
-        "download=True) writes the official files to <root>/MNIST/raw/.")
-
-
-def _read_mnist(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28) uint8 and labels (N,) in 0..9 from a pair of IDX files, else a LayoutError."""
-    try:
-        x, y = read_idx(images), read_idx(labels)
-    except ValueError as e:
-        raise LayoutError(str(e)) from e
-    if x.dtype != np.uint8 or x.shape[1:] != (28, 28) or y.shape != (len(x),) or (y > 9).any():
-        raise LayoutError(f"{images} ({x.shape}) and {labels} ({y.shape}) are not N 28x28 uint8 MNIST images "
-                          "with N labels in 0..9")
-    return x, y
-
-
 def decoy(images: np.ndarray, labels: np.ndarray, rng: random.Random,
           permuted: bool) -> tuple[np.ndarray, np.ndarray]:
     """Add a 4x4 corner patch per image: value 255 - 25*label (correlated) or 255 - 25*r, r ~ U{0..9}
@@ -190,12 +153,10 @@ def prepare_decoy_mnist(mnist_dir: Path, out_dir: Path, seed: int = 0, train_sub
     in draw order; train = the rest in ascending order; train and test_cor correlated, val and test permuted,
     from one `random.Random(seed)` stream. `limit` keeps a seeded subset of each split (tests, demos)."""
     mnist_dir, out_dir = Path(mnist_dir), Path(out_dir)
-    img_path, lab_path, subset = _train_files(mnist_dir, train_subset)
-    test = [_find(mnist_dir, n) for n in TEST]
-    if not all(test):
-        raise LayoutError(f"MNIST test files missing under {mnist_dir}: expected {TEST[0]} and {TEST[1]}")
-    images, labels = _read_mnist(img_path, lab_path)
-    test_images, test_labels = _read_mnist(*test)
+    img_path, lab_path, subset = train_files(mnist_dir, train_subset)
+    test = test_files(mnist_dir)
+    images, labels = read_mnist(img_path, lab_path)
+    test_images, test_labels = read_mnist(*test)
     n = len(images)
     val_idx = np.random.RandomState(seed).choice(n, int(VAL_FRACTION * n), replace=False)
     train_idx = np.setdiff1d(np.arange(n), val_idx)
@@ -257,32 +218,32 @@ class TaggedSet:
 
 def _scan(root: Path, splits: tuple[str, ...], required: tuple[str, ...], classes: tuple[str, ...],
           suffixes: tuple[str, ...], expected: str) -> dict[str, dict[str, list[Path]]]:
-    """The sorted image files of each present split and class; a LayoutError names every missing piece."""
+    """The sorted image files of each present split and class; a DatasetError names every missing piece."""
     if not root.is_dir():
-        raise LayoutError(f"{root} is not a folder; expected {expected}")
+        raise DatasetError(f"{root} is not a folder; expected {expected}")
     present = [s for s in splits if (root / s).is_dir()]
     missing = [str(root / s) for s in required if s not in present]
     if not present and not required:
         missing.append(f"{root}/{{{','.join(splits)}}} (at least one split)")
     missing += [str(root / s / c) for s in present for c in classes if not (root / s / c).is_dir()]
     if missing:
-        raise LayoutError(f"missing {', '.join(missing)}; expected {expected}")
+        raise DatasetError(f"missing {', '.join(missing)}; expected {expected}")
     files = {s: {c: sorted(p for p in (root / s / c).iterdir() if p.suffix.lower() in suffixes)
                  for c in classes} for s in present}
     empty = [str(root / s / c) for s in present for c in classes if not files[s][c]]
     if empty:
-        raise LayoutError(f"no {'/'.join(suffixes)} images in {', '.join(empty)}; expected {expected}")
+        raise DatasetError(f"no {'/'.join(suffixes)} images in {', '.join(empty)}; expected {expected}")
     return files
 
 
 def _open(path: Path | io.BytesIO) -> Image.Image:
-    """The fully decoded image, or a LayoutError naming the file."""
+    """The fully decoded image, or a DatasetError naming the file."""
     try:
         with Image.open(path) as im:
             im.load()
             return im
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise LayoutError(f"unreadable image {path}: {e}") from e
+        raise DatasetError(f"unreadable image {path}: {e}") from e
 
 
 def _check_items(splits: dict[str, list[Item]]) -> None:
@@ -291,7 +252,7 @@ def _check_items(splits: dict[str, list[Item]]) -> None:
         names = Counter(it.name for it in items)
         dup = sorted(it.source.as_posix() for it in items if names[it.name] > 1)
         if dup:
-            raise LayoutError(f"{split}: file names clash once written as PNG: {', '.join(dup)}")
+            raise DatasetError(f"{split}: file names clash once written as PNG: {', '.join(dup)}")
         for it in items:
             _open(it.source)
 
@@ -331,7 +292,7 @@ def _crop_resize_grey(img: Image.Image) -> Image.Image:
 def _grey_224(img: Image.Image) -> Image.Image:
     """KNEE: the image as is (already 224 px), grey."""
     if img.size != (SIZE, SIZE):
-        raise LayoutError(f"KNEE image of size {img.size}, expected {SIZE}x{SIZE}: {img.filename}")
+        raise DatasetError(f"KNEE image of size {img.size}, expected {SIZE}x{SIZE}: {img.filename}")
     return img if img.mode == "L" else img.convert("L")
 
 
@@ -462,7 +423,7 @@ SOURCES: dict[str, tuple[tuple[str, ...], Callable[..., Path]]] = {
 def prepare_tap(data_root: Path, out_root: Path, seed: int = 0, limit: int | None = None) -> dict[str, Path]:
     """Prepare each TAP dataset whose input folder is under `data_root` into `out_root/<name>` and return
     {name: folder}; an absent dataset is skipped with a log line, a present one with a bad layout raises
-    LayoutError. `limit` is passed on (tests, demos)."""
+    DatasetError. `limit` is passed on (tests, demos)."""
     data_root, out_root = Path(data_root), Path(out_root)
     prepared = {}
     for name, (folders, prepare) in SOURCES.items():

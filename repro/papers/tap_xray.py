@@ -86,7 +86,8 @@ def check_prepared(ctx: Context, dataset: str) -> Path:
 def prepare_xray(ctx: Context) -> None:
     """Prepare PNEU and KNEE from ctx.data_root into <runs>/prepared/tap/{pneu,knee} unless already done; a
     dataset absent under the data root is skipped with a note, a bad layout raises with the layout message."""
-    from repro.data.tap_prepare import SOURCES, LayoutError
+    from repro.data.image_sets import DatasetError
+    from repro.data.tap_prepare import SOURCES
 
     todo = [d for d in SETTINGS if not (prepared_folder(ctx, d) / "meta.json").exists()]
     if not todo:
@@ -104,7 +105,7 @@ def prepare_xray(ctx: Context) -> None:
             continue
         try:
             prepare(found, prepared_folder(ctx, dataset), seed=paper.DATA_SEED)
-        except LayoutError as e:
+        except DatasetError as e:
             raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
 
 

@@ -11,7 +11,7 @@ import torch
 
 from repro.data.decoy_mnist import build_decoy_mnist
 from repro.data.idx import read_idx
-from repro.data.tap_prepare import LayoutError, prepare_decoy_mnist
+from repro.data.tap_prepare import DatasetError, prepare_decoy_mnist
 
 MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "MNIST"
 pytestmark = pytest.mark.skipif(not MNIST.exists(), reason="../shared/data/MNIST not present")
@@ -61,12 +61,12 @@ def test_tensors_for_training(prepared):
 
 
 def test_bad_layouts(tmp_path):
-    with pytest.raises(LayoutError, match="train-images-idx3-ubyte.gz"):
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz"):
         prepare_decoy_mnist(tmp_path, tmp_path / "out")
     (tmp_path / "subset").mkdir()
     (tmp_path / "subset" / "train-5k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 8))
     (tmp_path / "subset" / "train-5k-labels-idx1-ubyte.gz").write_bytes(b"")
-    with pytest.raises(LayoutError, match="test files missing"):
+    with pytest.raises(DatasetError, match="test files missing"):
         prepare_decoy_mnist(tmp_path, tmp_path / "out")
 
 

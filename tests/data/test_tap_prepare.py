@@ -22,7 +22,7 @@ from repro.data.tap_prepare import (
     KNEE_TAGS,
     MODES,
     PNEU_TAGS,
-    LayoutError,
+    DatasetError,
     fingerprint,
     prepare_decoy_mnist,
     prepare_knee,
@@ -147,16 +147,16 @@ def test_mnist_official_files_preferred_and_subset_switch(tmp_path):
     raw.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         shutil.copy(DATA / "MNIST/raw" / name, raw / name)
-    with pytest.raises(LayoutError, match="train-images-idx3-ubyte.gz"):
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz"):
         prepare_decoy_mnist(tmp_path / "MNIST", tmp_path / "out", limit=10)
     shutil.copy(DATA / "MNIST/subset/train-5k-images-idx3-ubyte.gz", raw / "train-images-idx3-ubyte.gz")
     shutil.copy(DATA / "MNIST/subset/train-5k-labels-idx1-ubyte.gz", raw / "train-labels-idx1-ubyte.gz")
     out = prepare_decoy_mnist(tmp_path / "MNIST", tmp_path / "out", limit=10)
     meta = json.loads((out / "meta.json").read_text())
     assert not meta["subset"] and meta["sources"]["train_images"]["file"].endswith("raw/train-images-idx3-ubyte.gz")
-    with pytest.raises(LayoutError, match="subset/train-5k-images-idx3-ubyte.gz"):
+    with pytest.raises(DatasetError, match="subset/train-5k-images-idx3-ubyte.gz"):
         prepare_decoy_mnist(tmp_path / "MNIST", tmp_path / "out", train_subset=True)
-    with pytest.raises(LayoutError, match="train-images-idx3-ubyte.gz"):
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz"):
         prepare_decoy_mnist(DATA / "MNIST", tmp_path / "out", train_subset=False)
 
 
@@ -299,7 +299,7 @@ def test_pneu_layout_names_missing_piece(tmp_path, folders, missing):
     root = tmp_path / "chest_xray"
     root.mkdir()
     _layout(root, folders, ".jpeg")
-    with pytest.raises(LayoutError) as e:
+    with pytest.raises(DatasetError) as e:
         prepare_pneu(root, tmp_path / "out")
     assert f"missing {', '.join(str(root / m) for m in missing)};" in str(e.value)
     assert "{train,test}/{NORMAL,PNEUMONIA}/*.jpeg" in str(e.value)
@@ -315,7 +315,7 @@ def test_knee_layout_names_missing_piece(tmp_path, folders, missing):
     root = tmp_path / "kneeKL224"
     root.mkdir()
     _layout(root, folders, ".png")
-    with pytest.raises(LayoutError) as e:
+    with pytest.raises(DatasetError) as e:
         prepare_knee(root, tmp_path / "out")
     assert f"{root}/{missing}" in str(e.value)
     assert f"expected {root}/{{train,val,test}}/{{0,1,2,3,4}}/*.png" in str(e.value)
@@ -326,16 +326,16 @@ def test_layout_empty_folder_unreadable_image_and_wrong_size(tmp_path):
     _layout(root, KNEE_FOLDERS, ".png")
     img = root / "val" / "2" / "val_2.png"
     img.unlink()
-    with pytest.raises(LayoutError, match=re.escape(f"no .png images in {root}/val/2;")):
+    with pytest.raises(DatasetError, match=re.escape(f"no .png images in {root}/val/2;")):
         prepare_knee(root, tmp_path / "out")
     img.write_bytes(b"not a png")
-    with pytest.raises(LayoutError, match=re.escape(f"unreadable image {img}")):
+    with pytest.raises(DatasetError, match=re.escape(f"unreadable image {img}")):
         prepare_knee(root, tmp_path / "out")
     Image.new("L", (100, 224)).save(img)
-    with pytest.raises(LayoutError, match="expected 224x224"):
+    with pytest.raises(DatasetError, match="expected 224x224"):
         prepare_knee(root, tmp_path / "out")
     assert not [p for p in (tmp_path / "out").rglob("*")]  # a failure leaves nothing behind
-    with pytest.raises(LayoutError, match="is not a folder"):
+    with pytest.raises(DatasetError, match="is not a folder"):
         prepare_pneu(tmp_path / "nowhere", tmp_path / "out")
 
 
@@ -359,11 +359,11 @@ def test_pneu_truncated_jpeg_and_name_clash(tmp_path):
     _layout(root, PNEU_FOLDERS, ".jpeg")
     bad = root / "test" / "NORMAL" / "test_NORMAL.jpeg"
     bad.write_bytes(bad.read_bytes()[:200])
-    with pytest.raises(LayoutError, match=re.escape(f"unreadable image {bad}")):
+    with pytest.raises(DatasetError, match=re.escape(f"unreadable image {bad}")):
         prepare_pneu(root, tmp_path / "out")
     shutil.copy(root / "test" / "PNEUMONIA" / "test_PNEUMONIA.jpeg", bad)
     shutil.copy(bad, root / "test" / "PNEUMONIA" / "test_NORMAL.png")
-    with pytest.raises(LayoutError, match="test: file names clash once written as PNG: .*test_NORMAL.jpeg"):
+    with pytest.raises(DatasetError, match="test: file names clash once written as PNG: .*test_NORMAL.jpeg"):
         prepare_pneu(root, tmp_path / "out")
 
 
