@@ -212,7 +212,13 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
     """
     emit = events or (lambda e: None)
     try:
-        result = _train(record, device, emit, checkpoint_seconds, profile)
+        if record.config.method_args.get("trainer") == "masktune":  # two-stage runs (masktune spec §0)
+            from repro.masktune.train import train_masktune_run
+
+            record.path("failed").unlink(missing_ok=True)
+            result = train_masktune_run(record, device, emit, profile)
+        else:
+            result = _train(record, device, emit, checkpoint_seconds, profile)
     except Exception as e:
         atomic_write_text(record.path("failed"), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
         _log(record, f"failed: {type(e).__name__}: {e}")

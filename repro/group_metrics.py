@@ -17,13 +17,13 @@ def group_accuracies(pred: Tensor, labels: Tensor, groups: Tensor, n_groups: int
     groups = torch.as_tensor(groups)
     n_g = [int((groups == g).sum()) for g in range(n_groups)]
     acc_g = [100 * correct[groups == g].mean().item() if n else math.nan for g, n in enumerate(n_g)]
-    return {"group_acc": acc_g, "group_n": n_g, "worst_group_acc": min((a for a, n in zip(acc_g, n_g) if n), default=math.nan),
-            "average_acc": 100 * correct.mean().item()}
+    worst = min((a for a, n in zip(acc_g, n_g) if n), default=math.nan)
+    return {"group_acc": acc_g, "group_n": n_g, "worst_group_acc": worst, "average_acc": 100 * correct.mean().item()}
 
 
 def weighted_average(acc_g: list[float], train_group_fraction: list[float]) -> float:
     """Group accuracies weighted by the train group proportions (Sagawa et al. / JTT "average"; D-15 extra).
-    The proportions may be counts; they are normalised."""
+    The proportions may be counts; they are normalised. Groups absent from train weigh 0 (even with NaN accuracy)."""
     total = sum(train_group_fraction)
     return sum(a * f for a, f in zip(acc_g, train_group_fraction, strict=True) if f) / total
 

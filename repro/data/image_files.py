@@ -7,6 +7,7 @@ and how to obtain the data (DESIGN.md, "Missing or bad data is a clear message")
 from __future__ import annotations
 
 import os
+import posixpath
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +65,14 @@ class Source:
                              f"{', '.join(repeated[:SHOW])}")
 
     def existing_files(self, folder: Path, relpaths: Sequence[str], listed_in: Path) -> list[Path]:
-        """`folder / relpath` for each relpath, after checking every file is there (one listing per folder)."""
-        files = [folder / r for r in relpaths]
-        listings = {d: _file_names(d) for d in {f.parent for f in files}}
-        missing = [r for r, f in zip(relpaths, files) if f.name not in listings[f.parent]]
+        """`folder / relpath` for each relpath ("/"-separated), after checking every file is there (one listing
+        per folder)."""
+        listings = {d: _file_names(folder / d) for d in {posixpath.dirname(r) for r in relpaths}}
+        missing = [r for r in relpaths if posixpath.basename(r) not in listings[posixpath.dirname(r)]]
         if missing:
-            raise self.error(f"{len(missing)} of the {len(files)} images listed in {listed_in} are missing under "
-                             f"{folder}, e.g. {', '.join(missing[:SHOW])}")
-        return files
+            raise self.error(f"{len(missing)} of the {len(relpaths)} images listed in {listed_in} are missing "
+                             f"under {folder}, e.g. {', '.join(missing[:SHOW])}")
+        return [folder / r for r in relpaths]
 
 
 def _file_names(folder: Path) -> set[str]:

@@ -5,12 +5,13 @@ Each kind reproduces the code's torchvision pipeline with per-sample parameters 
 - "cifar", "catsdogs": RandomHorizontalFlip(0.5) -> RandomAffine(15, translate=(0.1, 0.1)), nearest, fill 0;
 - "svhn": RandomCrop(32, padding=4), zero padding.
 
-Affine convention (torchvision's, tensor path): angle ~ U[-15, 15] degrees, positive = counter-clockwise on
-screen; tx = round(U[-0.1 W, 0.1 W]) and ty = round(U[-0.1 H, 0.1 H]) integer pixels (round half to even, as
-Python's round), positive = right / down. Output pixel p (centred coordinates) samples the input at
-R(-angle) (p - t) with nearest rounding and zeros outside: exactly torchvision.transforms.functional.affine
-for integer shifts at angle 0; with rotation it may differ from it on rare half-way pixels (float order), and
-from the PIL path (the code's) by PIL's floor-at-pixel-centre rounding.
+Affine convention (torchvision.transforms.functional.affine's, tensor path): angle ~ U[-15, 15] degrees,
+positive = clockwise on screen (F.affine's sign, opposite to F.rotate's; the draw is symmetric anyway);
+tx = round(U[-0.1 W, 0.1 W]), ty = round(U[-0.1 H, 0.1 H]) integer pixels (round half to even, as Python's
+round), positive = right / down. Output pixel p (centred coordinates) takes the input pixel nearest to
+rotate(p - t, -angle), zero outside. This is exactly F.affine for integer shifts at angle 0 (tensor and PIL
+paths); with rotation it can differ from the tensor path on rare half-way pixels (float order) and from the
+PIL path (the code's, floor at pixel centres) on pixels at the rounding boundary.
 """
 
 from __future__ import annotations

@@ -48,11 +48,11 @@ def cam_maps(model: nn.Module, x: Tensor, cam: str = "xgradcam") -> Tensor:
     return torch.from_numpy(maps).to(x.device)
 
 
-def keep_masks(maps: Tensor, k: float = 2.0) -> Tensor:
+def keep_masks(maps: Tensor, k: float = 2.0, pixels: str = "positive") -> Tensor:
     """1 where a pixel is kept, 0 where it is masked: masked iff H > mu + k*sigma, with mu and the
-    population sigma over the strictly positive pixels of each map (D-4). An all-zero map gives NaN
-    statistics and masks nothing, as the code."""
-    pos = (maps > 0).to(maps.dtype)
+    population sigma over the strictly positive pixels of each map (`positive`, the code, D-4) or over all
+    pixels (`all`). An all-zero map gives NaN statistics and masks nothing, as the code."""
+    pos = (maps > 0).to(maps.dtype) if pixels == "positive" else torch.ones_like(maps)
     n = pos.sum(dim=(-2, -1), keepdim=True)
     mu = (maps * pos).sum(dim=(-2, -1), keepdim=True) / n
     var = (((maps - mu) * pos) ** 2).sum(dim=(-2, -1), keepdim=True) / n

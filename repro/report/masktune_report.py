@@ -1,0 +1,268 @@
+"""MaskTune artefacts: Tables 1-4 (published rows quoted and marked so, ours reproduced beside them) and
+Figures 2-3 (biased-MNIST bars with XGradCAM panels; CelebA and Waterbirds panels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from repro.papers import Context, PlannedRun, Tolerance
+from repro.report.artefacts import artefact_provenance, done_records, output_path
+from repro.report.figures import new_figure, save_figure
+from repro.report.tables import read_published, write_table
+from repro.report.tap_report import Rules, check_expectations, print_checks
+from repro.runs.store import RunStore
+
+TOLERANCE = Tolerance(abs=2.0)  # accuracy points, plus 2 published std
+QUOTED, OURS = "quoted from the paper", "reproduced"
+VARIANTS = ("original", "mixed_same", "mixed_rand", "only_fg")
+
+
+def _frame(runs: list[PlannedRun], store: RunStore, values: Callable[[PlannedRun, dict[str, Any]], dict[str, float]]
+           ) -> pd.DataFrame:
+    rows = [{**r.cell, **values(r, rec.result())} for r, rec in done_records(runs, store)]
+    return pd.DataFrame(rows)
+
+
+def _model_metrics(run: PlannedRun, res: dict[str, Any]) -> dict[str, Any]:
+    """best_erm's metrics for an ERM run, the finetuned model's for the others (§5.4)."""
+    return res["best"] if run.cell["method"] == "erm" else res["final"]
+
+
+def _stats(frame: pd.DataFrame, keys: list[str], values: list[str], ddof: int) -> pd.DataFrame:
+    """mean, std (ddof from D-19) and n over seeds per key."""
+    if frame.empty:
+        return pd.DataFrame(columns=keys + [f"{v}_{s}" for v in values for s in ("mean", "std", "n")])
+    g = frame.groupby(keys, sort=False)[values]
+    out = pd.DataFrame(index=g.mean().index)
+    for v in values:
+        out[f"{v}_mean"], out[f"{v}_std"], out[f"{v}_n"] = g.mean()[v], g.std(ddof=ddof)[v], g.count()[v]
+    return out.reset_index()
+
+
+def _versus(row: dict[str, Any], value: str, published: str, published_std: str) -> dict[str, Any]:
+    """diff and within-tolerance of a reproduced mean against a published value."""
+    pub = pd.to_numeric(pd.Series([published]), errors="coerce")[0]
+    pstd = pd.to_numeric(pd.Series([published_std]), errors="coerce")[0]
+    mean = row.get(f"{value}_mean", np.nan)
+    diff = mean - pub
+    return {f"{value}_diff": diff, f"{value}_within_tol": "" if diff != diff else TOLERANCE.within(diff, pstd)}
+
+
+def _note(ctx: Context) -> str:
+    return ("" if ctx.profile == "paper" else
+            f"{ctx.profile} profile: reduced epochs and images, not comparable with the paper's numbers")
+
+
+def _write(ctx: Context, name: str, table: pd.DataFrame, runs: list[PlannedRun], store: RunStore, **extra: Any) -> Path:
+    prov = artefact_provenance(ctx, name, runs, store, std_ddof=ctx.switches["std_ddof"], note=_note(ctx), **extra)
+    path = write_table(table, output_path(ctx, name, "table"), prov)
+    from rich.console import Console
+
+    Console().print(table.to_string(index=False, max_colwidth=40))
+    if _note(ctx):
+        Console().print(f"[yellow]{_note(ctx)}[/yellow]")
+    return path
+
+
+def _details(runs: list[PlannedRun], store: RunStore) -> dict[str, Any]:
+    """Each dataset's loader details (subset notes, split rules) from its runs."""
+    return {r.cell["dataset"]: rec.result().get("details", {}) for r, rec in done_records(runs, store)}
+
+
+# ---------------------------------------------------------------- Tables 1 and 2: group metrics
+
+
+def _group_table(ctx: Context, name: str, runs: list[PlannedRun], store: RunStore, ours_row: str) -> list[Path]:
+    """The published rows (quoted), the row `ours_row` with our MaskTune beside it, and our ERM."""
+    frame = _frame(runs, store, lambda r, res: {
+        "worst_group": _model_metrics(r, res)["test"]["worst_group_acc"],
+        "average": _model_metrics(r, res)["test"]["average_acc"],
+        **{f"group{g}": a for g, a in enumerate(_model_metrics(r, res)["test"]["group_acc"])}})
+    values = ["worst_group", "average", "group0", "group1", "group2", "group3"]
+    stats = {m: row for m, row in _stats(frame, ["method"], [v for v in values if v in frame] or values,
+                                         ctx.switches["std_ddof"]).set_index("method").iterrows()}
+    published = read_published("masktune", name)
+    rows = []
+    for _, p in published.iterrows():
+        row: dict[str, Any] = {"method": p["method"], "source": QUOTED,
+                               **{c: p[c] for c in published.columns if c not in ("method", "bold")}}
+        if p["method"].startswith(ours_row) and "masktune" in stats:
+            row |= {"source": f"{QUOTED}; ours beside it", **stats["masktune"].to_dict()}
+            row |= _versus(row, "worst_group", p["worst_group"], p["worst_group_std"])
+            row |= _versus(row, "average", p["average"], p["average_std"])
+        if name == "table2" and p["method"].startswith("ERM") and "erm" in stats:  # the authors' own ERM run
+            row |= {"source": f"{QUOTED}; ours beside it", **stats["erm"].to_dict()}
+            row |= _versus(row, "worst_group", p["worst_group"], p["worst_group_std"])
+            row |= _versus(row, "average", p["average"], p["average_std"])
+        rows.append(row)
+    if name == "table1" and "erm" in stats:
+        rows.append({"method": "ERM (ours, best_erm)", "source": OURS, "train_group_labels": "No",
+                     "val_group_labels": "No", **stats["erm"].to_dict()})
+    return [_write(ctx, name, pd.DataFrame(rows), runs, store, datasets=_details(runs, store),
+                   groups="group id = 2*spurious + target (CelebA: 2*Male + Blond; Waterbirds: 2*place + y)",
+                   average="plain test accuracy (D-15)")]
+
+
+def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    return _group_table(ctx, "table1", runs, store, "MaskTune")
+
+
+def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    return _group_table(ctx, "table2", runs, store, "MaskTune")
+
+
+# ---------------------------------------------------------------- Table 3: Background Challenge
+
+
+def table3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    frame = _frame(runs, store, lambda r, res: {v: _model_metrics(r, res)[f"test_{v}"]["accuracy"] for v in VARIANTS})
+    stats = {m: row for m, row in _stats(frame, ["method"], list(VARIANTS), ctx.switches["std_ddof"])
+             .set_index("method").iterrows()}
+    published = read_published("masktune", "table3")
+    rows = []
+    for _, p in published.iterrows():
+        row: dict[str, Any] = {**p.to_dict(), "source": QUOTED}
+        if p["method_reconstructed"] == "MaskTune" and "masktune" in stats:
+            row |= {"source": f"{QUOTED}; ours beside it", **stats["masktune"].to_dict()}
+            for v in VARIANTS:
+                row |= _versus(row, v, p[v], "")
+        rows.append(row)
+    if "erm" in stats:
+        rows.append({"method_reconstructed": "ERM (ours, best_erm)", "source": OURS, **stats["erm"].to_dict()})
+    return [_write(ctx, "table3", pd.DataFrame(rows), runs, store, datasets=_details(runs, store))]
+
+
+# ---------------------------------------------------------------- Table 4: selective classification
+
+T4_NAMES = {"cifar10": "CIFAR-10", "svhn": "SVHN", "cats_dogs": "Cats vs Dogs"}
+
+
+def table4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    rows = []
+    for r, rec in done_records(runs, store):
+        res = rec.result()
+        if r.cell["method"] != "masktune":
+            continue
+        erm = store.root / "masktune" / res["erm_run"] / "result.json"
+        erm_acc = pd.read_json(erm, typ="series")["best"]["test"]["accuracy"] if erm.exists() else np.nan
+        for which in ("masktune", "sr"):
+            for m in res["selective"][which]:
+                rows.append({"dataset": T4_NAMES[r.cell["dataset"]], "target_coverage": f"{m['target_coverage']:g}%",
+                             "seed": r.cell["seed"], f"{which}_cov": m["coverage"], f"{which}_err": m["error"],
+                             "erm_accuracy": erm_acc, "finetuned_accuracy": res["final"]["test"]["accuracy"]})
+    frame = pd.DataFrame(rows)
+    values = ["masktune_cov", "masktune_err", "sr_cov", "sr_err", "erm_accuracy", "finetuned_accuracy"]
+    if not frame.empty:
+        frame = frame.groupby(["dataset", "target_coverage", "seed"], sort=False).first().reset_index()
+    stats = _stats(frame, ["dataset", "target_coverage"], values, ctx.switches["std_ddof"])
+    published = read_published("masktune", "table4")
+    table = published.rename(columns={c: f"{c}_published" for c in published.columns
+                                      if c not in ("dataset", "target_coverage")})
+    table = table.merge(stats.rename(columns={c: f"ours_{c}" for c in stats.columns
+                                              if c not in ("dataset", "target_coverage")}),
+                        on=["dataset", "target_coverage"], how="left")
+    for v in ("cov", "err"):
+        versus = [_versus({f"ours_masktune_{v}_mean": row.get(f"ours_masktune_{v}_mean", np.nan)}, f"ours_masktune_{v}",
+                          row[f"masktune_{v}_published"], row[f"masktune_{v}_std_published"])
+                  for row in table.to_dict(orient="records")]
+        for k in (f"ours_masktune_{v}_diff", f"ours_masktune_{v}_within_tol"):
+            table[k] = [x[k] for x in versus]
+    table["source"] = "SR, SN, DG, OSP and masktune_*_published quoted from the paper; ours_* reproduced " \
+                      "(ours_sr_* = SR from our best_erm)"
+    return [_write(ctx, "table4", table, runs, store, datasets=_details(runs, store),
+                   selective_score=ctx.switches["selective_score"])]
+
+
+# ---------------------------------------------------------------- Figures 2 and 3
+
+FIGURE2_EXPECTATIONS: Rules = {
+    "ERM far lower on the biased test set than MaskTune (by > 10 points)":
+        lambda v: v["MaskTune", "biased"] - v["ERM", "biased"] > 10,
+    "MaskTune high on both test sets (>= 90%)": lambda v: min(v["MaskTune", "original"], v["MaskTune", "biased"]) >= 90,
+    "MaskTune above RandMask and ERM on both test sets":
+        lambda v: all(v["MaskTune", t] > max(v["RandMask", t], v["ERM", t]) for t in ("original", "biased")),
+}
+FIG2_METHODS = {"erm": "ERM", "randmask": "RandMask", "masktune": "MaskTune"}
+
+
+def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    frame = _frame(runs, store, lambda r, res: {t: _model_metrics(r, res)[f"test_{t}"]["accuracy"]
+                                                for t in ("original", "biased")})
+    long = (frame.melt(id_vars=["method", "seed"], value_vars=["original", "biased"], var_name="test_set",
+                       value_name="accuracy") if not frame.empty else
+            pd.DataFrame(columns=["method", "seed", "test_set", "accuracy"]))
+    long["method"] = long["method"].map(FIG2_METHODS)
+    stats = _stats(long, ["method", "test_set"], ["accuracy"], ctx.switches["std_ddof"])
+    table = read_published("masktune", "figure2").rename(columns={"accuracy": "accuracy_published"})
+    table = table.merge(stats, on=["method", "test_set"], how="left")
+    checks = check_expectations(FIGURE2_EXPECTATIONS, {(m, t): a for m, t, a in
+                                                        zip(table["method"], table["test_set"], table["accuracy_mean"])})
+    fig, axes = new_figure(1, 2, (12, 4.2))
+    ax = axes[0][0]
+    x = np.arange(3)
+    for i, t in enumerate(("original", "biased")):
+        sub = table[table["test_set"] == t].set_index("method").reindex(FIG2_METHODS.values())
+        ax.bar(x + (i - 0.5) * 0.38, sub["accuracy_mean"], 0.38, yerr=sub["accuracy_std"].fillna(0), capsize=3,
+               label=f"{t} test")
+    ax.set_xticks(x, list(FIG2_METHODS.values()))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    panels = _cam_panel(axes[0][1], runs, store, "biased_mnist", _biased_examples)
+    details = _details(runs, store)
+    fig.suptitle(f"Biased MNIST ({ctx.profile} profile; {details.get('biased_mnist', {}).get('note', '')})", fontsize=9)
+    prov = artefact_provenance(ctx, "figure2", runs, store, expectations=checks, datasets=details, note=_note(ctx),
+                               published="no numbers published (D-22): qualitative statements only")
+    arrays = {"accuracy_mean": table["accuracy_mean"].to_numpy(float), "accuracy_std": table["accuracy_std"].to_numpy(float),
+              **panels}
+    path = save_figure(fig, output_path(ctx, "figure2", "figure"), prov, arrays)
+    csv = write_table(table, path.with_suffix(".csv"), prov)
+    from rich.console import Console
+
+    Console().print(table.to_string(index=False))
+    print_checks(checks)
+    return [path, csv]
+
+
+def _biased_examples(split: Any) -> np.ndarray:
+    """Fixed picks from the biased test set: three squared 5-9s and two clean 0-4s (first by index)."""
+    return np.concatenate([np.flatnonzero(split.labels == 1)[:3], np.flatnonzero(split.labels == 0)[:2]])
+
+
+def _group_examples(split: Any) -> np.ndarray:
+    """The first test image of each group, minority groups included (§7.6)."""
+    return np.array([np.flatnonzero(split.groups == g)[0] for g in range(4) if (split.groups == g).any()])
+
+
+def _cam_panel(ax: Any, runs: list[PlannedRun], store: RunStore, dataset: str,
+               pick: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:
+    """Rows: test images, best_erm's XGradCAM overlay, the finetuned model's; from seed 0's runs."""
+    from repro.masktune.cams import overlays
+
+    pair = {r.cell["method"]: rec for r, rec in done_records(runs, store)
+            if r.cell["dataset"] == dataset and r.cell["seed"] == 0}
+    if not {"erm", "masktune"} <= set(pair):
+        ax.set_axis_off()
+        ax.set_title("XGradCAM panel: runs not done")
+        return {}
+    images, erm, tuned = overlays(pair["erm"], pair["masktune"], dataset, pick)
+    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in (images, erm, tuned)], axis=0)
+    ax.imshow(grid)
+    ax.set_yticks([(i + 0.5) * images.shape[1] for i in range(3)], ["input", "ERM", "MaskTune"])
+    ax.set_xticks([])
+    ax.set_title(f"XGradCAM ({dataset}, seed 0)")
+    return {f"{dataset}_images": images, f"{dataset}_erm_overlay": erm, f"{dataset}_masktune_overlay": tuned}
+
+
+def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    fig, axes = new_figure(1, 2, (14, 5))
+    arrays: dict[str, np.ndarray] = {}
+    for ax, dataset in zip(axes[0], ("celeba", "waterbirds")):
+        arrays |= _cam_panel(ax, runs, store, dataset, _group_examples)
+    fig.suptitle(f"XGradCAM of ERM and MaskTune, one test image per group ({ctx.profile} profile)", fontsize=9)
+    prov = artefact_provenance(ctx, "figure3", runs, store, note=_note(ctx), datasets=_details(runs, store))
+    return [save_figure(fig, output_path(ctx, "figure3", "figure"), prov, arrays)]

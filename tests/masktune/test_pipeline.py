@@ -1,0 +1,117 @@
+"""MaskTune runs end to end on the shared biased MNIST (smoke sizes): ERM resume, mask caching, the
+finetune's start point and lr, RandMask cutouts, and the Figure 2 artefact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from repro.masktune import train
+from repro.masktune.randmask import cutout
+from repro.papers import get_paper
+from repro.runs.store import RunStore
+from tests.conftest import SHARED_DATA
+
+pytest.importorskip("pytorch_grad_cam")
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="../shared/data not present")
+
+
+@pytest.fixture
+def mnist_ctx(tmp_path: Path):
+    paper = get_paper("masktune")
+    ctx = paper.context("smoke", None, "code", {}, tmp_path / "out", SHARED_DATA, tmp_path / "runs")
+    paper.artefacts["figure2"].prepare(ctx)
+    return ctx
+
+
+def _record(ctx, method: str, seed: int = 0, **args):
+    from repro.papers.masktune import run_config
+
+    cfg = run_config(ctx, "biased_mnist", method, seed)
+    if args:
+        cfg = cfg.replace(method_args={**cfg.method_args, **args})
+    store = RunStore(ctx.runs_dir)
+    rec = store.record(cfg)
+    store.init(rec)
+    return rec
+
+
+class Stop(Exception):
+    pass
+
+
+def test_erm_resumes_from_last_checkpoint_to_the_same_weights(mnist_ctx, tmp_path):
+    rec = _record(mnist_ctx, "erm")
+    dev = torch.device("cpu")
+
+    def stop_after_first_epoch(event):
+        if event.get("event") == "epoch" and event["epoch"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train.train_erm(rec, dev, stop_after_first_epoch, "smoke")
+    assert rec.path("last.pt").exists() and not rec.path("done").exists()
+    train.train_erm(rec, dev, lambda e: None, "smoke")
+    resumed = torch.load(rec.path("last.pt"), weights_only=False)
+    assert resumed["epoch"] == 1 and len(rec.path("metrics.jsonl").read_text().splitlines()) == 2
+
+    other = get_paper("masktune").context("smoke", None, "code", {}, tmp_path / "o2", SHARED_DATA, tmp_path / "runs2")
+    get_paper("masktune").artefacts["figure2"].prepare(other)
+    fresh = _record(other, "erm")
+    train.train_erm(fresh, dev, lambda e: None, "smoke")
+    straight = torch.load(fresh.path("last.pt"), weights_only=False)
+    for k, v in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v)
+
+
+def test_finetune_starts_from_last_erm_at_the_decayed_lr_and_reuses_masks(mnist_ctx):
+    rec = _record(mnist_ctx, "masktune")
+    train.train_finetune(rec, torch.device("cpu"), lambda e: None, "smoke")
+    res = rec.result()
+    erm = RunStore(mnist_ctx.runs_dir).record(train.erm_config(rec.config))
+    assert erm.state() == "done" and res["erm_run"] == erm.key
+    # smoke: 2 epochs, milestones [25, 50, 75] of 100 scaled to [1, 2]: two decays by 0.5 before the finetune
+    assert rec.config.method_args["milestones"] == [1, 2]
+    assert res["finetune_lr"] == pytest.approx(0.01 * 0.25)
+    masking = res["rounds"][0]["masking"]
+    assert 0 < masking["masked_fraction_mean"] < 0.5
+    caches = list((mnist_ctx.runs_dir / "masks").iterdir())
+    assert len(caches) == 1 and (caches[0] / "masked.npy").exists()
+    stamp = (caches[0] / "masked.npy").stat().st_mtime_ns
+    again = _record(mnist_ctx, "masktune", rounds=2)  # a different run with the same round-1 masks
+    train.train_finetune(again, torch.device("cpu"), lambda e: None, "smoke")
+    assert (caches[0] / "masked.npy").stat().st_mtime_ns == stamp  # reused, not rewritten
+    assert len(again.result()["rounds"]) == 2
+    assert len(list((mnist_ctx.runs_dir / "masks").iterdir())) == 2  # round 2 masks with the finetuned model
+
+
+def test_cutout_zeroes_one_square_per_image():
+    x = torch.ones(64, 3, 28, 28)
+    out = cutout(x, torch.Generator().manual_seed(0))
+    holes = (out[:, 0] == 0)
+    assert torch.equal(holes[:, None].expand_as(out), out == 0)  # all channels together
+    rows, cols = holes.any(2).sum(1), holes.any(1).sum(1)
+    area = holes.sum((1, 2))
+    assert torch.equal(area, rows * cols)  # a rectangle (a square clipped at the border)
+    assert rows.max() <= 14 and (area > 0).all() and len(set(area.tolist())) > 3
+
+
+def test_figure2_smoke_writes_bars_cams_and_checks(mnist_ctx):
+    from repro.cli import app
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["masktune", "figure2", "--profile", "smoke", "--data-root", str(SHARED_DATA),
+                                      "--runs-dir", str(mnist_ctx.runs_dir), "--out", str(mnist_ctx.out)])
+    assert result.exit_code == 0, result.output
+    csv = mnist_ctx.out / "figures" / "masktune" / "figure2.csv"
+    table = pd.read_csv(csv)
+    assert set(table["method"]) == {"ERM", "RandMask", "MaskTune"} and table["accuracy_mean"].between(0, 100).all()
+    prov = json.loads(csv.with_suffix(".json").read_text())
+    assert prov["profile"] == "smoke" and "5,000-image subset" in prov["datasets"]["biased_mnist"]["note"]
+    assert set(prov["expectations"]) and "holds" in result.output
+    arrays = dict(__import__("numpy").load(csv.with_suffix(".npz")))
+    assert arrays["biased_mnist_erm_overlay"].shape == (5, 28, 28, 3)
