@@ -54,7 +54,7 @@ def _scan(train_dir: Path) -> list[tuple[int, int, Path]]:
     """(label, n, path) of every `<class>.<n>.jpg`, sorted by (label, n); each class must be present."""
     if not train_dir.is_dir():
         raise _error(f"folder {train_dir} is missing")
-    found = sorted((CLASSES.index(m[1]), m[2], p) for p in train_dir.iterdir() if (m := FILE_RE.match(p.name)))
+    found = sorted((CLASSES.index(m[1]), int(m[2]), p) for p in train_dir.iterdir() if (m := FILE_RE.match(p.name)))
     for label, cls in enumerate(CLASSES):
         if not any(lab == label for lab, _, _ in found):
             raise _error(f"{train_dir} holds no {cls}.<n>.jpg files")
