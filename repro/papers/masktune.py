@@ -63,11 +63,12 @@ FILE_WORKERS = 8  # §5.2: data-loader workers (file-backed datasets)
 SEEDS = 3  # D-19: seeds 0, 1, 2
 COVERAGES = [90, 95, 100]  # §1.4 / §6.3 (the code also runs 80 and 85)
 
-# Reduced profiles: fewer epochs (milestones scaled with them), seeds and images; labelled in every output.
+# Reduced profiles: fewer epochs (milestones scaled with them), seeds, images and loader workers; labelled in
+# every output.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
-    "quick": {"seeds": 1, "epochs": 8, "limits": {"test": 2000, "train": 4000, "val": 1000}},
-    "smoke": {"seeds": 1, "epochs": 2, "limits": {"train": 256, "val": 128, "test": 256}},
+    "quick": {"seeds": 1, "epochs": 8, "workers": 2, "limits": {"test": 2000, "train": 4000, "val": 1000}},
+    "smoke": {"seeds": 1, "epochs": 2, "workers": 2, "limits": {"train": 256, "val": 128, "test": 256}},
 }
 
 
@@ -114,7 +115,7 @@ def run_config(ctx: Context, dataset: str, method: str, seed: int, selective: bo
     file_backed = dataset in ("celeba", "waterbirds", "in9l")
     args: dict[str, Any] = {"trainer": "masktune", "milestones": _milestones(ctx, dataset, r, epochs),
                             "gamma": r["gamma"], "lr_schedule": ctx.switches["lr_schedule"],
-                            "workers": FILE_WORKERS if file_backed else 0}
+                            "workers": profile_setting(ctx, "workers", FILE_WORKERS) if file_backed else 0}
     if method == "masktune":
         args |= {"cam": ctx.switches["cam"], "threshold_k": 2.0, "threshold_pixels": ctx.switches["threshold_pixels"],
                  "mask_geometry": ctx.switches["mask_geometry"], "masked_format": ctx.switches["masked_format"],

@@ -115,3 +115,15 @@ def test_figure2_smoke_writes_bars_cams_and_checks(mnist_ctx):
     assert set(prov["expectations"]) and "holds" in result.output
     arrays = dict(__import__("numpy").load(csv.with_suffix(".npz")))
     assert arrays["biased_mnist_erm_overlay"].shape == (5, 28, 28, 3)
+
+
+def test_missing_data_root_and_bad_layout_exit_2_with_the_fix(tmp_path):
+    from repro.cli import app
+    from typer.testing import CliRunner
+
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(app, ["masktune", "figure2", *runs])
+    assert result.exit_code == 2 and "pass --data-root DIR" in result.output
+    (tmp_path / "bad" / "MNIST" / "raw").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["masktune", "figure2", *runs, "--data-root", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "no MNIST training images" in result.output and "download=True" in result.output
