@@ -27,7 +27,12 @@ EVAL_CHUNK = 512
 
 
 class NonFiniteLoss(RuntimeError):
-    """The training loss became NaN or infinite; the run is marked failed (not retried)."""
+    """The training loss became NaN or infinite; the run is marked failed (not retried). `members` lists
+    which members of a pack it concerns (None: all)."""
+
+    def __init__(self, message: str, members: list[int] | None = None):
+        super().__init__(message)
+        self.members = members
 
 
 @dataclass
@@ -55,24 +60,33 @@ class Best:
             return last
         return metrics[self.split][self.metric] > self.value
 
-    def update(self, epoch: int, metrics: dict[str, dict[str, float]], model: nn.Module) -> None:
+    def update(self, epoch: int, metrics: dict[str, dict[str, float]], state: dict[str, Tensor]) -> None:
         self.epoch, self.metrics = epoch, metrics
         self.value = metrics[self.split][self.metric] if self.split else float(epoch)
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.state = {k: v.detach().clone() for k, v in state.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "value": self.value, "metrics": self.metrics, "state": self.state}
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-    """The model's logits on `x`, in eval mode, in chunks (the model's mode is restored)."""
+def predict_members(model: nn.Module, xs: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """Logits (M, N, K) of a model of M members (`repro.packed.Pack`, or one model with M = 1) on each member's
+    images `xs` (M, N, ...), in eval mode, in chunks (the model's mode is restored)."""
     was_training = model.training
     model.eval()
     prep = transform or (lambda t: t)
-    logits = torch.cat([model(prep(x[i:i + EVAL_CHUNK]))[0] for i in range(0, len(x), EVAL_CHUNK)])
+    chunks = []
+    for i in range(0, xs.shape[1], EVAL_CHUNK):
+        logits = model(prep(xs[:, i:i + EVAL_CHUNK].flatten(0, 1)))[0]
+        chunks.append(logits.reshape(len(xs), -1, logits.shape[-1]))
     model.train(was_training)
-    return logits
+    return torch.cat(chunks, dim=1)
+
+
+def predict(model: nn.Module, x: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """The model's logits on `x`, in eval mode, in chunks (the model's mode is restored)."""
+    return predict_members(model, x[None], transform)[0]
 
 
 def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics: tuple[str, ...],
@@ -81,12 +95,21 @@ def evaluate(model: nn.Module, evals: dict[str, tuple[Tensor, Tensor]], metrics:
              keep: dict[str, Tensor] | None = None) -> dict[str, dict[str, float]]:
     """The named metrics (with their `options`) on every evaluation split; `keep`, if given, receives each
     split's logits."""
-    out = {}
-    for name, (x, y) in evals.items():
-        logits = predict(model, x, transform)
-        if keep is not None:
-            keep[name] = logits
-        out[name] = compute(metrics, logits, y, options)
+    return evaluate_members(model, [evals], metrics, transform, options, [keep] if keep is not None else None)[0]
+
+
+def evaluate_members(model: nn.Module, evals: list[dict[str, tuple[Tensor, Tensor]]], metrics: tuple[str, ...],
+                     transform: Callable[[Tensor], Tensor] | None = None,
+                     options: dict[str, dict[str, Any]] | None = None,
+                     keep: list[dict[str, Tensor]] | None = None) -> list[dict[str, dict[str, float]]]:
+    """`evaluate` for each member of a packed model, on its own evaluation splits (same names and sizes)."""
+    out: list[dict[str, dict[str, float]]] = [{} for _ in evals]
+    for name in evals[0]:
+        logits = predict_members(model, torch.stack([e[name][0] for e in evals]), transform)
+        for m, e in enumerate(evals):
+            if keep is not None:
+                keep[m][name] = logits[m]
+            out[m][name] = compute(metrics, logits[m], e[name][1], options)
     return out
 
 
@@ -99,30 +122,36 @@ def save_predictions(record: RunRecord, logits: dict[str, Tensor], evals: dict[s
 
 
 def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-               mask: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
-    """One optimiser step on one batch (objective, backward, step); the loss and its parts stay on the device."""
-    loss, parts = objective(model, x, y, mask, gen)
+               mask: Tensor, gens: torch.Generator | list[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:
+    """One optimiser step on one batch (objective, backward, step) for every member; the loss and the
+    per-member parts stay on the device."""
+    loss, parts = objective(model, x, y, mask, gens)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return loss, parts
 
 
-def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, data: TrainData,
-                batch_size: int, gen: torch.Generator) -> dict[str, float]:
-    """One pass over the training tensors in a seeded random order; returns the mean loss parts."""
-    n = len(data.y)
-    perm = torch.randperm(n, generator=gen, device=gen.device)
-    sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=data.y.device))
+def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, data: list[TrainData],
+                batch_size: int, gens: list[torch.Generator]) -> list[dict[str, float]]:
+    """One pass over each member's training tensors in its own seeded random order; the mean loss parts per
+    member. A member with a non-finite loss raises NonFiniteLoss naming it."""
+    n, members = len(data[0].y), len(data)
+    rows = torch.arange(members, device=data[0].y.device)[:, None]
+    x, y, mask = (torch.stack([getattr(d, k) for d in data]) for k in ("x", "y", "mask"))
+    perm = torch.stack([torch.randperm(n, generator=g, device=g.device) for g in gens]).to(y.device)
+    sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros(members, device=y.device))
     for i in range(0, n, batch_size):
-        idx = perm[i:i + batch_size]
-        loss, parts = train_step(model, objective, opt, data.batch(data.x[idx]), data.y[idx], data.mask[idx], gen)
-        sums["loss"] += loss.detach() * len(idx)
+        idx = perm[:, i:i + batch_size]
+        _, parts = train_step(model, objective, opt, data[0].batch(x[rows, idx].flatten(0, 1)),
+                              y[rows, idx].flatten(0, 1), mask[rows, idx].flatten(0, 1), gens)
+        sums["loss"] += sum(parts.values()) * idx.shape[1]
         for k, v in parts.items():
-            sums[k] += v * len(idx)
-    means = {k: (v / n).item() for k, v in sums.items()}
-    if not all(math.isfinite(v) for v in means.values()):
-        raise NonFiniteLoss(f"non-finite training loss: {means}")
+            sums[k] += v * idx.shape[1]
+    means = [{k: (v[m] / n).item() for k, v in sums.items()} for m in range(members)]
+    bad = [m for m, d in enumerate(means) if not all(math.isfinite(v) for v in d.values())]
+    if bad:
+        raise NonFiniteLoss(f"non-finite training loss: {[means[m] for m in bad]}", bad)
     return means
 
 
@@ -192,11 +221,12 @@ def _resume(record: RunRecord, model: nn.Module, opt: torch.optim.Optimizer, gen
     return start
 
 
-def _checkpoint(record: RunRecord, epoch: int, model: nn.Module, opt: torch.optim.Optimizer,
+def _checkpoint(record: RunRecord, epoch: int, model_state: dict[str, Tensor], opt_state: dict[str, Any],
                 gen: torch.Generator, best: Best) -> None:
-    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "rng": _rng_state(gen), "best": best.to_dict()}
+    state = {"epoch": epoch, "model": model_state, "optimizer": opt_state, "rng": _rng_state(gen),
+             "best": best.to_dict()}
     atomic_write(record.path("checkpoint.pt"), lambda f: torch.save(state, f))
+    atomic_write_json(record.path("checkpoint.json"), {"epoch": epoch})  # read by the launcher to group packs
 
 
 def _log(record: RunRecord, text: str) -> None:
@@ -210,83 +240,177 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
 
     A NaN loss marks the run failed; any other exception is recorded and re-raised.
     """
-    emit = events or (lambda e: None)
-    try:
-        if record.config.method_args.get("trainer") == "masktune":  # two-stage runs (masktune spec §0)
-            from repro.masktune.train import train_masktune_run
+    if record.config.method_args.get("trainer") == "masktune":  # two-stage runs (masktune spec §0)
+        from repro.masktune.train import train_masktune_run
 
-            record.path("failed").unlink(missing_ok=True)
-            result = train_masktune_run(record, device, emit, profile)
-        else:
-            result = _train(record, device, emit, checkpoint_seconds, profile)
+        emit = events or (lambda e: None)
+        return _guarded([record], emit, lambda: train_masktune_run(record, device, emit, profile))
+    return train_pack([record], device, events, checkpoint_seconds, profile)[0]
+
+
+def train_pack(records: list[RunRecord], device: torch.device, events: Events | None = None,
+               checkpoint_seconds: float = 60.0, profile: str = "paper") -> list[dict[str, Any]]:
+    """Train runs that differ only in their seed together (`repro.packed.Pack`; one run: the model itself), each
+    resuming from its own checkpoint, which must be at the same epoch for all. Every run keeps its own folder,
+    records, checkpoint and result, exactly as when trained alone.
+
+    A NaN loss marks the members it concerns failed (the others keep their checkpoints); any other exception
+    is recorded for every member and re-raised."""
+    emit = events or (lambda e: None)
+    return _guarded(records, emit, lambda: _train(records, device, emit, checkpoint_seconds, profile))
+
+
+def _guarded(records: list[RunRecord], emit: Events, train: Callable[[], Any]) -> Any:
+    try:
+        return train()
     except Exception as e:
-        atomic_write_text(record.path("failed"), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
-        _log(record, f"failed: {type(e).__name__}: {e}")
-        emit({"event": "failed", "key": record.key, "error": f"{type(e).__name__}: {e}"})
+        hit = records if not isinstance(e, NonFiniteLoss) or e.members is None else [records[m] for m in e.members]
+        for record in hit:
+            atomic_write_text(record.path("failed"), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
+            _log(record, f"failed: {type(e).__name__}: {e}")
+            emit({"event": "failed", "key": record.key, "error": f"{type(e).__name__}: {e}"})
         if not isinstance(e, NonFiniteLoss):
             raise
-        return {}
-    return result
+        return [{} for _ in records]
 
 
-def _train(record: RunRecord, device: torch.device, emit: Events, checkpoint_seconds: float,
-           profile: str) -> dict[str, Any]:
+@dataclass
+class Member:
+    """One run of a pack: its record, data, model (before packing), optimiser, generator and selection."""
+
+    record: RunRecord
+    data: TrainData
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    best: Best
+    start: int
+
+
+def _member(record: RunRecord, device: torch.device) -> Member:
+    """Build a run exactly as when it trains alone (seed, data, model, optimiser, generator), resumed."""
     cfg: RunConfig = record.config
     record.path("failed").unlink(missing_ok=True)
     seed_everything(cfg.seed)
     data = build_dataset(cfg.dataset, cfg.data, cfg.seed, device, prepared_root=record.dir.parents[1] / "prepared")
     model = build_model(cfg.model, **cfg.model_args).to(device)
-    objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
     opt = build_optimizer(model, cfg)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
     best = Best.from_selection(cfg.selection)
     start = _resume(record, model, opt, gen, best, device)
-    atomic_write_json(record.path("provenance.json"),
-                      provenance(device=device_name(device), profile=profile, run_key=record.key))
-    _log(record, f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}")
-    emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
+    return Member(record, data, model, opt, gen, best, start)
+
+
+def _packed(members: list[Member], cfg: RunConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model and optimiser that train all members: the run's own for one member, else a `Pack` whose
+    optimiser state stacks the members' (resumed) states."""
+    if len(members) == 1:
+        return members[0].model, members[0].opt
+    from repro.packed import Pack, stack_optimizer_state
+
+    net = Pack([m.model for m in members])
+    opt = build_optimizer(net, cfg)
+    opt.load_state_dict(stack_optimizer_state([m.opt.state_dict() for m in members]))
+    return net, opt
+
+
+def _states(net: nn.Module, opt: torch.optim.Optimizer, members: int) -> tuple[list[dict], list[dict]]:
+    """Each member's model and optimiser state dicts, in the one-by-one format."""
+    if members == 1:
+        return [net.state_dict()], [opt.state_dict()]
+    from repro.packed import slice_optimizer_state
+
+    state = opt.state_dict()
+    return ([net.member_state(m) for m in range(members)],
+            [slice_optimizer_state(state, m, members) for m in range(members)])
+
+
+def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpoint_seconds: float,
+           profile: str) -> list[dict[str, Any]]:
+    members = [_member(r, device) for r in records]
+    if len(members) > 1:
+        from repro.packed import packable
+
+        reason = packable(members[0].model)
+        if reason is not None:  # e.g. dropout: train one by one instead
+            for m in members:
+                _log(m.record, f"not packed ({reason})")
+            return [r for rec in records for r in _train([rec], device, emit, checkpoint_seconds, profile)]
+    start = members[0].start
+    if any(m.start != start for m in members):
+        raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(
+            f"{m.record.key} at {m.start}" for m in members))
+    cfg: RunConfig = records[0].config
+    objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
+    net, opt = _packed(members, cfg)
+    gens, datas = [m.gen for m in members], [m.data for m in members]
+    for m in members:
+        atomic_write_json(m.record.path("provenance.json"), provenance(
+            device=device_name(device), profile=profile, run_key=m.record.key, packed_with=len(members)))
+        _log(m.record, f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
+                       + (f", packed with {len(members) - 1} other runs" if len(members) > 1 else ""))
+        emit({"event": "start", "key": m.record.key, "epoch": start, "epochs": cfg.epochs})
     t_run, t_ckpt = time.perf_counter(), time.monotonic()
-    metrics = None
     options = metric_options(cfg)
-    final_logits: dict[str, Tensor] = {}  # filled at the last epoch: predictions.pt reuses them
-    with open(record.path("metrics.jsonl"), "a") as log:
+    transform = datas[0].transform
+    finals: list[dict[str, dict[str, float]]] = [{} for _ in members]
+    final_logits: list[dict[str, Tensor]] = [{} for _ in members]  # filled at the last epoch
+    logs = [open(m.record.path("metrics.jsonl"), "a") for m in members]
+    try:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
-            losses = train_epoch(model, objective, opt, data, cfg.batch_size, gen)
-            every = best.split or "valid"
+            losses = train_epoch(net, objective, opt, datas, cfg.batch_size, gens)
+            every = members[0].best.split or "valid"
             last = epoch == cfg.epochs - 1
             keep = final_logits if last else None
-            metrics = evaluate(model, {k: v for k, v in data.evals.items() if k == every}, cfg.metrics, data.transform,
-                               options, keep)
-            selected = best.selects(metrics, last)
-            if last or selected:
+            metrics = evaluate_members(net, [{every: d.evals[every]} for d in datas], cfg.metrics, transform,
+                                       options, keep)
+            selected = [m.best.selects(metrics[i], last) for i, m in enumerate(members)]
+            if last or any(selected):
                 # The other splits only matter at a selected epoch and at the end: the code's lazy test (§8.3).
-                metrics |= evaluate(model, {k: v for k, v in data.evals.items() if k not in metrics},
-                                    cfg.metrics, data.transform, options, keep)
-            if selected:
-                best.update(epoch, metrics, model)
-            rec = {"key": record.key, "epoch": epoch, **losses,
-                   **{f"{s}_{m}": v for s, d in metrics.items() for m, v in d.items()},
-                   "seconds": round(time.perf_counter() - t0, 4)}
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            if last or time.monotonic() - t_ckpt >= checkpoint_seconds:
-                _checkpoint(record, epoch, model, opt, gen, best)
+                rest = evaluate_members(net, [{k: v for k, v in d.evals.items() if k != every} for d in datas],
+                                        cfg.metrics, transform, options, keep)
+                metrics = [a | b for a, b in zip(metrics, rest)]
+            seconds = round((time.perf_counter() - t0) / len(members), 4)
+            checkpoint = last or time.monotonic() - t_ckpt >= checkpoint_seconds
+            model_states, opt_states = _states(net, opt, len(members)) if checkpoint or any(selected) else ([], [])
+            for i, m in enumerate(members):
+                if selected[i]:
+                    m.best.update(epoch, metrics[i], model_states[i])
+                rec = {"key": m.record.key, "epoch": epoch, **losses[i],
+                       **{f"{s}_{k}": v for s, d in metrics[i].items() for k, v in d.items()}, "seconds": seconds}
+                logs[i].write(json.dumps(rec) + "\n")
+                logs[i].flush()
+                if checkpoint:
+                    _checkpoint(m.record, epoch, model_states[i], opt_states[i], m.gen, m.best)
+            if checkpoint:
                 t_ckpt = time.monotonic()
-            emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
-    torch.save(best.state, record.path("best.pt"))
-    torch.save(model.state_dict(), record.path("final.pt"))
-    final = metrics or evaluate(model, data.evals, cfg.metrics, data.transform, options, final_logits)
-    save_predictions(record, final_logits, data.evals)
-    result = {"key": record.key, "best_epoch": best.epoch, "selection": cfg.selection, "best": best.metrics, "final": final,
-              "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t_run, 2),
-              "device": device_name(device)}
-    atomic_write_json(record.path("result.json"), result)
-    atomic_write_text(record.path("done"), "")
-    record.path("checkpoint.pt").unlink(missing_ok=True)
-    _log(record, f"done: selected epoch {best.epoch} ({cfg.selection})")
-    emit({"event": "done", "key": record.key})
-    return result
+            for m in members:  # after every member's records: a kill here leaves the pack at one epoch
+                emit({"event": "epoch", "key": m.record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
+            finals = metrics
+    finally:
+        for f in logs:
+            f.close()
+    model_states, _ = _states(net, opt, len(members))
+    if not finals[0]:  # nothing left to train (resumed at the end): evaluate the final weights
+        finals = evaluate_members(net, [d.evals for d in datas], cfg.metrics, transform, options, final_logits)
+    results = []
+    for i, m in enumerate(members):
+        torch.save(m.best.state, m.record.path("best.pt"))
+        torch.save(model_states[i], m.record.path("final.pt"))
+        save_predictions(m.record, final_logits[i], datas[i].evals)
+        result = {"key": m.record.key, "best_epoch": m.best.epoch, "selection": cfg.selection,
+                  "best": m.best.metrics, "final": finals[i], "epochs": cfg.epochs,
+                  "seconds": round((time.perf_counter() - t_run) / len(members), 2), "device": device_name(device),
+                  "packed_with": len(members)}
+        atomic_write_json(m.record.path("result.json"), result)
+        atomic_write_text(m.record.path("done"), "")
+        for name in ("checkpoint.pt", "checkpoint.json"):
+            m.record.path(name).unlink(missing_ok=True)
+        _log(m.record, f"done: selected epoch {m.best.epoch} ({cfg.selection})")
+        emit({"event": "done", "key": m.record.key})
+        results.append(result)
+    return results
 
 
 def load_weights(record: RunRecord, which: str, device: torch.device | str = "cpu") -> nn.Module:

@@ -17,7 +17,7 @@ def test_best_epoch_keeps_the_earliest_of_ties():
             net.weight.fill_(epoch)
         metrics = {"valid": {"accuracy": v}, "train": {"accuracy": 1.0}}
         if best.selects(metrics, last=epoch == 4):
-            best.update(epoch, metrics, net)
+            best.update(epoch, metrics, net.state_dict())
     assert best.epoch == 1 and best.value == 0.7
     assert best.state["weight"].item() == 1.0  # the weights of that epoch, not later ones
 

@@ -1,7 +1,12 @@
 """Training objectives: cross-entropy plus weighted penalties, each penalty one module.
 
 A penalty is a small class registered by name. `prepare(ctx)` runs before the main forward pass
-(actdiff's masked pass must come first, spec actdiff §4.7); `__call__(ctx)` returns the unweighted term.
+(actdiff's masked pass must come first, spec actdiff §4.7); `__call__(ctx)` returns the unweighted term per
+sample, and `reduce` says how a run's batch turns it into the term: its `mean` or its `sum`.
+
+The batch may hold several runs ("members") of one architecture trained together (`repro.packed`): member m
+owns rows [m*B, (m+1)*B). Every reduction is then per member, and the total is the sum of the members' losses,
+so each member's gradient is exactly its own.
 """
 
 from __future__ import annotations
@@ -28,34 +33,46 @@ def register_penalty(name: str) -> Callable[[type[Penalty]], type[Penalty]]:
 
 @dataclass
 class StepContext:
-    """One training batch as the penalties see it."""
+    """One training batch as the penalties see it: `generators` holds one generator per member."""
 
     model: nn.Module
     x: Tensor
     y: Tensor
     mask: Tensor
-    generator: torch.Generator
+    generators: list[torch.Generator]
     logits: Tensor | None = None
     recon: Tensor | None = None
     activations: list[Tensor] = field(default_factory=list)
     _shuffled: Tensor | None = None
 
     @property
+    def members(self) -> int:
+        return len(self.generators)
+
+    @property
     def outside(self) -> Tensor:
         return outside_mask(self.mask)
 
+    def per_member(self, values: Tensor, reduce: str = "mean") -> Tensor:
+        """Per-sample values (N,) -> one value per member (M,), by mean or sum over its rows."""
+        v = values.reshape(self.members, -1)
+        return v.mean(1) if reduce == "mean" else v.sum(1)
+
     def shuffled(self) -> Tensor:
-        """x with its pixels outside the ROI permuted per sample (drawn once per step)."""
+        """x with its pixels outside the ROI permuted per sample (drawn once per step, from each member's
+        generator for its rows)."""
         if self._shuffled is None:
-            self._shuffled = shuffle_outside(self.x.detach(), self.outside, self.generator)
+            x, out = self.x.detach().chunk(self.members), self.outside.chunk(self.members)
+            self._shuffled = torch.cat([shuffle_outside(a, o, g) for a, o, g in zip(x, out, self.generators)])
         return self._shuffled
 
 
 class Penalty:
-    """Base class: a differentiable regulariser added to the cross-entropy."""
+    """Base class: a differentiable regulariser added to the cross-entropy, computed per sample."""
 
     needs_input_grad = False
     needs_activations = False
+    reduce = "mean"  # how a run's batch of per-sample values becomes its term: "mean" or "sum"
 
     def prepare(self, ctx: StepContext) -> None:
         """Work that must happen before the main forward pass."""
@@ -64,19 +81,29 @@ class Penalty:
         raise NotImplementedError
 
 
+def member_ce(ctx: StepContext, weight: Tensor | None = None) -> Tensor:
+    """Each member's cross-entropy (M,): the mean over its rows, or PyTorch's weighted mean with class weights."""
+    losses = F.cross_entropy(ctx.logits, ctx.y, reduction="none", weight=weight)
+    if weight is None:
+        return ctx.per_member(losses)
+    return ctx.per_member(losses, "sum") / ctx.per_member(weight[ctx.y], "sum")
+
+
 class Objective:
-    """CE(logits, y) + sum of weight * penalty; returns the total and its named parts."""
+    """Per member: CE(logits, y) + sum of weight * penalty. Returns the sum of the members' totals (what is
+    differentiated) and the named parts per member, shape (M,)."""
 
     def __init__(self, penalties: dict[str, tuple[float, Penalty]], ce_weight: Tensor | None = None):
         self.penalties = {k: v for k, v in penalties.items() if v[0] != 0}
         self.ce_weight = ce_weight
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
-                 generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+                 generators: torch.Generator | list[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:
         terms = [p for _, p in self.penalties.values()]
         if any(p.needs_input_grad for p in terms):
             x = x.detach().requires_grad_(True)
-        ctx = StepContext(model, x, y, mask, generator)
+        gens = [generators] if isinstance(generators, torch.Generator) else list(generators)
+        ctx = StepContext(model, x, y, mask, gens)
         for p in terms:
             p.prepare(ctx)
         record = any(p.needs_activations for p in terms)
@@ -84,14 +111,13 @@ class Objective:
         ctx.logits, ctx.recon = model(x)
         ctx.activations = model.activations if record else []
         model.record = False
-        weight = None if self.ce_weight is None else self.ce_weight.to(ctx.logits.device)
-        total = F.cross_entropy(ctx.logits, y, weight=weight)
+        total = member_ce(ctx, None if self.ce_weight is None else self.ce_weight.to(ctx.logits.device))
         parts = {"ce": total.detach()}
         for name, (weight, penalty) in self.penalties.items():
-            term = weight * penalty(ctx)
+            term = weight * ctx.per_member(penalty(ctx), penalty.reduce)
             parts[name] = term.detach()
             total = total + term
-        return total, parts
+        return total.sum(), parts
 
 
 def build_objective(spec: dict[str, Any], ce_weight: list[float] | None = None) -> Objective:

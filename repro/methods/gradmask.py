@@ -13,6 +13,7 @@ class GradmaskPenalty(Penalty):
     """`norm="l1"` (code, A-6): sum over batch and pixels of |g * O|; `"l2"` (paper): sum over samples of ||g * O||_2."""
 
     needs_input_grad = True
+    reduce = "sum"
 
     def __init__(self, norm: str = "l1"):
         if norm not in ("l1", "l2"):
@@ -22,5 +23,5 @@ class GradmaskPenalty(Penalty):
     def __call__(self, ctx: StepContext) -> Tensor:
         g = contrast_saliency(ctx.logits, ctx.x) * ctx.outside
         if self.norm == "l1":
-            return g.abs().sum()
-        return g.flatten(1).norm(dim=1).sum()
+            return g.abs().flatten(1).sum(1)
+        return g.flatten(1).norm(dim=1)

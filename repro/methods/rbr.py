@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from repro.methods import Penalty, StepContext, register_penalty
+from repro.methods import Penalty, StepContext, member_ce, register_penalty
 from repro.methods.rrr import input_gradients
 from repro.methods.tap import penalty_mask
 
@@ -35,6 +34,8 @@ class RbrPenalty(Penalty):
     `"full"`: x requires grad before it, so IF differentiates through every layer. IF comes from the
     training-step CE; `class_weight` must match the objective's CE weights (PNEU, D-13)."""
 
+    reduce = "sum"
+
     def __init__(self, influence: str = "code", class_weight: list[float] | None = None):
         if influence not in INFLUENCES:
             raise ValueError(f"rbr influence must be one of {', '.join(INFLUENCES)}, not {influence!r}")
@@ -47,5 +48,5 @@ class RbrPenalty(Penalty):
     def __call__(self, ctx: StepContext) -> Tensor:
         g = input_gradients(ctx.model, ctx.x)
         weight = None if self.class_weight is None else self.class_weight.to(ctx.logits.device)
-        ce = F.cross_entropy(ctx.logits, ctx.y, weight=weight)
-        return (penalty_mask(ctx.mask) * g * influence(ce, ctx.model, ctx.x)).square().sum()
+        ce = member_ce(ctx, weight).sum()  # each member's CE: its parameters' gradients are its own
+        return (penalty_mask(ctx.mask) * g * influence(ce, ctx.model, ctx.x)).square().flatten(1).sum(1)

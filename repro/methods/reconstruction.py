@@ -23,4 +23,4 @@ class ReconstructionPenalty(Penalty):
         if ctx.recon is None:
             raise ValueError("a reconstruction term needs a model with a decoder (Conv AE or UNet)")
         target = ctx.shuffled() if self.target == "shuffled" else ctx.x.detach()
-        return self.loss(ctx.recon, target)
+        return self.loss(ctx.recon, target, reduction="none").flatten(1).mean(1)

@@ -36,4 +36,4 @@ class RrrPenalty(Penalty):
         m = penalty_mask(ctx.mask)
         area = m.flatten(1).sum(1).clamp_min(1)  # an empty mask stays empty (the code never sees one)
         scaled = m * (m.shape[-2] * m.shape[-1] / area).view(-1, 1, 1, 1)
-        return (scaled * g).square().flatten(1).sum(1).mean()
+        return (scaled * g).square().flatten(1).sum(1)

@@ -68,4 +68,4 @@ class TapPenalty(Penalty):
         for m, a in zip(masks, acts):
             t = m * a.sum(1, keepdim=True)  # channel sum, no extra ReLU (code)
             per_layer.append(self.norm(t).flatten(1).sum(1))
-        return torch.stack(per_layer).mean(0).mean()  # sum over layers / L, then batch mean
+        return torch.stack(per_layer).mean(0)  # sum over layers / L, per sample (the batch mean: `reduce`)

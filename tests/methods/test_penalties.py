@@ -43,10 +43,10 @@ def test_channel_l2_distance_matches_hand_computation_and_not_modern_pairwise():
             for h in range(u.shape[2]):
                 for w in range(u.shape[3]):
                     by_hand.append(float(((u[i, :, h, w] - v[i, :, h, w] + EPS) ** 2).sum().sqrt()))
-    got = channel_l2_distance([a, c], [b, d])
-    assert got.item() == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-6)
+    got = channel_l2_distance([a, c], [b, d])  # per sample; every sample has as many positions
+    assert got.shape == (2,) and got.mean().item() == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-6)
     modern = nn.PairwiseDistance(p=2)(a, b).mean()  # reduces over W in current torch: a different loss
-    assert abs(modern.item() - channel_l2_distance([a], [b]).item()) > 1e-3
+    assert abs(modern.item() - channel_l2_distance([a], [b]).mean().item()) > 1e-3
 
 
 def test_layer_l2_distance_is_mean_over_layers_of_whole_layer_norms():

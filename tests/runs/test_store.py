@@ -45,7 +45,7 @@ def test_claim_is_exclusive_until_released(store, smoke_ctx):
 def test_train_skip_and_records(store, smoke_ctx):
     rec = store.record(_run(smoke_ctx, epochs=2))
     store.init(rec)
-    assert train_claimed(str(store.root), rec.config.to_dict(), "cpu", LaunchOptions()) == DONE
+    assert train_claimed(str(store.root), [rec.config.to_dict()], "cpu", LaunchOptions()) == [DONE]
     metrics = rec.metrics()
     assert [m["epoch"] for m in metrics] == [0, 1] and all(m["key"] == rec.key for m in metrics)
     result = rec.result()
@@ -98,14 +98,14 @@ train_run(rec, torch.device("cpu"), events, checkpoint_seconds=0)
 def test_resume_after_sigkill_gives_identical_metrics(tmp_path, smoke_ctx):
     cfg = _run(smoke_ctx, "ResNet", "Actdiff", epochs=4)
     ref_store, kill_store = RunStore(tmp_path / "ref"), RunStore(tmp_path / "kill")
-    train_claimed(str(ref_store.root), cfg.to_dict(), "cpu", LaunchOptions())
+    train_claimed(str(ref_store.root), [cfg.to_dict()], "cpu", LaunchOptions())
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfg.to_dict()))
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kill_store.root), str(cfg_file), "2"])
     assert proc.returncode == -signal.SIGKILL
     killed = kill_store.record(cfg)
     assert killed.state() == PARTIAL and len(killed.metrics()) == 2
-    train_claimed(str(kill_store.root), cfg.to_dict(), "cpu", LaunchOptions())
+    train_claimed(str(kill_store.root), [cfg.to_dict()], "cpu", LaunchOptions())
     strip = lambda ms: [{k: v for k, v in m.items() if k != "seconds"} for m in ms]  # noqa: E731
     assert strip(killed.metrics()) == strip(ref_store.record(cfg).metrics())
     a, b = killed.result(), ref_store.record(cfg).result()
