@@ -6,7 +6,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -33,6 +33,11 @@ class Fidelity(str, Enum):
     paper = "paper"
 
 
+class Launcher(str, Enum):
+    local = "local"
+    slurm = "slurm"
+
+
 class UserError(Exception):
     """Bad input: printed as one paragraph, exit status 2."""
 
@@ -57,21 +62,23 @@ FidelityOpt = Annotated[Fidelity, typer.Option(help="Preset for all paper-vs-cod
 SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Override one switch: NAME=VALUE or ID=VALUE (e.g. A-6=l2).")]
 
 
-def _overrides(switches: list[str] | None) -> dict[str, str]:
+def _overrides(switches: list[str] | None, option: str = "--switch") -> dict[str, str]:
     out = {}
     for s in switches or []:
         name, sep, value = s.partition("=")
         if not sep:
-            raise UserError(f"--switch {s!r} is not NAME=VALUE; for example --switch gradmask_norm=l2")
+            example = "gradmask_norm=l2" if option == "--switch" else "account=abc"
+            raise UserError(f"{option} {s!r} is not NAME=VALUE; for example {option} {example}")
         out[name.strip()] = value.strip()
     return out
 
 
-def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, seeds: int | None, device: str,
-                  workers: int, data_root: Path | None, runs_dir: Path, out: Path | None, dry_run: bool,
-                  fidelity: Fidelity, switches: list[str] | None, checkpoint_seconds: float,
-                  init: Init = Init.imagenet) -> None:
-    """Plan the runs of `artefacts`, train what is missing, then build each artefact."""
+def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, seeds: int | None, launch: Any,
+                  data_root: Path | None, runs_dir: Path, out: Path | None, dry_run: bool,
+                  fidelity: Fidelity, switches: list[str] | None, init: Init = Init.imagenet,
+                  slurm: Any = None) -> None:
+    """Plan the runs of `artefacts`, train what is missing (`launch`: a LaunchOptions; `slurm`: SlurmOptions
+    for the cluster launcher, else local), then build each artefact."""
     from rich.console import Console
 
     from repro.runs.store import RunStore
@@ -79,7 +86,7 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     console = Console()
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
     ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir,
-                        init.value, device)
+                        init.value, launch.device)
     store = RunStore(runs_dir)
     if not dry_run:
         store.check_writable()
@@ -94,7 +101,7 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
             return
         for rec in records:
             store.init(rec)
-        if not train_missing(store, records, labels, device, workers, checkpoint_seconds, profile.value):
+        if not train_missing(store, records, labels, launch, slurm):
             break
     for a in artefacts:
         for path in a.build(ctx, a.plan(ctx), store):
@@ -116,20 +123,24 @@ def _ready(console, artefact: Artefact, ctx, skip_missing: bool) -> bool:
     return True
 
 
-def train_missing(store, records, labels: dict[str, str], device: str, workers: int,
-                  checkpoint_seconds: float, profile: str) -> bool:
-    """Train the records not done yet; returns whether there were any."""
-    from repro.runs.launch import LaunchOptions, execute, todo
+def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: Any = None) -> bool:
+    """Train the records not done yet, here or as a cluster job array; returns whether there were any."""
+    from repro.runs.launch import execute, todo
     from repro.runs.progress import RunProgress
     from repro.seeding import resolve_device
 
-    resolve_device(device)  # fail early on a bad --device
     missing = todo(records)
     if not missing:
         return False
-    opts = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds, profile=profile)
+    if slurm is not None:
+        from repro.runs.slurm import run
+
+        typer.echo(f"submitting {len(missing)} runs as a job array (runs dir {store.root})")
+        run(store, records, launch, slurm)
+        return True
+    resolve_device(launch.device)  # fail early on a bad --device
     with RunProgress(len(missing), labels) as progress:
-        execute(store, records, opts, progress)
+        execute(store, records, launch, progress)
     return True
 
 
@@ -171,6 +182,15 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         switch: SwitchOpt = None,
         checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
         init: InitOpt = Init.imagenet,
+        pack: Annotated[int, typer.Option(min=0, help="Runs differing only in their seed trained as one vectorised "
+                                                       "program, at most N per pack; 0 = 64 on CUDA, 1 on CPU.")] = 0,
+        launcher: Annotated[Launcher, typer.Option(help="local: this machine; slurm: a submitit job array "
+                                                        "(REPRO_SUBMITIT=local runs it with submitit's local executor).")] = Launcher.local,
+        partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
+        gpus_per_job: Annotated[int, typer.Option(min=0, help="Slurm: GPUs per array task.")] = 1,
+        time: Annotated[int, typer.Option("--time", min=1, help="Slurm: minutes per task before requeue.")] = 240,
+        array_parallelism: Annotated[int, typer.Option(min=1, help="Slurm: array tasks (at most; runs are claimed from the store).")] = 16,
+        slurm_opt: Annotated[Optional[list[str]], typer.Option("--slurm-opt", help="Extra Slurm option KEY=VALUE (e.g. account=abc), repeatable.")] = None,
     ) -> None:
         paper = get_paper(paper_name)
         artefacts = [paper.artefacts[n] for n in artefact_names]
@@ -180,9 +200,16 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
             raise typer.Exit(1)
         if missing:
             typer.echo(f"skipping artefacts not implemented yet: {', '.join(missing)}", err=True)
+        from repro.runs.launch import LaunchOptions
+        from repro.runs.slurm import SlurmOptions
+
         try:
-            run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, device, workers,
-                          data_root, runs_dir, out, dry_run, fidelity, switch, checkpoint_seconds, init)
+            launch = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds,
+                                   profile=profile.value, pack=pack)
+            slurm = (SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
+                     if launcher is Launcher.slurm else None)
+            run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, launch,
+                          data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
         except UserError as e:
             fail(str(e))
         except Exception as e:
@@ -271,6 +298,11 @@ def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
         t.add_row(name, art.name, *(str(states.count(s)) for s in ("done", "running", "failed", "partial", "pending")))
         failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
     console.print(t)
+    from repro.runs.slurm import job_states
+
+    for job in job_states(runs_dir):
+        console.print(f"cluster job {job['job_id']} ({job['executor']}, submitted {job['submitted']}, "
+                      f"{job['runs']} runs): {job['state']}", highlight=False)
     for key, (name, r) in failures.items():
         console.print(f"[red]failed[/red] {name} {r.config.model} {r.config.method} seed {r.config.seed} ({key}): {r.failure()}")
 
