@@ -117,7 +117,7 @@ def batch_source(x: Tensor, y: Tensor, mask: Tensor, s: Settings, device: torch.
             yield tuple(t.to(device, non_blocking=True) for t in batch)
 
 
-def _clock(device: torch.device) -> Callable[[], Any]:
+def clock(device: torch.device) -> Callable[[], Any]:
     """A timestamp source: a recorded CUDA event on CUDA (read after the final sync), else perf_counter."""
     if device.type == "cuda":
         def mark() -> torch.cuda.Event:
@@ -128,7 +128,7 @@ def _clock(device: torch.device) -> Callable[[], Any]:
     return time.perf_counter
 
 
-def _seconds(a: Any, b: Any) -> float:
+def seconds_between(a: Any, b: Any) -> float:
     return a.elapsed_time(b) / 1e3 if isinstance(a, torch.cuda.Event) else b - a
 
 
@@ -148,18 +148,18 @@ def measure(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer,
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(s.warmup):
         step()
-    clock = _clock(device)
+    mark = clock(device)
     if cuda:
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    marks = [clock()]
+    marks = [mark()]
     for _ in range(s.timed):
         step()
-        marks.append(clock())
+        marks.append(mark())
     if cuda:
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
-    times = [_seconds(a, b) for a, b in zip(marks, marks[1:])]
+    times = [seconds_between(a, b) for a, b in zip(marks, marks[1:])]
     reserved = torch.cuda.max_memory_reserved(device) / GIB if cuda else float("nan")
     allocated = torch.cuda.max_memory_allocated(device) / GIB if cuda else float("nan")
     return StepTiming(1 / statistics.median(times), s.timed / wall, reserved, allocated,

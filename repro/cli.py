@@ -307,6 +307,26 @@ def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
         console.print(f"[red]failed[/red] {name} {r.config.model} {r.config.method} seed {r.config.seed} ({key}): {r.failure()}")
 
 
+@app.command("bench")
+def bench_cmd(
+    profile: ProfileOpt = Profile.paper,
+    device: DeviceOpt = "auto",
+    out: OutOpt = None,
+    only: Annotated[Optional[str], typer.Option(help="Only the grids whose name contains this (e.g. tap).")] = None,
+) -> None:
+    """One-by-one vs packed training throughput of each paper's training step, side by side on this device,
+    with each artefact grid's projected time: writes benchmarks/<device>.csv."""
+    from repro.bench import run_bench
+    from repro.seeding import resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        fail(str(e))
+    out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
+    typer.echo(f"wrote {run_bench(profile.value, dev, out, only)}")
+
+
 @data_app.command("check")
 def data_check(data_root: DataRootOpt = None) -> None:
     """Every dataset of the four papers: found, subset, missing or corrupt, with counts and how to obtain it."""

@@ -164,13 +164,19 @@ def metric_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    """Adam (PyTorch defaults) or SGD with momentum, at the run's constant lr, no weight decay."""
-    args = dict(cfg.optimizer)
+    """The run's optimiser (`cfg.optimizer`) at its lr."""
+    return make_optimizer(model, cfg.optimizer, cfg.lr)
+
+
+def make_optimizer(model: nn.Module, spec: dict[str, Any], lr: float) -> torch.optim.Optimizer:
+    """Adam or SGD over the model's parameters: `spec` = {"name": "adam" | "sgd", **its arguments} (momentum,
+    weight_decay; PyTorch's defaults otherwise)."""
+    args = dict(spec)
     name = args.pop("name")
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, **args)
+        return torch.optim.Adam(model.parameters(), lr=lr, **args)
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, **args)
+        return torch.optim.SGD(model.parameters(), lr=lr, **args)
     raise ValueError(f"unknown optimizer {name!r}; known: adam, sgd")
 
 
@@ -328,10 +334,12 @@ def _states(net: nn.Module, opt: torch.optim.Optimizer, members: int) -> tuple[l
 def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpoint_seconds: float,
            profile: str) -> list[dict[str, Any]]:
     members = [_member(r, device) for r in records]
+    cfg: RunConfig = records[0].config
+    objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
     if len(members) > 1:
         from repro.packed import packable
 
-        reason = packable(members[0].model)
+        reason = packable(members[0].model, objective)
         if reason is not None:  # e.g. dropout: train one by one instead
             for m in members:
                 _log(m.record, f"not packed ({reason})")
@@ -340,8 +348,6 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
     if any(m.start != start for m in members):
         raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(
             f"{m.record.key} at {m.start}" for m in members))
-    cfg: RunConfig = records[0].config
-    objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
     net, opt = _packed(members, cfg)
     gens, datas = [m.gen for m in members], [m.data for m in members]
     for m in members:

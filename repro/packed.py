@@ -7,7 +7,9 @@ outputs are concatenated the same way, so objectives and metrics see an ordinary
 reduces every term per member). Ordinary autograd runs through `vmap`, double backward included (gradmask,
 RRR, RBR differentiate input gradients); BatchNorm updates each member's running statistics.
 
-Models with dropout are not packed: their random masks could not equal the one-by-one runs' draws.
+Not packed (trained one by one instead): models with dropout, whose random masks could not equal the
+one-by-one runs' draws, and RBR's code-order influence (D-9), which differentiates through the input tensor
+itself as the first convolution saved it, where a pack sees a reshaped view.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import torch
 from torch import Tensor, nn
 
 
-def packable(model: nn.Module) -> str | None:
-    """None when `model` can be packed, else the reason it trains one by one."""
+def packable(model: nn.Module, objective: Any = None) -> str | None:
+    """None when runs of `model` with `objective` can be packed, else the reason they train one by one."""
     if any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()):
         return "dropout: its random masks would differ from one-by-one training"
-    return None
+    return getattr(objective, "unpackable", None)
 
 
 class Pack(nn.Module):

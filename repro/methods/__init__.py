@@ -73,6 +73,7 @@ class Penalty:
     needs_input_grad = False
     needs_activations = False
     reduce = "mean"  # how a run's batch of per-sample values becomes its term: "mean" or "sum"
+    unpackable: str | None = None  # why runs with this term cannot train as a pack (`repro.packed`), if so
 
     def prepare(self, ctx: StepContext) -> None:
         """Work that must happen before the main forward pass."""
@@ -96,6 +97,11 @@ class Objective:
     def __init__(self, penalties: dict[str, tuple[float, Penalty]], ce_weight: Tensor | None = None):
         self.penalties = {k: v for k, v in penalties.items() if v[0] != 0}
         self.ce_weight = ce_weight
+
+    @property
+    def unpackable(self) -> str | None:
+        """Why this objective cannot train a pack of runs, or None."""
+        return next((p.unpackable for _, p in self.penalties.values() if p.unpackable), None)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
                  generators: torch.Generator | list[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -40,6 +40,8 @@ class RbrPenalty(Penalty):
         if influence not in INFLUENCES:
             raise ValueError(f"rbr influence must be one of {', '.join(INFLUENCES)}, not {influence!r}")
         self.full = influence == "full"
+        if not self.full:  # D-9: IF reaches x only through the first convolution's saved input, x itself
+            self.unpackable = "RBR's code-order influence (D-9) needs the input tensor itself in the graph"
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
 
     def prepare(self, ctx: StepContext) -> None:

@@ -1,0 +1,219 @@
+"""`repro bench`: one-by-one versus packed training throughput for each paper's training step, measured side
+by side in one invocation on the present device, with each artefact grid's projected time.
+
+A case is one artefact grid's run shape (architecture, objective, batch, input size, optimiser) and the number
+of seeds the grid trains of it (the pack). One-by-one = the members' steps one after the other, each its own
+model and optimiser (the engine's path for one run); packed = one `repro.packed.Pack` step for all members.
+Inputs, labels and masks are random tensors already on the device (a step's cost does not depend on their
+values). Throughput is model-steps/s (timed steps x members / wall time between two synchronisations).
+`pipeline_grid_hours` is what `repro` itself would take for the grid: packed where its launcher packs these
+runs, one by one where it does not (MaskTune's two-stage runs, RBR's code-order influence).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repro.engine import make_optimizer, train_step
+from repro.methods import build_objective
+from repro.models import build_model
+from repro.seeding import seed_everything
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run shape of an artefact grid; `grid_runs` runs of `steps_per_run` steps each have this shape."""
+
+    grid: str
+    label: str
+    model: str
+    objective: dict[str, Any]
+    batch: int
+    shape: tuple[int, ...]
+    members: int
+    grid_runs: int
+    steps_per_run: int
+    lr: float
+    optimizer: dict[str, Any]
+    model_args: dict[str, Any] = field(default_factory=dict)
+    packed_in_pipeline: bool = True
+
+
+def _steps(n: int, batch: int, epochs: int) -> int:
+    return -(-n // batch) * epochs
+
+
+def cases(members: dict[str, int]) -> list[Case]:
+    """The benchmarked shapes, from the paper modules' settings; `members` = seeds per pack per paper."""
+    from repro.papers import actdiff, masktune, tap
+
+    a, t, mt = actdiff.SYNTHETIC, tap.MNIST, masktune.RECIPES["biased_mnist"]
+    adam = {"name": "adam"}
+    rows = {arch: sum(m == arch for m, _ in actdiff.ROWS) for arch in actdiff.MODELS}
+    both = {"actdiff": {"weight": a["lambda"]}, "gradmask": {"weight": a["lambda"]}}
+    out = []
+    for arch, name in actdiff.MODELS.items():  # the costliest method of each architecture stands for its rows
+        args = {} if name == "resnet" else {"nc": a["nc"], "img_size": a["img_size"]}
+        objective = both | ({} if name in ("cnn", "resnet") else {"recon": {"weight": a["lambda"]}})
+        out.append(Case("actdiff table1", f"{arch} Actdiff & Gradmask", name, objective, a["batch_size"], (1, 28, 28),
+                        members["actdiff"], rows[arch] * a["seeds"], _steps(a["n_train"], a["batch_size"], a["epochs"]),
+                        a["lr"]["config"], adam, args))
+    mnist_steps = _steps(54_000, t["batch_size"], t["epochs"])  # the 60k training images less the 10% val
+    for method, spec, runs in (("No XS / Base", {}, 2), ("RRR", {"rrr": {"weight": 1e-3}}, 1),
+                               ("RBR", {"rbr": {"weight": 1e3}}, 1), ("TAP", {"tap": {"weight": 1e-3}}, 1)):
+        out.append(Case("tap figure5", method, t["model"], spec, t["batch_size"], (1, 28, 28), members["tap"],
+                        runs * t["seeds"], mnist_steps, t["lr"], t["optimizer"]))
+    out.append(Case("masktune figure2", "ERM / finetune (SmallCNN)", mt["model"], {}, mt["batch_size"], (3, 28, 28),
+                    members["masktune"], 3 * masktune.SEEDS, _steps(48_000, mt["batch_size"], mt["epochs"] + 1), mt["lr"],
+                    {**mt["optimizer"], "weight_decay": mt["weight_decay"]}, {"num_classes": 2}, packed_in_pipeline=False))
+    return out
+
+
+class GpuSampler:
+    """Mean GPU utilisation (%) from `nvidia-smi` polled in a thread while timing; NaN where unreadable."""
+
+    def __init__(self, device: torch.device):
+        self.on = device.type == "cuda" and shutil.which("nvidia-smi") is not None
+        self.index = device.index or 0
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "-i", str(self.index), "--query-gpu=utilization.gpu",
+                                      "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+                self.samples.append(float(out.stdout.strip().splitlines()[0]))
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> GpuSampler:
+        if self.on:
+            self.thread = threading.Thread(target=self._poll, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    @property
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples) if self.samples else float("nan")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(step, warmup: int, timed: int, device: torch.device) -> tuple[float, float, float]:
+    """(seconds for `timed` steps after `warmup`, peak allocated MiB, mean GPU utilisation %)."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with GpuSampler(device) as gpu:
+        t0 = time.perf_counter()
+        for _ in range(timed):
+            step()
+        _sync(device)
+        seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+    return seconds, peak, gpu.mean
+
+
+def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[str, Any]:
+    """One case, one-by-one then packed, on the same device in the same process."""
+    from repro.packed import Pack, packable
+
+    seed_everything(0)
+    models = [build_model(case.model, **case.model_args).to(device) for _ in range(case.members)]
+    objective = build_objective(case.objective)
+    m, b = case.members, case.batch
+    x = torch.rand(m * b, *case.shape, device=device)
+    y = torch.randint(0, 2, (m * b,), device=device)
+    mask = torch.zeros(m * b, 1, *case.shape[1:], device=device)
+    mask[..., :8, :8] = 1  # a corner box: the ROI / penalised region
+    gens = [torch.Generator(device=device).manual_seed(i) for i in range(m)]
+    singles = [(net, make_optimizer(net, case.optimizer, case.lr)) for net in copy.deepcopy(models)]
+
+    def one_by_one() -> None:  # a fresh input tensor per step, as the engine's batches (RBR edits it in place)
+        for i, (net, opt) in enumerate(singles):
+            rows = slice(i * b, (i + 1) * b)
+            train_step(net, objective, opt, x[rows].clone(), y[rows], mask[rows], gens[i])
+
+    pack = Pack(models)
+    pack_opt = make_optimizer(pack, case.optimizer, case.lr)
+
+    def packed() -> None:
+        train_step(pack, objective, pack_opt, x.clone(), y, mask, gens)
+
+    row: dict[str, Any] = {k: v for k, v in asdict(case).items() if k not in ("objective", "optimizer", "model_args")}
+    row["shape"] = "x".join(map(str, case.shape))
+    row["not_packed"] = packable(models[0], objective) or ""
+    modes = (("one_by_one", one_by_one),) + ((("packed", packed),) if not row["not_packed"] else ())
+    for mode, step in modes:
+        seconds, peak, util = _time(step, warmup, timed, device)
+        rate = timed * m / seconds
+        row |= {f"{mode}_model_steps_per_s": rate, f"{mode}_iterations_per_s": timed / seconds,
+                f"{mode}_images_per_s": rate * b, f"{mode}_runs_per_hour": rate * 3600 / case.steps_per_run,
+                f"{mode}_peak_mib": peak, f"{mode}_gpu_util_pct": util,
+                f"{mode}_grid_hours": case.grid_runs * case.steps_per_run / rate / 3600}
+    if row["not_packed"]:  # the grid trains these runs one by one
+        row |= {k.replace("one_by_one", "packed"): float("nan") for k in list(row) if k.startswith("one_by_one_")}
+        row["packed_grid_hours"] = row["one_by_one_grid_hours"]
+    row["speedup"] = row.get("packed_model_steps_per_s", float("nan")) / row["one_by_one_model_steps_per_s"]
+    packs_here = case.packed_in_pipeline and not row["not_packed"]
+    row["pipeline_grid_hours"] = row["packed_grid_hours" if packs_here else "one_by_one_grid_hours"]
+    return row
+
+
+PROFILES = {  # warm-up steps, timed steps, seeds per pack (paper: the grids' seeds)
+    "paper": {"warmup": 20, "timed": 100, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},
+    "quick": {"warmup": 3, "timed": 10, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},
+    "smoke": {"warmup": 0, "timed": 1, "members": {"actdiff": 2, "tap": 2, "masktune": 2}},
+}
+
+
+def device_slug(device: torch.device) -> str:
+    """The benchmarks/ file name of a device, e.g. `nvidia-h100-80gb-hbm3` or `cpu`."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def run_bench(profile: str, device: torch.device, out: Path, only: str | None = None) -> Path:
+    """Measure every case (or those whose grid contains `only`) and write `<out>/benchmarks/<device>.csv`
+    with a provenance sidecar; returns the CSV's path."""
+    import pandas as pd
+
+    from repro.provenance import device_name, provenance
+    from repro.report.tables import write_table
+
+    p = PROFILES[profile]
+    rows = []
+    for case in cases(p["members"]):
+        if only and only not in case.grid:
+            continue
+        rows.append(measure(case, p["warmup"], p["timed"], device))
+        r = rows[-1]
+        packed = f"{r['packed_model_steps_per_s']:9.1f} ({r['speedup']:.1f}x)" if not r["not_packed"] else \
+            f"not packed: {r['not_packed']}"
+        print(f"{case.grid:17s} {case.label:28s} x{case.members}: one-by-one "
+              f"{r['one_by_one_model_steps_per_s']:9.1f} model-steps/s, packed {packed}", flush=True)
+    table = pd.DataFrame(rows)
+    grids = table.groupby("grid", sort=False)[["one_by_one_grid_hours", "pipeline_grid_hours"]].sum()
+    prov = provenance(profile=profile, device=device_name(device), warmup=p["warmup"], timed=p["timed"],
+                      grid_hours=grids.reset_index().to_dict(orient="records"),
+                      method="model-steps/s = timed steps x members / wall seconds between two synchronisations")
+    return write_table(table, out / "benchmarks" / f"{device_slug(device)}.csv", prov)
