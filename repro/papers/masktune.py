@@ -68,7 +68,7 @@ COVERAGES = [90, 95, 100]  # §1.4 / §6.3 (the code also runs 80 and 85)
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     "quick": {"seeds": 1, "epochs": 8, "workers": 2, "limits": {"test": 2000, "train": 4000, "val": 1000}},
-    "smoke": {"seeds": 1, "epochs": 2, "workers": 2, "limits": {"train": 128, "val": 64, "test": 128}},
+    "smoke": {"seeds": 1, "epochs": 2, "workers": 0, "limits": {"train": 64, "val": 32, "test": 64}},
 }
 
 

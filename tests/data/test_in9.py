@@ -19,12 +19,12 @@ VARIANTS = ["original", "mixed_same", "mixed_rand", "only_fg"]
 PER_SPLIT = {"train": 3, "val": 1, "test": 2}  # images per class
 
 
-def write_in9(tmp_path: Path) -> tuple[Path, Path]:
-    """in9l/{train,val}/<class>/ and bg_challenge/<variant>/val/<class>/ of tiny JPEGs, written out of name
-    order, with a non-image file beside them; plus an unused variant (mixed_next)."""
+def write_in9(tmp_path: Path, per_split: dict[str, int] = PER_SPLIT) -> tuple[Path, Path]:
+    """in9l/{train,val}/<class>/ and bg_challenge/<variant>/val/<class>/ of tiny JPEGs (`per_split` images per
+    class), written out of name order, with a non-image file beside them; plus an unused variant (mixed_next)."""
     in9l, bg = tmp_path / "in9l", tmp_path / "bg_challenge"
-    folders = [(in9l / "train", PER_SPLIT["train"]), (in9l / "val", PER_SPLIT["val"])]
-    folders += [(bg / v / "val", PER_SPLIT["test"]) for v in [*VARIANTS, "mixed_next"]]
+    folders = [(in9l / "train", per_split["train"]), (in9l / "val", per_split["val"])]
+    folders += [(bg / v / "val", per_split["test"]) for v in [*VARIANTS, "mixed_next"]]
     for folder, n in folders:
         for k, cls in enumerate(CLASSES):
             (folder / cls).mkdir(parents=True)

@@ -39,7 +39,7 @@ def smoke_all(tmp_path_factory):
     write_celeba(root / "celeba")
     (root / "waterbird_corrected").mkdir()
     write_waterbirds(root / "waterbird_corrected")
-    in9l, bg = write_in9(tmp / "in9")
+    in9l, bg = write_in9(tmp / "in9", {"train": 1, "val": 1, "test": 1})  # ResNet-50 on a CPU: keep it small
     (root / "bg_challenge" / "train").mkdir(parents=True)
     shutil.move(in9l, root / "bg_challenge" / "train" / "in9l")
     shutil.move(bg, root / "bg_challenge" / "test")
