@@ -1,4 +1,5 @@
-"""One run: seed, build data/model/objective, train, evaluate every epoch, checkpoint, write records."""
+"""Training runs: seed, build data/model/objective, train, evaluate every epoch, checkpoint, write records;
+for one run, or for a pack of runs that differ only in their seed (`repro.packed`), each with its own records."""
 
 from __future__ import annotations
 
@@ -250,7 +251,7 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
         from repro.masktune.train import train_masktune_run
 
         emit = events or (lambda e: None)
-        return _guarded([record], emit, lambda: train_masktune_run(record, device, emit, profile))
+        return _guarded([record], emit, lambda: [train_masktune_run(record, device, emit, profile)])[0]
     return train_pack([record], device, events, checkpoint_seconds, profile)[0]
 
 
