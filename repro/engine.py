@@ -106,12 +106,17 @@ def evaluate_members(model: nn.Module, evals: list[dict[str, tuple[Tensor, Tenso
     """`evaluate` for each member of a packed model, on its own evaluation splits (same names and sizes)."""
     out: list[dict[str, dict[str, float]]] = [{} for _ in evals]
     for name in evals[0]:
-        logits = predict_members(model, torch.stack([e[name][0] for e in evals]), transform)
+        logits = predict_members(model, stack_members([e[name][0] for e in evals]), transform)
         for m, e in enumerate(evals):
             if keep is not None:
                 keep[m][name] = logits[m]
             out[m][name] = compute(metrics, logits[m], e[name][1], options)
     return out
+
+
+def stack_members(tensors: list[Tensor]) -> Tensor:
+    """The members' tensors along a new first dimension (a view, not a copy, for one member)."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
 
 def save_predictions(record: RunRecord, logits: dict[str, Tensor], evals: dict[str, tuple[Tensor, Tensor]]) -> None:
@@ -133,18 +138,20 @@ def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer
     return loss, parts
 
 
-def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, data: list[TrainData],
-                batch_size: int, gens: list[torch.Generator]) -> list[dict[str, float]]:
-    """One pass over each member's training tensors in its own seeded random order; the mean loss parts per
-    member. A member with a non-finite loss raises NonFiniteLoss naming it."""
-    n, members = len(data[0].y), len(data)
-    rows = torch.arange(members, device=data[0].y.device)[:, None]
-    x, y, mask = (torch.stack([getattr(d, k) for d in data]) for k in ("x", "y", "mask"))
+def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer,
+                train: tuple[Tensor, Tensor, Tensor], batch: Callable[[Tensor], Tensor], batch_size: int,
+                gens: list[torch.Generator]) -> list[dict[str, float]]:
+    """One pass over each member's training tensors `train` = (x, y, mask), each (M, N, ...), in the member's
+    own seeded random order; `batch` turns stored images into model inputs. Returns the mean loss parts per
+    member; a member with a non-finite loss raises NonFiniteLoss naming it."""
+    x, y, mask = train
+    members, n = y.shape[:2]
+    rows = torch.arange(members, device=y.device)[:, None]
     perm = torch.stack([torch.randperm(n, generator=g, device=g.device) for g in gens]).to(y.device)
     sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros(members, device=y.device))
     for i in range(0, n, batch_size):
         idx = perm[:, i:i + batch_size]
-        _, parts = train_step(model, objective, opt, data[0].batch(x[rows, idx].flatten(0, 1)),
+        _, parts = train_step(model, objective, opt, batch(x[rows, idx].flatten(0, 1)),
                               y[rows, idx].flatten(0, 1), mask[rows, idx].flatten(0, 1), gens)
         sums["loss"] += sum(parts.values()) * idx.shape[1]
         for k, v in parts.items():
@@ -236,11 +243,6 @@ def _checkpoint(record: RunRecord, epoch: int, model_state: dict[str, Tensor], o
     atomic_write_json(record.path("checkpoint.json"), {"epoch": epoch})  # read by the launcher to group packs
 
 
-def _log(record: RunRecord, text: str) -> None:
-    with open(record.path("log.txt"), "a") as f:
-        f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text + "\n")
-
-
 def train_run(record: RunRecord, device: torch.device, events: Events | None = None,
               checkpoint_seconds: float = 60.0, profile: str = "paper") -> dict[str, Any]:
     """Train one run to completion (resuming from its checkpoint) and write its records.
@@ -274,7 +276,7 @@ def _guarded(records: list[RunRecord], emit: Events, train: Callable[[], Any]) -
         hit = records if not isinstance(e, NonFiniteLoss) or e.members is None else [records[m] for m in e.members]
         for record in hit:
             atomic_write_text(record.path("failed"), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
-            _log(record, f"failed: {type(e).__name__}: {e}")
+            record.log(f"failed: {type(e).__name__}: {e}")
             emit({"event": "failed", "key": record.key, "error": f"{type(e).__name__}: {e}"})
         if not isinstance(e, NonFiniteLoss):
             raise
@@ -343,7 +345,7 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
         reason = packable(members[0].model, objective)
         if reason is not None:  # e.g. dropout: train one by one instead
             for m in members:
-                _log(m.record, f"not packed ({reason})")
+                m.record.log(f"not packed ({reason})")
             return [r for rec in records for r in _train([rec], device, emit, checkpoint_seconds, profile)]
     start = members[0].start
     if any(m.start != start for m in members):
@@ -351,10 +353,11 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
             f"{m.record.key} at {m.start}" for m in members))
     net, opt = _packed(members, cfg)
     gens, datas = [m.gen for m in members], [m.data for m in members]
+    train = tuple(stack_members([getattr(d, k) for d in datas]) for k in ("x", "y", "mask"))  # once, not per epoch
     for m in members:
         atomic_write_json(m.record.path("provenance.json"), provenance(
             device=device_name(device), profile=profile, run_key=m.record.key, packed_with=len(members)))
-        _log(m.record, f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
+        m.record.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
                        + (f", packed with {len(members) - 1} other runs" if len(members) > 1 else ""))
         emit({"event": "start", "key": m.record.key, "epoch": start, "epochs": cfg.epochs})
     t_run, t_ckpt = time.perf_counter(), time.monotonic()
@@ -366,7 +369,7 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
     try:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
-            losses = train_epoch(net, objective, opt, datas, cfg.batch_size, gens)
+            losses = train_epoch(net, objective, opt, train, datas[0].batch, cfg.batch_size, gens)
             every = members[0].best.split or "valid"
             last = epoch == cfg.epochs - 1
             keep = final_logits if last else None
@@ -414,7 +417,7 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
         atomic_write_text(m.record.path("done"), "")
         for name in ("checkpoint.pt", "checkpoint.json"):
             m.record.path(name).unlink(missing_ok=True)
-        _log(m.record, f"done: selected epoch {m.best.epoch} ({cfg.selection})")
+        m.record.log(f"done: selected epoch {m.best.epoch} ({cfg.selection})")
         emit({"event": "done", "key": m.record.key})
         results.append(result)
     return results

@@ -8,20 +8,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from repro.engine import load_weights
 from repro.masktune import datasets
 from repro.masktune.feed import IN_MEMORY, Feeder
-from repro.models import build_model
 from repro.runs.store import RunRecord
 
 FIGURE_SPLIT = {"biased_mnist": "test_biased"}
-
-
-def _load(record: RunRecord, weights: str) -> torch.nn.Module:
-    cfg = record.config
-    args = {**cfg.model_args, "init": "random"} if "init" in cfg.model_args else cfg.model_args
-    model = build_model(cfg.model, **args)
-    model.load_state_dict(torch.load(record.path(weights), map_location="cpu", weights_only=True))
-    return model.eval()
 
 
 def _display(x: torch.Tensor, kind: str) -> np.ndarray:
@@ -49,7 +41,7 @@ def overlays(erm: RunRecord, tuned: RunRecord, dataset: str, pick: Callable[[Any
     x = torch.cat([b for b, _ in Feeder(ds.transforms, torch.device("cpu"), 64).batches(split, "eval", gen)])
     shown = _display(x, ds.transforms)
     out = []
-    for record, weights in ((erm, "best.pt"), (tuned, "finetuned.pt")):
-        maps = cam_maps(_load(record, weights), x).numpy()
+    for record, weights in ((erm, "best"), (tuned, "finetuned")):
+        maps = cam_maps(load_weights(record, weights), x).numpy()
         out.append(np.stack([show_cam_on_image(img.astype(np.float32), m, use_rgb=True) for img, m in zip(shown, maps)]))
     return (shown * 255).round().astype(np.uint8), out[0], out[1]

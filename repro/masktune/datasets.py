@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from repro.data.image_sets import DatasetError, ImageDataset
+from repro.papers import lazy
 from repro.runs.store import atomic_write_json
 
 LIMIT_SEED = 0
@@ -22,62 +23,25 @@ LIMIT_SEED = 0
 
 @dataclass(frozen=True)
 class Source:
-    """A dataset's folders under the data root and its loader (called with those folders and the run seed)."""
+    """A dataset's folders under the data root and its loader (imported when called), called with those
+    folders (and, for biased MNIST, whose validation draw depends on it, the run seed and the run's options)."""
 
     folders: tuple[str, ...]
-    load: Callable[..., ImageDataset]
+    loader: Callable[..., ImageDataset]
+    seeded: bool = False
 
-
-def _biased_mnist(mnist: Path, seed: int, **kw: Any) -> ImageDataset:
-    from repro.data.biased_mnist import load_biased_mnist
-
-    return load_biased_mnist(mnist, seed, **kw)
-
-
-def _celeba(root: Path, seed: int) -> ImageDataset:
-    from repro.data.celeba import load_celeba
-
-    return load_celeba(root)
-
-
-def _waterbirds(root: Path, seed: int) -> ImageDataset:
-    from repro.data.waterbirds import load_waterbirds
-
-    return load_waterbirds(root)
-
-
-def _in9(train: Path, test: Path, seed: int) -> ImageDataset:
-    from repro.data.in9 import load_in9
-
-    return load_in9(train, test)
-
-
-def _cifar10(root: Path, seed: int) -> ImageDataset:
-    from repro.data.cifar10 import load_cifar10
-
-    return load_cifar10(root)
-
-
-def _svhn(root: Path, seed: int) -> ImageDataset:
-    from repro.data.svhn import load_svhn
-
-    return load_svhn(root)
-
-
-def _cats_dogs(root: Path, seed: int) -> ImageDataset:
-    from repro.data.cats_dogs import load_cats_dogs
-
-    return load_cats_dogs(root)
+    def load(self, *folders: Path, seed: int, **options: Any) -> ImageDataset:
+        return self.loader(*folders, seed, **options) if self.seeded else self.loader(*folders, **options)
 
 
 SOURCES: dict[str, Source] = {
-    "biased_mnist": Source(("MNIST",), _biased_mnist),
-    "celeba": Source(("celeba",), _celeba),
-    "waterbirds": Source(("waterbird_corrected",), _waterbirds),
-    "in9l": Source(("bg_challenge/train/in9l", "bg_challenge/test"), _in9),
-    "cifar10": Source(("cifar-10-batches-py",), _cifar10),
-    "svhn": Source(("svhn",), _svhn),
-    "cats_dogs": Source(("dogs-vs-cats",), _cats_dogs),
+    "biased_mnist": Source(("MNIST",), lazy("repro.data.biased_mnist", "load_biased_mnist"), seeded=True),
+    "celeba": Source(("celeba",), lazy("repro.data.celeba", "load_celeba")),
+    "waterbirds": Source(("waterbird_corrected",), lazy("repro.data.waterbirds", "load_waterbirds")),
+    "in9l": Source(("bg_challenge/train/in9l", "bg_challenge/test"), lazy("repro.data.in9", "load_in9")),
+    "cifar10": Source(("cifar-10-batches-py",), lazy("repro.data.cifar10", "load_cifar10")),
+    "svhn": Source(("svhn",), lazy("repro.data.svhn", "load_svhn")),
+    "cats_dogs": Source(("dogs-vs-cats",), lazy("repro.data.cats_dogs", "load_cats_dogs")),
 }
 
 

@@ -96,25 +96,27 @@ def masked_split(model: nn.Module, split: ImageSplit, ds: ImageDataset, feeder: 
                  args: dict[str, Any], gen: torch.Generator) -> tuple[ImageSplit, dict[str, float]]:
     """`split` with its salient regions blacked out by `model`'s masks, from `cache` when it is complete."""
     s = settings(args)
-    if not (cache / "done").exists():
+    files = None if split.files is None else [_dest(cache, split, i, s) for i in range(len(split))]
+    images = None
+    if (cache / "done").exists():
+        stats = json.loads((cache / "stats.json").read_text())
+        if files is None:
+            images = np.load(cache / "masked.npy")
+    else:
         keep = compute_masks(model, split, feeder, s, gen)
-        stats = _stats(1 - keep.float().mean(dim=(1, 2)).numpy())
+        stats = {**_stats(1 - keep.float().mean(dim=(1, 2)).numpy()), "settings": s, "n": len(split)}
         cache.mkdir(parents=True, exist_ok=True)
-        if split.files is None:
-            np.save(cache / "masked.npy", split.images * keep.numpy()[..., None])
+        if files is None:
+            images = split.images * keep.numpy()[..., None]
+            np.save(cache / "masked.npy", images)
         else:
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda i: _write_masked(split.files[i], _dest(cache, split, i, s), keep[i], ds.transforms,
+                list(pool.map(lambda i: _write_masked(split.files[i], files[i], keep[i], ds.transforms,
                                                       s["mask_geometry"]), range(len(split))))
-        atomic_write_json(cache / "stats.json", {**stats, "settings": s, "n": len(split)})
+        atomic_write_json(cache / "stats.json", stats)
         atomic_write_text(cache / "done", "")
-    stats = json.loads((cache / "stats.json").read_text())
-    if split.files is None:
-        return ImageSplit(split.labels, split.names, np.load(cache / "masked.npy")), stats
-    files = [_dest(cache, split, i, s) for i in range(len(split))]
-    images = None
-    if split.images is not None:  # Cats vs Dogs: the model sees the masked files resized again (§2.7)
-        from repro.data.cats_dogs import decode_resized
+    if files is not None and split.images is not None:  # Cats vs Dogs: the model sees the masked files resized
+        from repro.data.cats_dogs import decode_resized  # again (§2.7)
 
         images = decode_resized(files, split.images.shape[1])
     return ImageSplit(split.labels, split.names, images, files), stats

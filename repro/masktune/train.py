@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from repro.config import RunConfig
 from repro.data.image_sets import ImageDataset, ImageSplit
-from repro.engine import build_optimizer
+from repro.engine import NonFiniteLoss, build_optimizer, load_weights
 from repro.masktune import datasets
 from repro.masktune.feed import Feeder
 from repro.models import build_model
@@ -75,8 +75,6 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, feeder: Feeder, sp
     n = len(split)
     out = {"loss": (loss_sum / n).item(), "train_accuracy": 100 * (correct / n).item()}
     if not math.isfinite(out["loss"]):
-        from repro.engine import NonFiniteLoss
-
         raise NonFiniteLoss(f"non-finite training loss: {out}")
     return out
 
@@ -129,11 +127,6 @@ def _context(record: RunRecord, device: torch.device) -> tuple[RunConfig, ImageD
     return cfg, ds, feeder, gen
 
 
-def _log(record: RunRecord, text: str) -> None:
-    with open(record.path("log.txt"), "a") as f:
-        f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text + "\n")
-
-
 def train_erm(record: RunRecord, device: torch.device, emit: Events, profile: str) -> dict[str, Any]:
     """Train (or resume) an ERM run to completion and write its records."""
     cfg, ds, feeder, gen = _context(record, device)
@@ -154,7 +147,7 @@ def train_erm(record: RunRecord, device: torch.device, emit: Events, profile: st
     atomic_write_text(record.path("metrics.jsonl"), "".join(l + "\n" for l in lines[:start]))
     atomic_write_json(record.path("provenance.json"), provenance(device=device_name(device), profile=profile,
                                                                  run_key=record.key))
-    _log(record, f"{'resuming at' if start else 'starting'} ERM epoch {start} on {device_name(device)}")
+    record.log(f"{'resuming at' if start else 'starting'} ERM epoch {start} on {device_name(device)}")
     emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
     constant = cfg.method_args.get("lr_schedule", "paper") == "code_constant"
     t_run = time.perf_counter()
@@ -188,7 +181,7 @@ def train_erm(record: RunRecord, device: torch.device, emit: Events, profile: st
 def _finish(record: RunRecord, result: dict[str, Any], emit: Events) -> dict[str, Any]:
     atomic_write_json(record.path("result.json"), result)
     atomic_write_text(record.path("done"), "")
-    _log(record, "done")
+    record.log("done")
     emit({"event": "done", "key": record.key})
     return result
 
@@ -223,8 +216,7 @@ def train_finetune(record: RunRecord, device: torch.device, emit: Events, profil
     ckpt = torch.load(erm.path("last.pt"), map_location=device, weights_only=False)
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])  # the lr in force and the momentum / Adam moments (D-2, D-3)
-    source = _model(cfg, device, pretrained=False)
-    source.load_state_dict(torch.load(erm.path("best.pt"), map_location=device, weights_only=True))
+    source = load_weights(erm, "best", device)  # best_erm makes the first masks (§5.4)
     rounds, history, train = args.get("rounds", 1), [], ds.splits["train"]
     for r in range(rounds):
         if cfg.method == "randmask":

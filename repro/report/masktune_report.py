@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from repro.papers import Context, PlannedRun, Tolerance
-from repro.report.artefacts import artefact_provenance, done_records, output_path
+from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
-from repro.report.tables import read_published, write_table
+from repro.report.tables import aggregate, read_published, write_table
 from repro.report.tap_report import Rules, check_expectations, print_checks
 from repro.runs.store import RunStore
 
@@ -21,26 +21,16 @@ QUOTED, OURS = "quoted from the paper", "reproduced"
 VARIANTS = ("original", "mixed_same", "mixed_rand", "only_fg")
 
 
-def _frame(runs: list[PlannedRun], store: RunStore, values: Callable[[PlannedRun, dict[str, Any]], dict[str, float]]
-           ) -> pd.DataFrame:
-    rows = [{**r.cell, **values(r, rec.result())} for r, rec in done_records(runs, store)]
-    return pd.DataFrame(rows)
-
-
-def _model_metrics(run: PlannedRun, res: dict[str, Any]) -> dict[str, Any]:
+def _model_metrics(res: dict[str, Any]) -> dict[str, Any]:
     """best_erm's metrics for an ERM run, the finetuned model's for the others (§5.4)."""
-    return res["best"] if run.cell["method"] == "erm" else res["final"]
+    return res["best"] if res["stage"] == "erm" else res["final"]
 
 
 def _stats(frame: pd.DataFrame, keys: list[str], values: list[str], ddof: int) -> pd.DataFrame:
-    """mean, std (ddof from D-19) and n over seeds per key."""
+    """`aggregate` with the D-19 ddof; the empty table of those columns when no run is done."""
     if frame.empty:
         return pd.DataFrame(columns=keys + [f"{v}_{s}" for v in values for s in ("mean", "std", "n")])
-    g = frame.groupby(keys, sort=False)[values]
-    out = pd.DataFrame(index=g.mean().index)
-    for v in values:
-        out[f"{v}_mean"], out[f"{v}_std"], out[f"{v}_n"] = g.mean()[v], g.std(ddof=ddof)[v], g.count()[v]
-    return out.reset_index()
+    return aggregate(frame, keys, values, ddof)
 
 
 def _versus(row: dict[str, Any], value: str, published: str, published_std: str) -> dict[str, Any]:
@@ -80,10 +70,10 @@ def _details(runs: list[PlannedRun], store: RunStore) -> dict[str, Any]:
 
 def _group_table(ctx: Context, name: str, runs: list[PlannedRun], store: RunStore, ours_row: str) -> list[Path]:
     """The published rows (quoted), the row `ours_row` with our MaskTune beside it, and our ERM."""
-    frame = _frame(runs, store, lambda r, res: {
-        "worst_group": _model_metrics(r, res)["test"]["worst_group_acc"],
-        "average": _model_metrics(r, res)["test"]["average_acc"],
-        **{f"group{g}": a for g, a in enumerate(_model_metrics(r, res)["test"]["group_acc"])}})
+    frame = per_run_frame(runs, store, lambda res: {
+        "worst_group": _model_metrics(res)["test"]["worst_group_acc"],
+        "average": _model_metrics(res)["test"]["average_acc"],
+        **{f"group{g}": a for g, a in enumerate(_model_metrics(res)["test"]["group_acc"])}})
     values = ["worst_group", "average", "group0", "group1", "group2", "group3"]
     stats = {m: row for m, row in _stats(frame, ["method"], [v for v in values if v in frame] or values,
                                          ctx.switches["std_ddof"]).set_index("method").iterrows()}
@@ -122,7 +112,7 @@ def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
 
 
 def table3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
-    frame = _frame(runs, store, lambda r, res: {v: _model_metrics(r, res)[f"test_{v}"]["accuracy"] for v in VARIANTS})
+    frame = per_run_frame(runs, store, lambda res: {v: _model_metrics(res)[f"test_{v}"]["accuracy"] for v in VARIANTS})
     stats = {m: row for m, row in _stats(frame, ["method"], list(VARIANTS), ctx.switches["std_ddof"])
              .set_index("method").iterrows()}
     published = read_published("masktune", "table3")
@@ -196,7 +186,7 @@ FIG2_METHODS = {"erm": "ERM", "randmask": "RandMask", "masktune": "MaskTune"}
 
 
 def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
-    frame = _frame(runs, store, lambda r, res: {t: _model_metrics(r, res)[f"test_{t}"]["accuracy"]
+    frame = per_run_frame(runs, store, lambda res: {t: _model_metrics(res)[f"test_{t}"]["accuracy"]
                                                 for t in ("original", "biased")})
     long = (frame.melt(id_vars=["method", "seed"], value_vars=["original", "biased"], var_name="test_set",
                        value_name="accuracy") if not frame.empty else

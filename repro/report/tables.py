@@ -18,10 +18,11 @@ def read_published(paper: str, artefact: str) -> pd.DataFrame:
     return pd.read_csv(PUBLISHED / f"{paper}_{artefact}.csv", dtype=str, keep_default_na=False)
 
 
-def aggregate(per_run: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
-    """Mean, sample std (ddof=1) and n over seeds of each value column, per key; keys keep first-seen order."""
+def aggregate(per_run: pd.DataFrame, keys: list[str], values: list[str], ddof: int = 1) -> pd.DataFrame:
+    """Mean, std (sample, ddof=1, unless told otherwise) and n over seeds of each value column, per key; keys
+    keep first-seen order."""
     grouped = per_run.groupby(keys, sort=False)[values]
-    mean, std, n = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    mean, std, n = grouped.mean(), grouped.std(ddof=ddof), grouped.count()
     out = pd.DataFrame(index=mean.index)
     for v in values:
         out[f"{v}_mean"], out[f"{v}_std"], out[f"{v}_n"] = mean[v], std[v], n[v]

@@ -9,6 +9,7 @@ most `pack` members; `pack=0` means 64 on CUDA and 1 (one by one) on the CPU.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -61,8 +62,6 @@ def _worker_devices(device: str, workers: int) -> list[str]:
 
 def start_epoch(record: RunRecord) -> int:
     """The epoch a run resumes at (0 without a checkpoint)."""
-    import json
-
     path = record.path("checkpoint.json")
     return json.loads(path.read_text())["epoch"] + 1 if path.exists() and record.path("checkpoint.pt").exists() else 0
 
@@ -81,8 +80,6 @@ def packs(records: list[RunRecord], size: int) -> list[list[RunRecord]]:
 
 
 def json_key(d: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(d, sort_keys=True)
 
 

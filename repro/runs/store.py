@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -100,6 +101,11 @@ class RunRecord:
 
     def result(self) -> dict[str, Any]:
         return read_json(self.path("result.json"))
+
+    def log(self, text: str) -> None:
+        """Append a timestamped line to the run's `log.txt`."""
+        with open(self.path("log.txt"), "a") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text + "\n")
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch records, in epoch order."""
