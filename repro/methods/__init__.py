@@ -11,6 +11,7 @@ so each member's gradient is exactly its own.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repro.methods.masking import outside_mask, shuffle_outside
+from repro.methods.norms import composite_batch_norm
 
 PENALTIES: dict[str, type[Penalty]] = {}
 
@@ -74,6 +76,7 @@ class Penalty:
     needs_activations = False
     reduce = "mean"  # how a run's batch of per-sample values becomes its term: "mean" or "sum"
     unpackable: str | None = None  # why runs with this term cannot train as a pack (`repro.packed`), if so
+    third_order = False  # the step's backward differentiates this term's own second derivatives (`norms`)
 
     def prepare(self, ctx: StepContext) -> None:
         """Work that must happen before the main forward pass."""
@@ -106,6 +109,12 @@ class Objective:
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
                  generators: torch.Generator | list[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:
         terms = [p for _, p in self.penalties.values()]
+        with composite_batch_norm() if any(p.third_order for p in terms) else nullcontext():
+            return self._step(model, x, y, mask, generators, terms)
+
+    def _step(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
+              generators: torch.Generator | list[torch.Generator], terms: list[Penalty]
+              ) -> tuple[Tensor, dict[str, Tensor]]:
         if any(p.needs_input_grad for p in terms):
             x = x.detach().requires_grad_(True)
         gens = [generators] if isinstance(generators, torch.Generator) else list(generators)

@@ -40,6 +40,7 @@ class RbrPenalty(Penalty):
         if influence not in INFLUENCES:
             raise ValueError(f"rbr influence must be one of {', '.join(INFLUENCES)}, not {influence!r}")
         self.full = influence == "full"
+        self.third_order = self.full  # BN models need `composite_batch_norm` for the full IF's backward
         if not self.full:  # D-9: IF reaches x only through the first convolution's saved input, x itself
             self.unpackable = "RBR's code-order influence (D-9) needs the input tensor itself in the graph"
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
@@ -48,7 +49,7 @@ class RbrPenalty(Penalty):
         ctx.x.requires_grad_(self.full)  # in place, before the objective's forward on this tensor
 
     def __call__(self, ctx: StepContext) -> Tensor:
-        g = input_gradients(ctx.model, ctx.x)
+        g = input_gradients(ctx.model, ctx.x).sum(1, keepdim=True)
         weight = None if self.class_weight is None else self.class_weight.to(ctx.logits.device)
         ce = member_ce(ctx, weight).sum()  # each member's CE: its parameters' gradients are its own
         return (penalty_mask(ctx.mask) * g * influence(ce, ctx.model, ctx.x)).square().flatten(1).sum(1)

@@ -70,16 +70,29 @@ def resnet18(num_classes: int = 2, init: str = "imagenet") -> StagedNet:
     return StagedNet([stem, m.layer2, m.layer3, m.layer4], head)
 
 
+DENSENET_TARGETS = ("transitions", "dense_blocks")
+
+
 @register_model("densenet121")
-def densenet121(num_classes: int = 2, init: str = "imagenet") -> StagedNet:
+def densenet121(num_classes: int = 2, init: str = "imagenet", targets: str = "transitions") -> StagedNet:
     """The dispatch the released code lacks (D-8), built as spec §3.2 describes the unreleased model.
 
-    Targets (D-7, code): transition1..3 outputs (pre-activation, can be negative) 128x28, 256x14, 512x7 and
-    norm5 after ReLU 1024x7 (the code ReLUs norm5's output in place, so its act4 is post-ReLU)."""
+    `targets="transitions"` (D-7, code): transition1..3 outputs (pre-activation, can be negative) 128x28,
+    256x14, 512x7 and norm5 after ReLU 1024x7 (the code ReLUs norm5's output in place, so its act4 is
+    post-ReLU). `"dense_blocks"` (paper text): the outputs of denseblock1..4, 256x56, 512x28, 1024x14 and
+    1024x7, with norm5 and its ReLU moved into the head. The forward (logits) is the same for both."""
+    if targets not in DENSENET_TARGETS:
+        raise ValueError(f"densenet121 targets must be one of {', '.join(DENSENET_TARGETS)}, not {targets!r}")
     f = torchvision_model("densenet121", init).features
-    stages = [nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0, f.denseblock1, f.transition1),
-              nn.Sequential(f.denseblock2, f.transition2),
-              nn.Sequential(f.denseblock3, f.transition3),
-              nn.Sequential(f.denseblock4, f.norm5, nn.ReLU())]
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, num_classes))
-    return StagedNet(stages, head)
+    pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, num_classes)]
+    if targets == "transitions":
+        stages = [nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0, f.denseblock1, f.transition1),
+                  nn.Sequential(f.denseblock2, f.transition2),
+                  nn.Sequential(f.denseblock3, f.transition3),
+                  nn.Sequential(f.denseblock4, f.norm5, nn.ReLU())]
+        return StagedNet(stages, nn.Sequential(*pool))
+    stages = [nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0, f.denseblock1),
+              nn.Sequential(f.transition1, f.denseblock2),
+              nn.Sequential(f.transition2, f.denseblock3),
+              nn.Sequential(f.transition3, f.denseblock4)]
+    return StagedNet(stages, nn.Sequential(f.norm5, nn.ReLU(), *pool))

@@ -27,19 +27,35 @@ SWITCHES = (
     Switch("D-1", "tap_norm", "squared", "l1", "squared", "TAP: squared Frobenius norm (code) or L1 (paper Eq. 8)"),
     Switch("D-2", "tap_downscale", "chained", "direct", "chained",
            "TAP mask: chained maxpool+avgpool per layer (code) or from the input mask for every layer (paper Eq. 7)"),
-    Switch("D-9", "rbr_influence", "code", "full", "code",
-           "RBR influence function: the code's call order (first-conv path only) or the full input derivative"),
+    Switch("D-3", "sgd_reading", "momentum", "weight_decay", "momentum",
+           "SGD: the paper's 'weight decay of 0.9' is momentum 0.9 without weight decay (code) or weight decay 0.9 "
+           "without momentum (as written)"),
     Switch("D-4", "tau_mode", "percentile", "absolute", "percentile",
            "Teacher masks: the lowest tau-fraction of saliency per image (code) or |E| normalised to [0,1] < tau (paper Eq. 14)"),
+    Switch("D-5", "rrr_output", "log_softmax", "logits", "log_softmax",
+           "RRR: gradient of the summed log-softmax, channel-summed, mask rescaled by HW/|M| inside the square "
+           "(code) or of the summed logits with the plain mask (paper Eq. 4)"),
+    Switch("D-6", "vgg_layers", 4, 5, 5,
+           "VGG-16 targeted layers: after each of the 5 MaxPools (paper; the code's vgg16_activations) or pools "
+           "2-5 (the code's vgg16_4_activations, the only one its overlap script supports)"),
+    Switch("D-7", "densenet_targets", "transitions", "dense_blocks", "transitions",
+           "DenseNet-121 targeted layers: transition1-3 outputs and ReLU(norm5) (code) or the 4 dense blocks' "
+           "outputs (paper text)"),
+    Switch("D-9", "rbr_influence", "code", "full", "code",
+           "RBR influence function: the code's call order (first-conv path only) or the full input derivative"),
     Switch("D-10", "student_set", "full", "remainder", "remainder",
            "Teacher-student: the student trains on the train rows its teacher did not see (paper) or on all (code)"),
+    Switch("D-13", "pneu_ce", "weighted", "plain", "weighted",
+           "PNEU loss: class-weighted CE [0.7421, 0.2579] in training, val loss and RBR (code) or plain CE (paper)"),
 )
+
+SGD_READINGS = {"momentum": {"name": "sgd", "momentum": 0.9}, "weight_decay": {"name": "sgd", "weight_decay": 0.9}}
 
 # Decoy MNIST, two-layer CNN (spec §6); each value with its source.
 MNIST = {
     "model": "tap_cnn",                     # §3.1 Net_one, random init
     "lr": 1e-3,                             # §6 table
-    "optimizer": {"name": "sgd", "momentum": 0.9},  # §6, D-3: "weight decay 0.9" is the momentum
+    "optimizer": SGD_READINGS["momentum"],  # §6, D-3 code reading (runs take the switch's: `sgd`)
     "batch_size": 256,                      # §6 table
     "epochs": 50,                           # §6 table; the final-epoch model is evaluated
     "seeds": 5,                             # §1.2: seeds 0-4
@@ -90,14 +106,25 @@ def prepare(ctx: Context) -> None:
     prepare_decoy_mnist(ctx.data_root / "MNIST", out, seed=DATA_SEED)
 
 
+def sgd(switches: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer spec of every TAP run under the D-3 switch (the lr is the dataset's)."""
+    return SGD_READINGS[switches["sgd_reading"]]
+
+
+def arch_args(arch: str, switches: dict[str, Any]) -> dict[str, Any]:
+    """Model arguments that the D-6 (VGG-16) and D-7 (DenseNet-121) switches set."""
+    return {"vgg16": {"layers": switches["vgg_layers"]},
+            "densenet121": {"targets": switches["densenet_targets"]}}.get(arch, {})
+
+
 def penalty_objective(method: str, lam: float | None, switches: dict[str, Any],
                       **rbr_args: Any) -> dict[str, dict[str, Any]]:
     """The objective spec of `method`: {} for Base and No XS, else its penalty at weight `lam` with the D-1,
-    D-2 (TAP) and D-9 (RBR) switches; `rbr_args` (e.g. PNEU's class_weight) go to RBR."""
+    D-2 (TAP), D-5 (RRR) and D-9 (RBR) switches; `rbr_args` (e.g. PNEU's class_weight) go to RBR."""
     if method not in PENALTY:
         return {}
     args = {"tap": {"norm": switches["tap_norm"], "downscale": switches["tap_downscale"]},
-            "rbr": {"influence": switches["rbr_influence"], **rbr_args}, "rrr": {}}[PENALTY[method]]
+            "rbr": {"influence": switches["rbr_influence"], **rbr_args}, "rrr": {"output": switches["rrr_output"]}}[PENALTY[method]]
     return {PENALTY[method]: {"weight": lam, **args}}
 
 
@@ -112,7 +139,7 @@ def mnist_run(ctx: Context, method: str, seed: int, lam: float | None) -> Planne
     config = RunConfig(
         paper="tap", dataset="decoy_mnist", model=MNIST["model"], method=method, seed=seed,
         epochs=setting(ctx, "epochs"), batch_size=setting(ctx, "batch_size"), lr=MNIST["lr"], data=data,
-        method_args={"objective": objective}, optimizer=MNIST["optimizer"], metrics=("accuracy", "ce"),
+        method_args={"objective": objective}, optimizer=sgd(ctx.switches), metrics=("accuracy", "ce"),
         selection="final", semantics=SEMANTICS)
     label = f"MNIST {method}" + (f" lambda={lam:g}" if lam is not None else "") + f" s{seed}"
     return PlannedRun(label, {"dataset": "mnist", "method": method, "seed": seed, "lambda": lam}, config)

@@ -20,7 +20,6 @@ ARCHS = ("vgg16", "resnet18", "densenet121")  # §3.2
 COMMON = {
     "archs": ARCHS,
     "lr": 1e-5,                                      # §6 table (ImageNet models)
-    "optimizer": {"name": "sgd", "momentum": 0.9},   # §6, D-3: no weight decay
     "batch_size": 16,                                # §6 table; Table 1 setup
     "rbr_batch": {"densenet121": 8},                 # §1.1/§6: DenseNet-121 + RBR is OOM at 16 on 10 GB
     "epochs": 50,                                    # §6 table; the final-epoch model is evaluated (§1.2)
@@ -33,7 +32,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "pneu": {**COMMON,
              "title": "PNEU",
              "num_classes": 2,                       # §3.2 K = 2 (normal, pneumonia)
-             "ce_weight": [0.7421, 0.2579],          # §2.2, D-13: weighted CE in training, val loss and RBR
+             "ce_weight": [0.7421, 0.2579],          # §2.2, D-13 code: weighted CE in training, val loss, RBR
              "metrics": ("f1", "f1_code", "accuracy", "ce"),  # §7: F1 (pneumonia positive); D-15/D-16 variant
              "metric": "f1"},
     "knee": {**COMMON,
@@ -119,7 +118,7 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
              **data: Any) -> PlannedRun:
     """One PNEU/KNEE run: `method` in Base (clean data), No XS, RRR, RBR, TAP; `lam` the penalty weight.
     `data` adds loader settings (e.g. `annotation={"source": ...}`, `train_rows={...}`) to the run's data."""
-    ce_weight = SETTINGS[dataset]["ce_weight"]
+    ce_weight = SETTINGS[dataset]["ce_weight"] if ctx.switches["pneu_ce"] == "weighted" else None
     objective = paper.penalty_objective(method, lam, ctx.switches, class_weight=ce_weight)
     folder = check_prepared(ctx, dataset)
     settings = {"prepared": f"tap/{dataset}", "fingerprint": paper.fingerprint(folder),
@@ -134,8 +133,9 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
     config = RunConfig(
         paper="tap", dataset=dataset, model=arch, method=method, seed=seed, epochs=setting(ctx, dataset, "epochs"),
         batch_size=batch, lr=SETTINGS[dataset]["lr"], data={**settings, **data},
-        model_args={"num_classes": SETTINGS[dataset]["num_classes"], "init": ctx.init}, method_args=method_args,
-        optimizer=SETTINGS[dataset]["optimizer"], metrics=SETTINGS[dataset]["metrics"], selection="final",
+        model_args={"num_classes": SETTINGS[dataset]["num_classes"], "init": ctx.init,
+                    **paper.arch_args(arch, ctx.switches)},
+        method_args=method_args, optimizer=paper.sgd(ctx.switches), metrics=SETTINGS[dataset]["metrics"], selection="final",
         semantics=paper.SEMANTICS)
     label = f"{SETTINGS[dataset]['title']} {arch} {method}" + (f" lambda={lam:g}" if lam is not None else "") + f" s{seed}"
     cell = {"dataset": dataset, "arch": arch, "method": method, "seed": seed, "lambda": lam}

@@ -39,7 +39,7 @@ H100_NOTE = ("authors_code_h100_it_s: the issue's targets, the authors' code on 
 
 
 def objective_spec(method: str, switches: dict[str, Any]) -> dict[str, Any]:
-    """The objective of a Table 1 row, with the context's D-1, D-2 and D-9 switches."""
+    """The objective of a Table 1 row, with the context's D-1, D-2, D-5 and D-9 switches."""
     return paper.penalty_objective(method, PENALTY_WEIGHT, switches)
 
 
@@ -50,7 +50,7 @@ def measure_rows(ctx: Context, device: Any) -> list[dict[str, Any]]:
     for arch in ARCHS:
         base = Settings(prof["batch_size"], prof["image_size"], prof["warmup"], prof["timed"], init=MODEL_INIT,
                         deterministic=DETERMINISTIC)
-        model = build_for_timing(arch, base)
+        model = build_for_timing(arch, base, **paper.arch_args(arch, ctx.switches))
         for mode in prof["modes"]:
             s = replace(base, mode=mode)
             for method in METHODS:

@@ -127,6 +127,23 @@ def test_rrr_equals_closed_form_on_a_linear_model():
     assert parts["rrr"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_rrr_paper_variant_is_eq4_on_a_linear_model():
+    torch.manual_seed(0)
+    lin = nn.Linear(8, 3)
+    model = Wrapped(nn.Sequential(nn.Flatten(), lin))
+    x, y = torch.randn(4, 2, 2, 2), torch.tensor([0, 1, 2, 0])
+    mask = torch.zeros(4, 1, 2, 2)
+    mask[:, :, 0, 0] = 1
+    mask[1:, :, 1, 1] = 1
+    _, parts = build_objective({"rrr": {"weight": 1.0, "output": "logits"}})(model, x, y, mask, torch.Generator())
+    with torch.no_grad():
+        g = lin.weight.sum(0).view(1, 2, 2, 2)  # d/dx sum_k f_k = sum_k W_k, the same for every sample
+        expected = (mask * g).square().sum((1, 2, 3)).mean()  # plain mask, per-channel squares
+    assert parts["rrr"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="log_softmax, logits"):
+        build_objective({"rrr": {"weight": 1.0, "output": "probs"}})
+
+
 def test_rrr_with_all_ones_mask_is_the_mean_squared_norm_of_the_eval_mode_gradient():
     torch.manual_seed(0)
     model = Wrapped(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
@@ -183,8 +200,13 @@ SETUPS = {"tap_cnn": ({}, 1, 28, 4, 4), "vgg16": ({"init": "random"}, 3, 64, 6, 
           "densenet121": ({"init": "random"}, 3, 64, 6, 12)}
 
 
+SPECS = {"none": {}, "rrr": {"rrr": {"weight": 1.0}}, "rrr_logits": {"rrr": {"weight": 1.0, "output": "logits"}},
+         "rbr": {"rbr": {"weight": 1.0}}, "rbr_full": {"rbr": {"weight": 1.0, "influence": "full"}},
+         "tap": {"tap": {"weight": 1.0}}}
+
+
 @pytest.mark.parametrize("name", list(SETUPS))
-@pytest.mark.parametrize("method", ["none", "rrr", "rbr", "tap"])
+@pytest.mark.parametrize("method", list(SPECS))
 def test_every_model_and_method_trains_an_sgd_step(name, method):
     kwargs, c, side, h, w = SETUPS[name]
     torch.manual_seed(0)
@@ -192,7 +214,7 @@ def test_every_model_and_method_trains_an_sgd_step(name, method):
         _MODELS[name] = build_model(name, **kwargs)
     net = _MODELS[name]
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
-    spec = {} if method == "none" else {method: {"weight": 1.0}}
+    spec = SPECS[method]
     x, y = torch.rand(2, c, side, side), torch.tensor([0, 1])
     loss, parts = build_objective(spec)(net, x, y, _box(2, side, h, w), torch.Generator())
     assert torch.isfinite(loss) and set(parts) == {"ce", *spec}

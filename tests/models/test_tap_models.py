@@ -63,6 +63,21 @@ def test_vgg16_four_layer_variant_drops_the_first():
     assert [tuple(a.shape[1:]) for a in net.activations] == [(128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 2, 2)]
 
 
+def test_densenet121_dense_block_targets_keep_the_logits():
+    torch.manual_seed(0)
+    code = build_model("densenet121", init="random").eval()
+    torch.manual_seed(0)  # the same modules, built in the same order, regrouped into stages and head
+    blocks = build_model("densenet121", init="random", targets="dense_blocks").eval()
+    code.record = blocks.record = True
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(code(x)[0], blocks(x)[0])
+    assert [tuple(a.shape[1:]) for a in blocks.activations] == [(256, 16, 16), (512, 8, 8), (1024, 4, 4),
+                                                                (1024, 2, 2)]  # D-7 paper: block outputs
+    with pytest.raises(ValueError, match="transitions, dense_blocks"):
+        build_model("densenet121", init="random", targets="norm5")
+
+
 def test_bad_init_is_rejected():
     with pytest.raises(ValueError, match="imagenet, random"):
         build_model("resnet18", init="places365")

@@ -23,8 +23,8 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (DATA / "chest_xray").exists(), reason="../shared/data/chest_xray not present")
 
 
-def ctx_for(runs: Path, profile: str = "paper", data_root: Path | None = None) -> Context:
-    return Context("tap", profile, None, "code", resolve_switches(tap.SWITCHES, "code", {}), runs / "out",
+def ctx_for(runs: Path, profile: str = "paper", data_root: Path | None = None, fidelity: str = "code") -> Context:
+    return Context("tap", profile, None, fidelity, resolve_switches(tap.SWITCHES, fidelity, {}), runs / "out",
                    data_root, runs, init="random")
 
 
@@ -74,7 +74,7 @@ def test_hyperparameters_batch_and_class_weights(runs):
     tap_cfg = xray.xray_run(ctx, "pneu", "densenet121", "TAP", 0, 1e-3).config
     assert (tap_cfg.batch_size, tap_cfg.lr, tap_cfg.epochs, tap_cfg.selection) == (16, 1e-5, 50, "final")
     assert tap_cfg.optimizer == {"name": "sgd", "momentum": 0.9}
-    assert tap_cfg.model_args == {"num_classes": 2, "init": "random"}
+    assert tap_cfg.model_args == {"num_classes": 2, "init": "random", "targets": "transitions"}  # D-7 code
     cfg = rbr["resnet18"]
     objective = build_objective(cfg.method_args["objective"], cfg.method_args["ce_weight"])
     weights = [0.7421, 0.2579]
@@ -82,6 +82,22 @@ def test_hyperparameters_batch_and_class_weights(runs):
     assert objective.penalties["rbr"][1].class_weight.tolist() == pytest.approx(weights)
     assert metric_options(cfg)["ce"] == {"batch": 16, "weight": weights}  # the val CE is weighted too
     assert xray.xray_run(ctx, "pneu", "vgg16", "Base", 0, None).config.data["variant"] == "clean"
+
+
+def test_paper_fidelity_switches_reach_the_run_configs(runs):
+    code, paper = ctx_for(runs), ctx_for(runs, fidelity="paper")
+    for ctx, sgd, targets, layers, output in ((code, {"momentum": 0.9}, "transitions", 5, "log_softmax"),
+                                              (paper, {"weight_decay": 0.9}, "dense_blocks", 5, "logits")):
+        assert xray.xray_run(ctx, "pneu", "resnet18", "No XS", 0, None).config.optimizer == {"name": "sgd", **sgd}
+        assert xray.xray_run(ctx, "pneu", "densenet121", "TAP", 0, 1e-3).config.model_args["targets"] == targets
+        assert xray.xray_run(ctx, "pneu", "vgg16", "TAP", 0, 1e-3).config.model_args["layers"] == layers
+        rrr = xray.xray_run(ctx, "pneu", "vgg16", "RRR", 0, 1e-3).config.method_args["objective"]["rrr"]
+        assert rrr["output"] == output
+    plain = xray.xray_run(paper, "pneu", "resnet18", "RBR", 0, 10.0).config  # D-13 paper: plain CE everywhere
+    assert "ce_weight" not in plain.method_args and plain.method_args["objective"]["rbr"]["class_weight"] is None
+    four = Context("tap", "paper", None, "code", resolve_switches(tap.SWITCHES, "code", {"D-6": "4"}),
+                   runs / "out", None, runs, init="random")
+    assert xray.xray_run(four, "pneu", "vgg16", "TAP", 0, 1e-3).config.model_args["layers"] == 4
 
 
 def test_knee_unprepared_or_without_train_is_a_clear_error(runs, tmp_path):

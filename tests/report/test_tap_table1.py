@@ -14,7 +14,7 @@ from repro.methods import build_objective
 from repro.report import tap_table1 as t1
 from repro.report.tables import read_published
 
-SWITCHES = {"tap_norm": "l1", "tap_downscale": "direct", "rbr_influence": "full"}
+SWITCHES = {"tap_norm": "l1", "tap_downscale": "direct", "rbr_influence": "full", "rrr_output": "logits"}
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +67,7 @@ def test_objective_specs_follow_the_switches_and_build():
     assert t1.objective_spec("No XS", SWITCHES) == {}
     assert t1.objective_spec("TAP", SWITCHES) == {"tap": {"weight": 1.0, "norm": "l1", "downscale": "direct"}}
     assert t1.objective_spec("RBR", SWITCHES) == {"rbr": {"weight": 1.0, "influence": "full"}}
+    assert t1.objective_spec("RRR", SWITCHES) == {"rrr": {"weight": 1.0, "output": "logits"}}
     for method in t1.METHODS:
         objective = build_objective(t1.objective_spec(method, SWITCHES))
         assert len(objective.penalties) == (method != "No XS")
