@@ -67,7 +67,7 @@ def cases(members: dict[str, int]) -> list[Case]:
         out.append(Case("actdiff table1", f"{arch} Actdiff & Gradmask", name, objective, a["batch_size"], (1, 28, 28),
                         members["actdiff"], rows[arch] * a["seeds"], _steps(a["n_train"], a["batch_size"], a["epochs"]),
                         a["lr"]["config"], adam, args))
-    mnist_steps = _steps(54_000, t["batch_size"], t["epochs"])  # the 60k training images less the 10% val
+    mnist_steps = _steps(t["n_train"], t["batch_size"], t["epochs"])
     for method, spec, runs in (("No XS / Base", {}, 2), ("RRR", {"rrr": {"weight": 1e-3}}, 1),
                                ("RBR", {"rbr": {"weight": 1e3}}, 1), ("TAP", {"tap": {"weight": 1e-3}}, 1)):
         out.append(Case("tap figure5", method, t["model"], spec, t["batch_size"], (1, 28, 28), members["tap"],

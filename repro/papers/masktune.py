@@ -34,6 +34,11 @@ SWITCHES = (
            "MNIST milestones [25, 50, 75] (finetune lr 1.25e-3) or the code's list [25..275] (6.25e-4)"),
     Switch("D-10", "waterbirds_pretrained", False, True, True, "Waterbirds ResNet-50 from ImageNet weights"),
     Switch("D-11", "in9l_pretrained", False, True, True, "IN-9L ResNet-50 from ImageNet weights"),
+    Switch("D-11s", "in9l_recipe", "bash", "paper", "bash",
+           "IN-9L batch and lr schedule: 128, constant lr 1e-4 (bash) or 1024, lr x0.1 at epochs 30, 60, 90 from "
+           "the initial lr in9l_lr, which the paper does not state (paper)"),
+    Switch("D-11l", "in9l_lr", 0.0, 0.0, 0.0,
+           "IN-9L initial lr of the paper recipe (D-11s), which the paper does not state; 0 = unset"),
     Switch("D-12", "svhn_batch", 128, 1024, 128, "SVHN batch size: 128 (bash) or 1024 (paper)"),
     Switch("D-13", "selective_score", "code", "product_max", "code",
            "selective score: max softmax(P_init * P_final) (code) or max(P_init * P_final) (paper)"),
@@ -59,6 +64,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cats_dogs": {"model": "resnet32", "classes": 2, "optimizer": {"name": "adam"}, "lr": 1e-3, "batch_size": 128,
                   "epochs": 200, "weight_decay": 1e-4, "milestones": [50], "gamma": 0.1},
 }
+IN9L_PAPER = {"batch_size": 1024, "milestones": [30, 60, 90], "gamma": 0.1}  # §5.2 paper row (D-11s)
 FILE_WORKERS = 8  # §5.2: data-loader workers (file-backed datasets)
 SEEDS = 3  # D-19: seeds 0, 1, 2
 COVERAGES = [90, 95, 100]  # §1.4 / §6.3 (the code also runs 80 and 85)
@@ -104,9 +110,23 @@ def _init(ctx: Context, dataset: str) -> str:
     return ctx.init if pretrained.get(dataset, True) else "random"
 
 
+def recipe(ctx: Context, dataset: str) -> dict[str, Any]:
+    """The dataset's §5.2 recipe; IN-9L's under the D-11s switch (the paper's needs its unstated lr)."""
+    r = RECIPES[dataset]
+    if dataset != "in9l" or ctx.switches["in9l_recipe"] == "bash":
+        return r
+    lr = ctx.switches["in9l_lr"]
+    if not lr > 0:
+        raise ValueError("the paper's IN-9L recipe (in9l_recipe=paper, also set by --fidelity paper) needs its "
+                         "initial learning rate, which the paper does not state: pass --switch in9l_lr=VALUE "
+                         "(e.g. 0.1 for batch 1024), or --switch in9l_recipe=bash for the released bash file's "
+                         "lr 1e-4, batch 128 and constant lr.")
+    return {**r, **IN9L_PAPER, "lr": lr}
+
+
 def run_config(ctx: Context, dataset: str, method: str, seed: int, selective: bool = False) -> RunConfig:
     """One run of `method` (erm, masktune, randmask) on `dataset` at the spec's settings for the profile."""
-    r = RECIPES[dataset]
+    r = recipe(ctx, dataset)
     epochs = profile_setting(ctx, "epochs", r["epochs"])
     batch = ctx.switches["svhn_batch"] if dataset == "svhn" else r["batch_size"]
     model_args: dict[str, Any] = {"num_classes": r["classes"]}

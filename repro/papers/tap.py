@@ -57,6 +57,7 @@ MNIST = {
     "lr": 1e-3,                             # §6 table
     "optimizer": SGD_READINGS["momentum"],  # §6, D-3 code reading (runs take the switch's: `sgd`)
     "batch_size": 256,                      # §6 table
+    "n_train": 54_000,                      # §2.1: the 60k training images less the 10% val split
     "epochs": 50,                           # §6 table; the final-epoch model is evaluated
     "seeds": 5,                             # §1.2: seeds 0-4
     "grid": {"rrr": [10.0 ** e for e in range(-9, 1)], "tap": [10.0 ** e for e in range(-9, 1)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,7 @@ def figure5(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         lam=("lambda", "first")).reindex(paper.METHODS)
     agg["lam"] = agg["lam"].map(lambda_text)
     checks = check_expectations(FIGURE5_EXPECTATIONS, agg["delta_mean"].to_dict())
+    budget = training_budget(ctx)
     fig, axes = new_figure(1, 2, (10, 4))
     x = np.arange(len(paper.METHODS))
     for ax, col, title in zip(axes[0], ("accuracy", "delta"), ("accuracy (correlated test)", "Delta-accuracy")):
@@ -118,13 +121,26 @@ def figure5(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         ax.axhline(0, color="black", lw=0.8)
     fig.suptitle(f"Decoy MNIST, two-layer CNN, ground-truth masks ({ctx.profile} profile)")
     arrays = {f"{c}_{s}": agg[f"{c}_{s}"].to_numpy(dtype=float) for c in ("accuracy", "delta") for s in ("mean", "std")}
-    prov = artefact_provenance(ctx, "figure5", runs, store, expectations=checks,
+    prov = artefact_provenance(ctx, "figure5", runs, store, expectations=checks, budget=budget,
                                lambdas=chosen,
                                values=agg.reset_index().to_dict(orient="records"))
     path = save_figure(fig, output_path(ctx, "figure5", "figure"), prov, arrays)
     csv = write_table(agg.reset_index(), path.with_suffix(".csv"), prov)
     _print(agg, checks)
+    print(budget)
     return [path, csv]
+
+
+def training_budget(ctx: Context) -> str:
+    """The SGD steps and training digits of one run, beside the paper's (No XS learns the patch slowly: its
+    reliance grows with both, so a small budget can leave Delta near 0)."""
+    meta = json.loads((ctx.runs_dir / "prepared" / paper.PREPARED / "meta.json").read_text())
+    n = min(meta["split_sizes"]["train"], paper.setting(ctx, "train_limit") or math.inf)
+    steps = paper.setting(ctx, "epochs") * math.ceil(n / paper.setting(ctx, "batch_size"))
+    full_n = paper.MNIST["n_train"]
+    full = paper.MNIST["epochs"] * math.ceil(full_n / paper.MNIST["batch_size"])
+    return (f"budget: {steps:,} SGD steps per run over {n:,} training digits (the paper: {full:,} steps over "
+            f"{full_n:,}); No XS's reliance on the patch grows with both")
 
 
 def _print(agg: pd.DataFrame, checks: dict[str, Any]) -> None:

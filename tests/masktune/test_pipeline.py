@@ -108,3 +108,17 @@ def test_missing_data_root_and_bad_layout_exit_2_with_the_fix(tmp_path):
     (tmp_path / "bad" / "MNIST" / "raw").mkdir(parents=True)
     result = CliRunner().invoke(app, ["masktune", "figure2", *runs, "--data-root", str(tmp_path / "bad")])
     assert result.exit_code == 2 and "no MNIST training images" in result.output and "download=True" in result.output
+
+
+def test_in9l_recipe_switch_gives_the_paper_schedule_and_needs_its_lr(tmp_path):
+    from repro.papers.masktune import RECIPES, recipe
+
+    def ctx(fidelity, **switches):
+        return get_paper("masktune").context("paper", None, fidelity, switches, tmp_path / "o", None, tmp_path)
+
+    assert recipe(ctx("code"), "in9l") == RECIPES["in9l"]  # bash: batch 128, constant lr 1e-4
+    with pytest.raises(ValueError, match="in9l_lr=VALUE"):
+        recipe(ctx("paper"), "in9l")
+    r = recipe(ctx("paper", in9l_lr="0.1"), "in9l")
+    assert (r["batch_size"], r["milestones"], r["gamma"], r["lr"]) == (1024, [30, 60, 90], 0.1, 0.1)
+    assert recipe(ctx("paper"), "celeba") == RECIPES["celeba"]

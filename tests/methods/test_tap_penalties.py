@@ -109,14 +109,19 @@ class Wrapped(nn.Module):
         return self.net(x), None
 
 
-def test_rrr_equals_closed_form_on_a_linear_model():
+def _linear_case() -> tuple[nn.Linear, Wrapped, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A linear model on 2x2x2 inputs, 4 samples, masks of areas 1, 2, 2, 2."""
     torch.manual_seed(0)
     lin = nn.Linear(8, 3)
-    model = Wrapped(nn.Sequential(nn.Flatten(), lin))
     x, y = torch.randn(4, 2, 2, 2), torch.tensor([0, 1, 2, 0])
     mask = torch.zeros(4, 1, 2, 2)
     mask[:, :, 0, 0] = 1
-    mask[1:, :, 1, 1] = 1  # areas 1, 2, 2, 2
+    mask[1:, :, 1, 1] = 1
+    return lin, Wrapped(nn.Sequential(nn.Flatten(), lin)), x, y, mask
+
+
+def test_rrr_equals_closed_form_on_a_linear_model():
+    lin, model, x, y, mask = _linear_case()
     _, parts = build_objective({"rrr": {"weight": 1.0}})(model, x, y, mask, torch.Generator())
     with torch.no_grad():
         p = lin(x.flatten(1)).softmax(1)
@@ -128,13 +133,7 @@ def test_rrr_equals_closed_form_on_a_linear_model():
 
 
 def test_rrr_paper_variant_is_eq4_on_a_linear_model():
-    torch.manual_seed(0)
-    lin = nn.Linear(8, 3)
-    model = Wrapped(nn.Sequential(nn.Flatten(), lin))
-    x, y = torch.randn(4, 2, 2, 2), torch.tensor([0, 1, 2, 0])
-    mask = torch.zeros(4, 1, 2, 2)
-    mask[:, :, 0, 0] = 1
-    mask[1:, :, 1, 1] = 1
+    lin, model, x, y, mask = _linear_case()
     _, parts = build_objective({"rrr": {"weight": 1.0, "output": "logits"}})(model, x, y, mask, torch.Generator())
     with torch.no_grad():
         g = lin.weight.sum(0).view(1, 2, 2, 2)  # d/dx sum_k f_k = sum_k W_k, the same for every sample
