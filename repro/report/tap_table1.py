@@ -129,7 +129,34 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
         anchors=H100_NOTE)
     path = write_table(table, output_path(ctx, "table1", "table"), prov)
     print_table1(table, f"TAP Table 1 on {device_name(device)} ({ctx.profile} profile)")
-    return [path]
+    text = write_table(text_claims(table), output_path(ctx, "table1_text", "table"), prov)
+    return [path, text]
+
+
+# The introduction's cost claims (spec §1.2): TAP needs "circa 25% of the training time" and "half the memory"
+# of RRR and RBR; ours = TAP's seconds per step (it/s of the other / it/s of TAP) and reserved memory as a
+# fraction of each method's, per arch and mode; paper_table1 = the same ratio of the paper's printed Table 1.
+TEXT_CLAIMS = {"tap_training_time_vs_rrr_rbr": ("it_s", "paper_it_s", True, 100.0),
+               "tap_memory_vs_rrr_rbr": ("mem_reserved_gb", "paper_mem_gb", False, 1.0)}
+
+
+def text_claims(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (claim, arch, mode, versus RRR or RBR): ours, the paper's Table 1 ratio and the text's number."""
+    printed = read_published("tap", "text").set_index("quantity")
+    rows = []
+    for claim, (ours, paper_col, inverse, scale) in TEXT_CLAIMS.items():
+        for (arch, mode), cell in table.set_index("method").groupby(["arch", "mode"]):
+            for other in ("RRR", "RBR"):
+                num, den = (other, "TAP") if inverse else ("TAP", other)
+                paper_ratio = _ratio(cell.loc[num, paper_col], cell.loc[den, paper_col])
+                if _is_number(paper_ratio):
+                    paper_ratio = round(float(paper_ratio) * scale, 4)
+                rows.append({"quantity": claim, "arch": arch, "mode": mode, "versus": other,
+                             "ours": cell.loc[num, ours] / cell.loc[den, ours] * scale,
+                             "paper_table1": paper_ratio,
+                             "published": printed.loc[claim, "value"], "unit": printed.loc[claim, "unit"],
+                             "printed": printed.loc[claim, "printed"]})
+    return pd.DataFrame(rows)
 
 
 def _fmt(value: float, digits: int = 2) -> str:

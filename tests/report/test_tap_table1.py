@@ -77,3 +77,15 @@ def test_authors_h100_anchors_cover_every_cell():
     h100 = t1.authors_h100()
     assert len(h100) == 12 and set(h100["arch"]) == set(t1.ARCHS) and set(h100["method"]) == set(t1.METHODS)
     assert h100.set_index(["arch", "method"]).loc[("vgg16", "TAP"), "it_s"] == pytest.approx(50.6)
+
+
+def test_text_claims_compare_tap_with_rrr_and_rbr_per_arch_and_mode():
+    rows = [_row("densenet121", m, "device", it, mem) for m, it, mem in
+            (("No XS", 20.0, 4.0), ("RRR", 5.0, 9.0), ("RBR", 2.0, 12.0), ("TAP", 19.0, 4.5))]
+    claims = t1.text_claims(t1.assemble(rows)).set_index(["quantity", "versus"])
+    time, mem = "tap_training_time_vs_rrr_rbr", "tap_memory_vs_rrr_rbr"
+    assert claims.loc[(time, "RRR"), "ours"] == pytest.approx(100 * 5.0 / 19.0)  # % of RRR's time per step
+    assert claims.loc[(mem, "RBR"), "ours"] == pytest.approx(4.5 / 12.0)
+    assert claims.loc[(time, "RRR"), "paper_table1"] == pytest.approx(100 * 3.0 / 12.0)  # printed 3.0 / 12.0 it/s
+    assert claims.loc[(mem, "RBR"), "paper_table1"] == "OOM"  # DenseNet-121 + RBR did not fit on 10 GB
+    assert claims.loc[(time, "RRR"), "published"] == "25" and claims.loc[(mem, "RRR"), "published"] == "0.5"
