@@ -1,9 +1,10 @@
 """`repro bench`: one-by-one versus packed training throughput for each paper's training step, measured side
 by side in one invocation on the present device, with each artefact grid's projected time.
 
-A case is one artefact grid's run shape (architecture, objective, batch, input size, optimiser) and the number
-of seeds the grid trains of it (the pack). One-by-one = the members' steps one after the other, each its own
-model and optimiser (the engine's path for one run); packed = one `repro.packed.Pack` step for all members.
+A case is one pack of an artefact grid as the launcher forms it (architecture, batch, input size, optimiser, and
+one objective per member run: seeds, methods and lambdas together where `repro.runs.launch.pack_groups` packs
+them). One-by-one = each member's step alone, with its own model, optimiser and objective (the engine's path
+for one run); packed = one `repro.packed.Pack` step for all members.
 Inputs, labels and masks are random tensors already on the device (a step's cost does not depend on their
 values). Throughput is model-steps/s (timed steps x members / wall time between two synchronisations).
 `pipeline_grid_hours` is what `repro` itself would take for the grid: packed where its launcher packs these
@@ -13,69 +14,88 @@ runs, one by one where it does not (MaskTune's two-stage runs, RBR's code-order 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from repro.engine import make_optimizer, train_step
-from repro.methods import build_objective
+from repro.methods import build_objective, build_pack_objective
 from repro.models import build_model
 from repro.seeding import seed_everything
 
 
 @dataclass(frozen=True)
 class Case:
-    """One run shape of an artefact grid; `grid_runs` runs of `steps_per_run` steps each have this shape."""
+    """One pack of an artefact grid as the launcher forms it: one member per run, each with its objective spec
+    (seeds, lambdas and pure penalties may differ), `steps_per_run` training steps each."""
 
     grid: str
     label: str
     model: str
-    objective: dict[str, Any]
+    objectives: tuple[dict[str, Any], ...]
     batch: int
     shape: tuple[int, ...]
-    members: int
-    grid_runs: int
     steps_per_run: int
     lr: float
     optimizer: dict[str, Any]
     model_args: dict[str, Any] = field(default_factory=dict)
     packed_in_pipeline: bool = True
 
+    @property
+    def members(self) -> int:
+        return len(self.objectives)
+
 
 def _steps(n: int, batch: int, epochs: int) -> int:
     return -(-n // batch) * epochs
 
 
-def cases(members: dict[str, int]) -> list[Case]:
-    """The benchmarked shapes, from the paper modules' settings; `members` = seeds per pack per paper."""
-    from repro.papers import actdiff, masktune, tap
+def actdiff_cases(seeds: int) -> list[Case]:
+    """Actdiff Table 1 (paper settings, `seeds` seeds) in the packs `repro.runs.launch.pack_groups` forms."""
+    from repro.papers import actdiff, get_paper
+    from repro.runs.launch import AUTO_PACK_CUDA, pack_groups
 
-    a, t, mt = actdiff.SYNTHETIC, tap.MNIST, masktune.RECIPES["biased_mnist"]
-    adam = {"name": "adam"}
-    rows = {arch: sum(m == arch for m, _ in actdiff.ROWS) for arch in actdiff.MODELS}
-    both = {"actdiff": {"weight": a["lambda"]}, "gradmask": {"weight": a["lambda"]}}
+    a = actdiff.SYNTHETIC
+    paper = get_paper("actdiff")
+    plan = paper.artefacts["table1"].plan(paper.context("paper", seeds, "code", {}, Path("."), None, Path(".")))
     out = []
-    for arch, name in actdiff.MODELS.items():  # the costliest method of each architecture stands for its rows
-        args = {} if name == "resnet" else {"nc": a["nc"], "img_size": a["img_size"]}
-        objective = both | ({} if name in ("cnn", "resnet") else {"recon": {"weight": a["lambda"]}})
-        out.append(Case("actdiff table1", f"{arch} Actdiff & Gradmask", name, objective, a["batch_size"], (1, 28, 28),
-                        members["actdiff"], rows[arch] * a["seeds"], _steps(a["n_train"], a["batch_size"], a["epochs"]),
-                        a["lr"]["config"], adam, args))
-    mnist_steps = _steps(t["n_train"], t["batch_size"], t["epochs"])
-    for method, spec, runs in (("No XS / Base", {}, 2), ("RRR", {"rrr": {"weight": 1e-3}}, 1),
-                               ("RBR", {"rbr": {"weight": 1e3}}, 1), ("TAP", {"tap": {"weight": 1e-3}}, 1)):
-        out.append(Case("tap figure5", method, t["model"], spec, t["batch_size"], (1, 28, 28), members["tap"],
-                        runs * t["seeds"], mnist_steps, t["lr"], t["optimizer"]))
-    out.append(Case("masktune figure2", "ERM / finetune (SmallCNN)", mt["model"], {}, mt["batch_size"], (3, 28, 28),
-                    members["masktune"], 3 * masktune.SEEDS, _steps(48_000, mt["batch_size"], mt["epochs"] + 1), mt["lr"],
-                    {**mt["optimizer"], "weight_decay": mt["weight_decay"]}, {"num_classes": 2}, packed_in_pipeline=False))
+    for pack in pack_groups(plan, AUTO_PACK_CUDA, lambda run: run.config):
+        c = pack[0].config
+        rows = ", ".join(dict.fromkeys(run.label.rsplit(" s", 1)[0] for run in pack))  # "CNN Classify s3"
+        out.append(Case("actdiff table1", rows, c.model, tuple(run.config.method_args["objective"] for run in pack),
+                        c.batch_size, (1, 28, 28), _steps(a["n_train"], c.batch_size, c.epochs), c.lr, c.optimizer,
+                        c.model_args))
     return out
+
+
+def cases(members: dict[str, int]) -> list[Case]:
+    """The benchmarked packs, from the paper modules' settings; `members` = seeds per grid."""
+    from repro.papers import masktune, tap
+
+    t, mt = tap.MNIST, masktune.RECIPES["biased_mnist"]
+    switches = {s.name: s.default for s in tap.SWITCHES}
+    mnist_steps = _steps(t["n_train"], t["batch_size"], t["epochs"])
+
+    def tap_case(label: str, methods: tuple[str, ...], packed: bool = True) -> Case:
+        lams = {"RRR": 1e-3, "RBR": 1e3, "TAP": 1e-3}  # a step's cost does not depend on lambda
+        objectives = tuple(tap.penalty_objective(m, lams.get(m), switches) for m in methods
+                           for _ in range(members["tap"]))
+        return Case("tap figure5", label, t["model"], objectives, t["batch_size"], (1, 28, 28), mnist_steps, t["lr"],
+                    t["optimizer"], packed_in_pipeline=packed)
+
+    return actdiff_cases(members["actdiff"]) + [
+        tap_case("Base, No XS, RRR, TAP", ("Base", "No XS", "RRR", "TAP")),
+        tap_case("RBR", ("RBR",), packed=False),  # code-order influence: one by one (D-9)
+        Case("masktune figure2", "ERM / finetune (SmallCNN)", mt["model"], ({},) * (3 * members["masktune"]),
+             mt["batch_size"], (3, 28, 28), _steps(48_000, mt["batch_size"], mt["epochs"] + 1), mt["lr"],
+             {**mt["optimizer"], "weight_decay": mt["weight_decay"]}, {"num_classes": 2}, packed_in_pipeline=False)]
 
 
 class GpuSampler:
@@ -134,42 +154,49 @@ def _time(step, warmup: int, timed: int, device: torch.device) -> tuple[float, f
 
 
 def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[str, Any]:
-    """One case, one-by-one then packed, on the same device in the same process."""
+    """One pack, one-by-one then packed, on the same device in the same process. One-by-one times one model
+    per distinct objective in the pack and sums them over its members (each member's step as it runs alone)."""
     from repro.packed import Pack, packable
 
     seed_everything(0)
     models = [build_model(case.model, **case.model_args).to(device) for _ in range(case.members)]
-    objective = build_objective(case.objective)
     m, b = case.members, case.batch
     x = torch.rand(m * b, *case.shape, device=device)
     y = torch.randint(0, 2, (m * b,), device=device)
     mask = torch.zeros(m * b, 1, *case.shape[1:], device=device)
     mask[..., :8, :8] = 1  # a corner box: the ROI / penalised region
     gens = [torch.Generator(device=device).manual_seed(i) for i in range(m)]
-    singles = [(net, make_optimizer(net, case.optimizer, case.lr)) for net in copy.deepcopy(models)]
+    kinds = {json.dumps(o, sort_keys=True): o for o in case.objectives}
+    row: dict[str, Any] = {"grid": case.grid, "label": case.label, "model": case.model, "members": m,
+                           "grid_runs": m, "batch": b, "shape": "x".join(map(str, case.shape)),
+                           "steps_per_run": case.steps_per_run, "lr": case.lr,
+                           "packed_in_pipeline": case.packed_in_pipeline}
+    one = {}
+    for key, spec in kinds.items():  # one member of each kind, alone: its model, optimiser and objective
+        net = copy.deepcopy(models[0])
+        opt, objective = make_optimizer(net, case.optimizer, case.lr), build_objective(spec)
 
-    def one_by_one() -> None:  # a fresh input tensor per step, as the engine's batches (RBR edits it in place)
-        for i, (net, opt) in enumerate(singles):
-            rows = slice(i * b, (i + 1) * b)
-            train_step(net, objective, opt, x[rows].clone(), y[rows], mask[rows], gens[i])
+        def step(net=net, opt=opt, objective=objective) -> None:  # a fresh input per step (RBR edits it in place)
+            train_step(net, objective, opt, x[:b].clone(), y[:b], mask[:b], gens[0])
 
-    pack = Pack(models)
-    pack_opt = make_optimizer(pack, case.optimizer, case.lr)
-
-    def packed() -> None:
-        train_step(pack, objective, pack_opt, x.clone(), y, mask, gens)
-
-    row: dict[str, Any] = {k: v for k, v in asdict(case).items() if k not in ("objective", "optimizer", "model_args")}
-    row["shape"] = "x".join(map(str, case.shape))
-    row["not_packed"] = packable(models[0], objective) or ""
-    modes = (("one_by_one", one_by_one),) + ((("packed", packed),) if not row["not_packed"] else ())
-    for mode, step in modes:
-        seconds, peak, util = _time(step, warmup, timed, device)
-        rate = timed * m / seconds
-        row |= {f"{mode}_model_steps_per_s": rate, f"{mode}_iterations_per_s": timed / seconds,
+        one[key] = _time(step, warmup, timed, device)
+    counts = [sum(json.dumps(o, sort_keys=True) == k for o in case.objectives) for k in kinds]
+    seconds = sum(n * one[k][0] for n, k in zip(counts, kinds))  # `timed` steps of every member, one by one
+    results = {"one_by_one": (seconds, max(v[1] for v in one.values()),
+                              sum(n * v[2] for n, v in zip(counts, one.values())) / m)}
+    pack_objective = build_pack_objective(list(case.objectives)) if m > 1 else build_objective(case.objectives[0])
+    row["not_packed"] = packable(models[0], pack_objective) or ""
+    if not row["not_packed"]:
+        pack = Pack(models)
+        pack_opt = make_optimizer(pack, case.optimizer, case.lr)
+        results["packed"] = _time(lambda: train_step(pack, pack_objective, pack_opt, x.clone(), y, mask, gens),
+                                  warmup, timed, device)
+    for mode, (secs, peak, util) in results.items():
+        rate = timed * m / secs
+        row |= {f"{mode}_model_steps_per_s": rate, f"{mode}_iterations_per_s": timed / secs,
                 f"{mode}_images_per_s": rate * b, f"{mode}_runs_per_hour": rate * 3600 / case.steps_per_run,
                 f"{mode}_peak_mib": peak, f"{mode}_gpu_util_pct": util,
-                f"{mode}_grid_hours": case.grid_runs * case.steps_per_run / rate / 3600}
+                f"{mode}_grid_hours": m * case.steps_per_run / rate / 3600}
     if row["not_packed"]:  # the grid trains these runs one by one
         row |= {k.replace("one_by_one", "packed"): float("nan") for k in list(row) if k.startswith("one_by_one_")}
         row["packed_grid_hours"] = row["one_by_one_grid_hours"]
@@ -178,8 +205,7 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
     row["pipeline_grid_hours"] = row["packed_grid_hours" if packs_here else "one_by_one_grid_hours"]
     return row
 
-
-PROFILES = {  # warm-up steps, timed steps, seeds per pack (paper: the grids' seeds)
+PROFILES = {  # warm-up steps, timed steps, seeds per grid (paper: the grids' seeds)
     "paper": {"warmup": 20, "timed": 100, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},
     "quick": {"warmup": 3, "timed": 10, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},
     "smoke": {"warmup": 0, "timed": 1, "members": {"actdiff": 2, "tap": 2, "masktune": 2}},

@@ -182,8 +182,9 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         switch: SwitchOpt = None,
         checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
         init: InitOpt = Init.imagenet,
-        pack: Annotated[int, typer.Option(min=0, help="Runs differing only in their seed trained as one vectorised "
-                                                       "program, at most N per pack; 0 = 64 on CUDA, 1 on CPU.")] = 0,
+        pack: Annotated[int, typer.Option(min=0, help="Runs of one architecture and recipe (seeds, lambdas, methods) "
+                                                       "trained as one vectorised program, at most N per pack; "
+                                                       "0 = 64 on CUDA, 1 on CPU.")] = 0,
         launcher: Annotated[Launcher, typer.Option(help="local: this machine; slurm: a submitit job array "
                                                         "(REPRO_SUBMITIT=local runs it with submitit's local executor).")] = Launcher.local,
         partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,

@@ -1,5 +1,5 @@
 """Training runs: seed, build data/model/objective, train, evaluate every epoch, checkpoint, write records;
-for one run, or for a pack of runs that differ only in their seed (`repro.packed`), each with its own records."""
+for one run, or for a pack of runs of one architecture and recipe (`repro.packed`), each with its own records."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from repro.config import RunConfig
 from repro.data.registry import TrainData, build_dataset
-from repro.methods import build_objective
+from repro.methods import build_objective, build_pack_objective
 from repro.metrics import compute
 from repro.models import build_model
 from repro.provenance import device_name, provenance
@@ -259,9 +259,10 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
 
 def train_pack(records: list[RunRecord], device: torch.device, events: Events | None = None,
                checkpoint_seconds: float = 60.0, profile: str = "paper") -> list[dict[str, Any]]:
-    """Train runs that differ only in their seed together (`repro.packed.Pack`; one run: the model itself), each
-    resuming from its own checkpoint, which must be at the same epoch for all. Every run keeps its own folder,
-    records, checkpoint and result, exactly as when trained alone.
+    """Train runs of one architecture and training recipe (seeds, lambdas, pure penalties and data variants may
+    differ: `repro.runs.launch.packs`) together (`repro.packed.Pack`; one run: the model itself), each resuming
+    from its own checkpoint, which must be at the same epoch for all. Every run keeps its own folder, records,
+    checkpoint and result, exactly as when trained alone.
 
     A NaN loss marks the members it concerns failed (the others keep their checkpoints); any other exception
     is recorded for every member and re-raised."""
@@ -334,15 +335,28 @@ def _states(net: nn.Module, opt: torch.optim.Optimizer, members: int) -> tuple[l
             [slice_optimizer_state(state, m, members) for m in range(members)])
 
 
+def _unstackable(datas: list[TrainData]) -> str | None:
+    """Why the members' data cannot be stacked into one pack's tensors (shapes differ), or None."""
+    def shapes(d: TrainData) -> list[tuple[Any, ...]]:
+        return [tuple(t.shape) for t in (d.x, d.y, d.mask)] + [
+            (name, *x.shape, *y.shape) for name, (x, y) in d.evals.items()]
+
+    first = shapes(datas[0])
+    return None if all(shapes(d) == first for d in datas) else "the runs' data differ in shape"
+
+
 def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpoint_seconds: float,
            profile: str) -> list[dict[str, Any]]:
     members = [_member(r, device) for r in records]
     cfg: RunConfig = records[0].config
-    objective = build_objective(cfg.method_args["objective"], cfg.method_args.get("ce_weight"))
-    if len(members) > 1:
+    specs = [r.config.method_args["objective"] for r in records]
+    if len(members) == 1:
+        objective = build_objective(specs[0], cfg.method_args.get("ce_weight"))
+    else:
         from repro.packed import packable
 
-        reason = packable(members[0].model, objective)
+        objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
+        reason = packable(members[0].model, objective) or _unstackable([m.data for m in members])
         if reason is not None:  # e.g. dropout: train one by one instead
             for m in members:
                 m.record.log(f"not packed ({reason})")
@@ -360,6 +374,7 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
         m.record.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
                        + (f", packed with {len(members) - 1} other runs" if len(members) > 1 else ""))
         emit({"event": "start", "key": m.record.key, "epoch": start, "epochs": cfg.epochs})
+    own = [{"loss", "ce", *(k for k, v in spec.items() if float(v["weight"]) != 0)} for spec in specs]
     t_run, t_ckpt = time.perf_counter(), time.monotonic()
     options = metric_options(cfg)
     transform = datas[0].transform
@@ -369,7 +384,9 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
     try:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
-            losses = train_epoch(net, objective, opt, train, datas[0].batch, cfg.batch_size, gens)
+            losses = [{k: v for k, v in loss.items() if k in own[i]}  # a pack's zero-weight terms are not a run's
+                      for i, loss in enumerate(train_epoch(net, objective, opt, train, datas[0].batch, cfg.batch_size,
+                                                           gens))]
             every = members[0].best.split or "valid"
             last = epoch == cfg.epochs - 1
             keep = final_logits if last else None

@@ -12,13 +12,17 @@ from repro.bench import cases
 from repro.cli import app
 
 
-def test_cases_cover_each_grid_with_its_runs_and_steps():
+def test_cases_are_the_launchers_packs_of_each_grid():
     by_grid: dict[str, list] = {}
     for c in cases({"actdiff": 10, "tap": 5, "masktune": 3}):
         by_grid.setdefault(c.grid, []).append(c)
-    assert sum(c.grid_runs for c in by_grid["actdiff table1"]) == 22 * 10  # 22 rows x 10 seeds
+    assert sum(c.members for c in by_grid["actdiff table1"]) == 22 * 10  # 22 rows x 10 seeds
     assert {c.steps_per_run for c in by_grid["actdiff table1"]} == {16 * 500}  # 500 images / 32, 500 epochs
-    assert sum(c.grid_runs for c in by_grid["tap figure5"]) == 5 * 5
+    cnn = next(c for c in by_grid["actdiff table1"] if c.label.startswith("CNN Classify"))
+    assert cnn.members == 30 and {json.dumps(o) for o in cnn.objectives} == {  # Classify (masked too), Gradmask
+        "{}", json.dumps({"gradmask": {"weight": 10.0, "norm": "l1"}})}
+    assert sum(c.members for c in by_grid["tap figure5"]) == 5 * 5
+    assert [c.packed_in_pipeline for c in by_grid["tap figure5"]] == [True, False]  # RBR: code-order influence
     assert {c.steps_per_run for c in by_grid["tap figure5"]} == {211 * 50}  # 54,000 / 256, 50 epochs
     assert [c.packed_in_pipeline for c in by_grid["masktune figure2"]] == [False]
 

@@ -46,12 +46,25 @@ def _values(record) -> list[float]:
     return [v for m in record.metrics() for k, v in sorted(m.items()) if k not in ("key", "seconds", "epoch")]
 
 
-def test_pack_of_three_seeds_equals_one_by_one_in_float64(tmp_path, smoke_ctx, monkeypatch):
-    """CNN + Actdiff: two forward passes per step, recorded activations, per-member ROI shuffles."""
+def _mixed(ctx):
+    """CNN Classify, Gradmask at two lambdas and Classify Masked (other training images): one pack."""
+    gradmask = _configs(ctx, "CNN", "Gradmask", seeds=2)
+    objective = gradmask[1].method_args["objective"]
+    lam3 = gradmask[1].replace(method_args={**gradmask[1].method_args,
+                                            "objective": {"gradmask": {**objective["gradmask"], "weight": 3.0}}})
+    return (_configs(ctx, "CNN", "Classify", seeds=1) + [gradmask[0], lam3]
+            + _configs(ctx, "CNN", "Classify Masked", seeds=1))
+
+
+@pytest.mark.parametrize("group", ["seeds", "mixed"])
+def test_pack_equals_one_by_one_in_float64(tmp_path, smoke_ctx, monkeypatch, group):
+    """seeds: CNN + Actdiff, two forward passes per step, recorded activations, per-member ROI shuffles;
+    mixed: members with different penalties, lambdas and training images."""
     monkeypatch.setattr(engine, "build_dataset", _float64_data)
     torch.set_default_dtype(torch.float64)
     try:
-        configs = _configs(smoke_ctx, "CNN", "Actdiff")
+        configs = _configs(smoke_ctx, "CNN", "Actdiff") if group == "seeds" else _mixed(smoke_ctx)
+        assert len(packs(_records(tmp_path / "plan", configs)[1], 8)) == 1
         _, alone = _records(tmp_path / "alone", configs)
         _, packed = _records(tmp_path / "packed", configs)
         for r in alone:
@@ -60,7 +73,7 @@ def test_pack_of_three_seeds_equals_one_by_one_in_float64(tmp_path, smoke_ctx, m
     finally:
         torch.set_default_dtype(torch.float32)
     for a, p in zip(alone, packed):
-        assert p.result()["packed_with"] == 3 and a.result()["best_epoch"] == p.result()["best_epoch"]
+        assert p.result()["packed_with"] == len(configs) and a.result()["best_epoch"] == p.result()["best_epoch"]
         torch.testing.assert_close(torch.tensor(_values(p)), torch.tensor(_values(a)), rtol=1e-9, atol=1e-9)
         for k, v in torch.load(a.path("final.pt"), weights_only=True).items():
             torch.testing.assert_close(torch.load(p.path("final.pt"), weights_only=True)[k], v, rtol=1e-9, atol=1e-9)
@@ -144,12 +157,19 @@ def test_killed_pack_resumes_every_member(tmp_path, smoke_ctx):
         assert k.result()["final"] == r.result()["final"]
 
 
-def test_packs_group_seeds_of_one_config_only(tmp_path, smoke_ctx):
-    configs = _configs(smoke_ctx, "CNN", "Classify", seeds=4) + _configs(smoke_ctx, "CNN", "Gradmask", seeds=2)
-    _, records = _records(tmp_path, configs)
-    assert sorted(len(p) for p in packs(records, 3)) == [1, 2, 3]
+def test_packs_group_one_recipe_and_keep_impure_penalties_apart(tmp_path, smoke_ctx):
+    pure = (_configs(smoke_ctx, "CNN", "Classify", seeds=4) + _configs(smoke_ctx, "CNN", "Gradmask", seeds=2)
+            + _configs(smoke_ctx, "CNN", "Classify Masked", seeds=2))
+    actdiff = _configs(smoke_ctx, "CNN", "Actdiff", seeds=2)  # its masked pass would move the others' state
+    other_lr = [c.replace(lr=c.lr * 2) for c in _configs(smoke_ctx, "CNN", "Classify", seeds=1)]
+    _, records = _records(tmp_path, pure + actdiff + other_lr)
+    by_size = sorted(packs(records, 3), key=len)
+    assert [len(p) for p in by_size] == [1, 2, 2, 3, 3]
+    assert {r.config.method for p in by_size[1:] if len(p) == 2 for r in p} >= {"Actdiff"}
+    assert all({r.config.method for r in p} <= {"Actdiff"} or "Actdiff" not in {r.config.method for r in p}
+               for p in by_size)
+    assert sorted(len(p) for p in packs(records, 8)) == [1, 2, 8]
     assert all(len(p) == 1 for p in packs(records, 1))
-    assert all(len({r.config.method for r in p}) == 1 for p in packs(records, 8))
 
 
 def test_dropout_models_are_not_packed_and_optimizer_state_round_trips():

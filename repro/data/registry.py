@@ -32,6 +32,15 @@ class TrainData:
 
 DATASETS: dict[str, Callable[..., TrainData]] = {}
 
+# Data settings that change tensor values only (not shapes, sizes or the transform): runs that differ in them
+# can train in one pack, each on its own tensors (`repro.runs.launch.packs`).
+MEMBER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "synthetic": ("mask_train_inputs",),  # Classify Masked: the training images times their masks
+    "decoy_mnist": ("variant",),  # clean (Base) or contaminated: the same sizes and normalisation
+    "pneu": ("variant", "annotation"),  # and the training masks' source (ground truth, teacher, random)
+    "knee": ("variant", "annotation"),
+}
+
 
 def register_dataset(name: str) -> Callable[[Callable[..., TrainData]], Callable[..., TrainData]]:
     def deco(fn: Callable[..., TrainData]) -> Callable[..., TrainData]:

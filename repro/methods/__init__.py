@@ -6,11 +6,14 @@ sample, and `reduce` says how a run's batch turns it into the term: its `mean` o
 
 The batch may hold several runs ("members") of one architecture trained together (`repro.packed`): member m
 owns rows [m*B, (m+1)*B). Every reduction is then per member, and the total is the sum of the members' losses,
-so each member's gradient is exactly its own.
+so each member's gradient is exactly its own. Members may differ in their penalties' weights (lambdas) and in
+which `pure` penalties they have (`build_pack_objective`): a penalty a member lacks is computed for it too, with
+weight 0.
 """
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -77,6 +80,7 @@ class Penalty:
     reduce = "mean"  # how a run's batch of per-sample values becomes its term: "mean" or "sum"
     unpackable: str | None = None  # why runs with this term cannot train as a pack (`repro.packed`), if so
     third_order = False  # the step's backward differentiates this term's own second derivatives (`norms`)
+    pure = True  # computing it for a member that lacks it (weight 0) changes nothing of that member's training
 
     def prepare(self, ctx: StepContext) -> None:
         """Work that must happen before the main forward pass."""
@@ -94,11 +98,11 @@ def member_ce(ctx: StepContext, weight: Tensor | None = None) -> Tensor:
 
 
 class Objective:
-    """Per member: CE(logits, y) + sum of weight * penalty. Returns the sum of the members' totals (what is
-    differentiated) and the named parts per member, shape (M,)."""
+    """Per member: CE(logits, y) + sum of weight * penalty, a weight being one number or one per member (M,).
+    Returns the sum of the members' totals (what is differentiated) and the named parts per member, (M,)."""
 
-    def __init__(self, penalties: dict[str, tuple[float, Penalty]], ce_weight: Tensor | None = None):
-        self.penalties = {k: v for k, v in penalties.items() if v[0] != 0}
+    def __init__(self, penalties: dict[str, tuple[float | Tensor, Penalty]], ce_weight: Tensor | None = None):
+        self.penalties = {k: v for k, v in penalties.items() if bool(torch.as_tensor(v[0]).ne(0).any())}
         self.ce_weight = ce_weight
 
     @property
@@ -129,23 +133,56 @@ class Objective:
         total = member_ce(ctx, None if self.ce_weight is None else self.ce_weight.to(ctx.logits.device))
         parts = {"ce": total.detach()}
         for name, (weight, penalty) in self.penalties.items():
-            term = weight * ctx.per_member(penalty(ctx), penalty.reduce)
+            values = ctx.per_member(penalty(ctx), penalty.reduce)
+            term = (weight.to(values) if isinstance(weight, Tensor) else weight) * values
             parts[name] = term.detach()
             total = total + term
         return total.sum(), parts
 
 
+def _penalty(name: str, args: dict[str, Any]) -> Penalty:
+    if name not in PENALTIES:
+        raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))}")
+    return PENALTIES[name](**{k: v for k, v in args.items() if k != "weight"})
+
+
+def _ce_weight(ce_weight: list[float] | None) -> Tensor | None:
+    return None if ce_weight is None else torch.tensor(ce_weight, dtype=torch.float32)
+
+
 def build_objective(spec: dict[str, Any], ce_weight: list[float] | None = None) -> Objective:
     """Build an objective from `{penalty_name: {"weight": w, **kwargs}}` and optional class weights
     for the cross-entropy (PyTorch's weighted mean)."""
-    penalties = {}
-    for name, args in spec.items():
-        args = dict(args)
-        weight = float(args.pop("weight"))
-        if name not in PENALTIES:
-            raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))}")
-        penalties[name] = (weight, PENALTIES[name](**args))
-    return Objective(penalties, None if ce_weight is None else torch.tensor(ce_weight, dtype=torch.float32))
+    return Objective({name: (float(args["weight"]), _penalty(name, args)) for name, args in spec.items()},
+                     _ce_weight(ce_weight))
+
+
+def pack_terms(spec: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The penalties of `spec` (name, arguments as JSON) that the members of one pack must all have (those
+    that are not `pure`); None if runs with `spec` cannot be packed at all (`Penalty.unpackable`)."""
+    terms = [(name, _penalty(name, args)) for name, args in spec.items() if float(args["weight"]) != 0]
+    if any(p.unpackable for _, p in terms):
+        return None
+    return sorted((name, json.dumps({k: v for k, v in spec[name].items() if k != "weight"}, sort_keys=True))
+                  for name, p in terms if not p.pure)
+
+
+def build_pack_objective(specs: list[dict[str, Any]], ce_weight: list[float] | None = None) -> Objective:
+    """One objective for the members of a pack with objective specs `specs`: every penalty any member has,
+    weighted per member (0 where a member lacks it). ValueError if a penalty's arguments differ between
+    members, or if one that is not `pure` is missing from some (computing it would change their training)."""
+    penalties: dict[str, tuple[float | Tensor, Penalty]] = {}
+    for name in dict.fromkeys(n for spec in specs for n in spec):
+        args = [{k: v for k, v in spec[name].items() if k != "weight"} for spec in specs if name in spec]
+        if any(a != args[0] for a in args):
+            raise ValueError(f"penalty {name!r} with different arguments in one pack: {args}")
+        weights = torch.tensor([float(spec[name]["weight"]) if name in spec else 0.0 for spec in specs],
+                               dtype=torch.float64)
+        penalty = _penalty(name, args[0])
+        if not penalty.pure and bool((weights == 0).any()):
+            raise ValueError(f"penalty {name!r} is not pure and some members of the pack lack it")
+        penalties[name] = (weights, penalty)
+    return Objective(penalties, _ce_weight(ce_weight))
 
 
 from repro.methods import actdiff, gradmask, rbr, reconstruction, rrr, tap  # noqa: E402,F401

@@ -34,6 +34,7 @@ class ActdiffPenalty(Penalty):
     """Both forward passes run in train mode and keep their graph; the masked pass runs first."""
 
     needs_activations = True
+    pure = False  # the masked pass moves BatchNorm statistics and draws each member's generator
 
     def __init__(self, distance: str = "code_channel_l2"):
         self.distance = DISTANCES[distance]

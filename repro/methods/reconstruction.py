@@ -18,6 +18,7 @@ class ReconstructionPenalty(Penalty):
             raise ValueError(f"reconstruction loss/target must be bce|mse and input|shuffled, not {loss}/{target}")
         self.loss = F.binary_cross_entropy if loss == "bce" else F.mse_loss
         self.target = target
+        self.pure = target != "shuffled"  # the shuffled target draws each member's generator
 
     def __call__(self, ctx: StepContext) -> Tensor:
         if ctx.recon is None:

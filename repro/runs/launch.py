@@ -3,8 +3,9 @@
 Every run is claimed (an OS file lock) before training, so two `repro` processes on one runs dir never
 train the same run; a process waits for runs another one holds and picks up any that it abandons.
 
-Runs that differ only in their seed and resume from the same epoch train as one pack (`repro.packed`) of at
-most `pack` members; `pack=0` means 64 on CUDA and 1 (one by one) on the CPU.
+Runs of one architecture and recipe that resume from the same epoch (seeds, lambdas and pure penalties may
+differ: `pack_groups`) train as one pack (`repro.packed`) of at most `pack` members; `pack=0` means 64 on CUDA
+and 1 (one by one) on the CPU.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+from repro.config import RunConfig
 from repro.runs.store import DONE, FAILED, RUNNING, Claim, RunRecord, RunStore
 
 Events = Callable[[dict[str, Any]], None]
@@ -67,16 +69,52 @@ def start_epoch(record: RunRecord) -> int:
 
 
 def packs(records: list[RunRecord], size: int) -> list[list[RunRecord]]:
-    """Records grouped into packs of at most `size`: same config but the seed, same resume epoch; two-stage
-    (MaskTune) runs alone."""
-    groups: dict[tuple, list[RunRecord]] = {}
-    for r in records:
-        cfg = r.config.to_dict()
-        cfg.pop("seed")
-        alone = size <= 1 or r.config.method_args.get("trainer") is not None
-        key = (r.key,) if alone else (json_key(cfg), start_epoch(r))
-        groups.setdefault(key, []).append(r)
-    return [g[i:i + size] for g in groups.values() for i in range(0, len(g), max(size, 1))]
+    """Records grouped into packs of at most `size` (`pack_groups`), each at one resume epoch."""
+    return pack_groups(records, size, lambda r: r.config, start_epoch)
+
+
+T = TypeVar("T")
+
+
+def pack_groups(items: list[T], size: int, config: Callable[[T], RunConfig],
+                start: Callable[[T], int] = lambda item: 0) -> list[list[T]]:
+    """`items` grouped into packs of at most `size`: runs of one recipe (model, optimiser, schedule, data but
+    the dataset's value-only options, the penalties that are not `pure`) at the same `start` epoch, whatever
+    their seeds, lambdas and pure penalties, as long as a penalty they share has the same arguments;
+    two-stage (MaskTune) runs and those with an unpackable penalty (RBR's code-order influence) alone."""
+    from repro.data.registry import MEMBER_OPTIONS
+    from repro.methods import pack_terms
+
+    groups: dict[tuple, list[list[T]]] = {}
+    for item in items:
+        cfg = config(item).to_dict()
+        spec = cfg["method_args"].pop("objective", {})
+        terms = None if cfg["method_args"].get("trainer") else pack_terms(spec)
+        for k in ("seed", "method"):
+            cfg.pop(k)
+        cfg["data"] = {k: v for k, v in cfg["data"].items() if k not in MEMBER_OPTIONS.get(cfg["dataset"], ())}
+        alone = size <= 1 or terms is None
+        key = (config(item).key,) if alone else (json_key(cfg), json_key(terms), start(item))
+        subs = groups.setdefault(key, [])
+        sub = next((g for g in subs if _compatible([config(i) for i in g], spec)), None)
+        if sub is None:
+            subs.append(sub := [])
+        sub.append(item)
+    return [g[i:i + size] for subs in groups.values() for g in subs for i in range(0, len(g), max(size, 1))]
+
+
+def _compatible(pack: list[RunConfig], spec: dict[str, Any]) -> bool:
+    """Whether every penalty of `spec` has the same arguments (but its weight) in each run of `pack` that has it."""
+    mine = _penalty_args(spec)
+    for cfg in pack:
+        theirs = _penalty_args(cfg.method_args.get("objective", {}))
+        if any(name in theirs and theirs[name] != args for name, args in mine.items()):
+            return False
+    return True
+
+
+def _penalty_args(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: {k: v for k, v in args.items() if k != "weight"} for name, args in spec.items()}
 
 
 def json_key(d: dict[str, Any]) -> str:
@@ -89,7 +127,6 @@ def train_claimed(runs_dir: str, configs: list[dict[str, Any]], device: str, opt
     returns every run's state afterwards (`running` where another process holds it)."""
     import torch
 
-    from repro.config import RunConfig
     from repro.engine import train_pack, train_run
     from repro.seeding import resolve_device
 
