@@ -140,10 +140,15 @@ class Objective:
         return total.sum(), parts
 
 
+def penalty_args(args: dict[str, Any]) -> dict[str, Any]:
+    """A penalty spec's arguments without its weight (what two runs must share to compute it together)."""
+    return {k: v for k, v in args.items() if k != "weight"}
+
+
 def _penalty(name: str, args: dict[str, Any]) -> Penalty:
     if name not in PENALTIES:
         raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))}")
-    return PENALTIES[name](**{k: v for k, v in args.items() if k != "weight"})
+    return PENALTIES[name](**penalty_args(args))
 
 
 def _ce_weight(ce_weight: list[float] | None) -> Tensor | None:
@@ -163,8 +168,7 @@ def pack_terms(spec: dict[str, Any]) -> list[tuple[str, str]] | None:
     terms = [(name, _penalty(name, args)) for name, args in spec.items() if float(args["weight"]) != 0]
     if any(p.unpackable for _, p in terms):
         return None
-    return sorted((name, json.dumps({k: v for k, v in spec[name].items() if k != "weight"}, sort_keys=True))
-                  for name, p in terms if not p.pure)
+    return sorted((name, json.dumps(penalty_args(spec[name]), sort_keys=True)) for name, p in terms if not p.pure)
 
 
 def build_pack_objective(specs: list[dict[str, Any]], ce_weight: list[float] | None = None) -> Objective:
@@ -173,11 +177,13 @@ def build_pack_objective(specs: list[dict[str, Any]], ce_weight: list[float] | N
     members, or if one that is not `pure` is missing from some (computing it would change their training)."""
     penalties: dict[str, tuple[float | Tensor, Penalty]] = {}
     for name in dict.fromkeys(n for spec in specs for n in spec):
-        args = [{k: v for k, v in spec[name].items() if k != "weight"} for spec in specs if name in spec]
+        args = [penalty_args(spec[name]) for spec in specs if name in spec]
         if any(a != args[0] for a in args):
             raise ValueError(f"penalty {name!r} with different arguments in one pack: {args}")
         weights = torch.tensor([float(spec[name]["weight"]) if name in spec else 0.0 for spec in specs],
                                dtype=torch.float64)
+        if not bool(weights.ne(0).any()):
+            continue  # zero for every member: not part of the objective
         penalty = _penalty(name, args[0])
         if not penalty.pure and bool((weights == 0).any()):
             raise ValueError(f"penalty {name!r} is not pure and some members of the pack lack it")

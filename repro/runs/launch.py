@@ -83,7 +83,7 @@ def pack_groups(items: list[T], size: int, config: Callable[[T], RunConfig],
     their seeds, lambdas and pure penalties, as long as a penalty they share has the same arguments;
     two-stage (MaskTune) runs and those with an unpackable penalty (RBR's code-order influence) alone."""
     from repro.data.registry import MEMBER_OPTIONS
-    from repro.methods import pack_terms
+    from repro.methods import pack_terms, penalty_args
 
     groups: dict[tuple, list[list[T]]] = {}
     for item in items:
@@ -96,25 +96,24 @@ def pack_groups(items: list[T], size: int, config: Callable[[T], RunConfig],
         alone = size <= 1 or terms is None
         key = (config(item).key,) if alone else (json_key(cfg), json_key(terms), start(item))
         subs = groups.setdefault(key, [])
-        sub = next((g for g in subs if _compatible([config(i) for i in g], spec)), None)
+        mine = {name: penalty_args(args) for name, args in spec.items()}
+        sub = next((g for g in subs if _compatible([config(i) for i in g], mine)), None)
         if sub is None:
             subs.append(sub := [])
         sub.append(item)
     return [g[i:i + size] for subs in groups.values() for g in subs for i in range(0, len(g), max(size, 1))]
 
 
-def _compatible(pack: list[RunConfig], spec: dict[str, Any]) -> bool:
-    """Whether every penalty of `spec` has the same arguments (but its weight) in each run of `pack` that has it."""
-    mine = _penalty_args(spec)
+def _compatible(pack: list[RunConfig], mine: dict[str, dict[str, Any]]) -> bool:
+    """Whether each penalty of `mine` (name: arguments but the weight) has the same arguments in every run of
+    `pack` that has it."""
+    from repro.methods import penalty_args
+
     for cfg in pack:
-        theirs = _penalty_args(cfg.method_args.get("objective", {}))
-        if any(name in theirs and theirs[name] != args for name, args in mine.items()):
+        theirs = cfg.method_args.get("objective", {})
+        if any(name in theirs and penalty_args(theirs[name]) != args for name, args in mine.items()):
             return False
     return True
-
-
-def _penalty_args(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: {k: v for k, v in args.items() if k != "weight"} for name, args in spec.items()}
 
 
 def json_key(d: dict[str, Any]) -> str:
