@@ -65,7 +65,7 @@ SYNTHETIC = {
 # Profiles override named fields only; every output records its profile.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
-    "quick": {"epochs": 8, "n_train": 256, "n_valid": 64, "n_test": 64, "seeds": 1},  # ~8 min on 2 CPU cores
+    "quick": {"epochs": 8, "n_train": 256, "n_valid": 64, "n_test": 64, "seeds": 1},  # ~9 min on 2 CPU cores
     "smoke": {"epochs": 2, "n_train": 32, "n_valid": 32, "n_test": 32, "seeds": 1},  # §13.3 CI smoke
 }
 

@@ -125,7 +125,8 @@ def penalty_objective(method: str, lam: float | None, switches: dict[str, Any],
     if method not in PENALTY:
         return {}
     args = {"tap": {"norm": switches["tap_norm"], "downscale": switches["tap_downscale"]},
-            "rbr": {"influence": switches["rbr_influence"], **rbr_args}, "rrr": {"output": switches["rrr_output"]}}[PENALTY[method]]
+            "rbr": {"influence": switches["rbr_influence"], **rbr_args},
+            "rrr": {"output": switches["rrr_output"]}}[PENALTY[method]]
     return {PENALTY[method]: {"weight": lam, **args}}
 
 
@@ -231,7 +232,7 @@ ARTEFACTS = {
     "lambdas": Artefact("lambdas", "Lambda sweep: final-epoch permuted-val CE per lambda, the chosen value per method",
                         plan_sweep, report("lambdas"), prepare=prepare),
     "table1": Artefact("table1", "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x "
-                       "VGG-16, ResNet-18, DenseNet-121, measured on this device", no_runs,
+                       "VGG-16, ResNet-18, DenseNet-121, measured on this device; the text's cost claims", no_runs,
                        report_builder("tap_table1", "table1")),
     "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, RBR, TAP",
                         lazy("repro.papers.tap_figure1", "plan_figure1"), report_builder("tap_maps", "figure1"),
