@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,8 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
     mask = torch.zeros(m * b, 1, *case.shape[1:], device=device)
     mask[..., :8, :8] = 1  # a corner box: the ROI / penalised region
     gens = [torch.Generator(device=device).manual_seed(i) for i in range(m)]
-    kinds = {json.dumps(o, sort_keys=True): o for o in case.objectives}
+    keys = [json.dumps(o, sort_keys=True) for o in case.objectives]
+    counts, kinds = Counter(keys), dict(zip(keys, case.objectives))
     row: dict[str, Any] = {"grid": case.grid, "label": case.label, "model": case.model, "members": m,
                            "grid_runs": m, "batch": b, "shape": "x".join(map(str, case.shape)),
                            "steps_per_run": case.steps_per_run, "lr": case.lr,
@@ -180,11 +182,10 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
             train_step(net, objective, opt, x[:b].clone(), y[:b], mask[:b], gens[0])
 
         one[key] = _time(step, warmup, timed, device)
-    counts = [sum(json.dumps(o, sort_keys=True) == k for o in case.objectives) for k in kinds]
-    seconds = sum(n * one[k][0] for n, k in zip(counts, kinds))  # `timed` steps of every member, one by one
+    seconds = sum(counts[k] * one[k][0] for k in kinds)  # `timed` steps of every member, one by one
     results = {"one_by_one": (seconds, max(v[1] for v in one.values()),
-                              sum(n * v[2] for n, v in zip(counts, one.values())) / m)}
-    pack_objective = build_pack_objective(list(case.objectives)) if m > 1 else build_objective(case.objectives[0])
+                              sum(counts[k] * one[k][2] for k in kinds) / m)}
+    pack_objective = build_pack_objective(list(case.objectives))
     row["not_packed"] = packable(models[0], pack_objective) or ""
     if not row["not_packed"]:
         pack = Pack(models)
@@ -204,6 +205,7 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
     packs_here = case.packed_in_pipeline and not row["not_packed"]
     row["pipeline_grid_hours"] = row["packed_grid_hours" if packs_here else "one_by_one_grid_hours"]
     return row
+
 
 PROFILES = {  # warm-up steps, timed steps, seeds per grid (paper: the grids' seeds)
     "paper": {"warmup": 20, "timed": 100, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},

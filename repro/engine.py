@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from repro.config import RunConfig
 from repro.data.registry import TrainData, build_dataset
-from repro.methods import build_objective, build_pack_objective
+from repro.methods import build_pack_objective
 from repro.metrics import compute
 from repro.models import build_model
 from repro.provenance import device_name, provenance
@@ -350,12 +350,10 @@ def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpo
     members = [_member(r, device) for r in records]
     cfg: RunConfig = records[0].config
     specs = [r.config.method_args["objective"] for r in records]
-    if len(members) == 1:
-        objective = build_objective(specs[0], cfg.method_args.get("ce_weight"))
-    else:
+    objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
+    if len(members) > 1:
         from repro.packed import packable
 
-        objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
         reason = packable(members[0].model, objective) or _unstackable([m.data for m in members])
         if reason is not None:  # e.g. dropout: train one by one instead
             for m in members:

@@ -174,7 +174,10 @@ def pack_terms(spec: dict[str, Any]) -> list[tuple[str, str]] | None:
 def build_pack_objective(specs: list[dict[str, Any]], ce_weight: list[float] | None = None) -> Objective:
     """One objective for the members of a pack with objective specs `specs`: every penalty any member has,
     weighted per member (0 where a member lacks it). ValueError if a penalty's arguments differ between
-    members, or if one that is not `pure` is missing from some (computing it would change their training)."""
+    members, or if one that is not `pure` is missing from some (computing it would change their training).
+    One spec: `build_objective`'s objective, so a run alone trains exactly as it always did."""
+    if len(specs) == 1:
+        return build_objective(specs[0], ce_weight)
     penalties: dict[str, tuple[float | Tensor, Penalty]] = {}
     for name in dict.fromkeys(n for spec in specs for n in spec):
         args = [penalty_args(spec[name]) for spec in specs if name in spec]

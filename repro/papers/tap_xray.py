@@ -135,8 +135,8 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
         batch_size=batch, lr=SETTINGS[dataset]["lr"], data={**settings, **data},
         model_args={"num_classes": SETTINGS[dataset]["num_classes"], "init": ctx.init,
                     **paper.arch_args(arch, ctx.switches)},
-        method_args=method_args, optimizer=paper.sgd(ctx.switches), metrics=SETTINGS[dataset]["metrics"], selection="final",
-        semantics=paper.SEMANTICS)
+        method_args=method_args, optimizer=paper.sgd(ctx.switches), metrics=SETTINGS[dataset]["metrics"],
+        selection="final", semantics=paper.SEMANTICS)
     label = f"{SETTINGS[dataset]['title']} {arch} {method}" + (f" lambda={lam:g}" if lam is not None else "") + f" s{seed}"
     cell = {"dataset": dataset, "arch": arch, "method": method, "seed": seed, "lambda": lam}
     return PlannedRun(label, cell, config)
