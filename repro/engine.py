@@ -25,6 +25,8 @@ from repro.seeding import seed_everything
 
 Events = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 512
+# Runs whose `method_args["trainer"]` names a paper's own training loop (never packed): module:function.
+TRAINERS = {"masktune": "repro.masktune.train:train_masktune_run", "cfaug": "repro.cfaug.train:train_cfaug_run"}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -177,15 +179,17 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
 
 
 def make_optimizer(model: nn.Module, spec: dict[str, Any], lr: float) -> torch.optim.Optimizer:
-    """Adam or SGD over the model's parameters: `spec` = {"name": "adam" | "sgd", **its arguments} (momentum,
-    weight_decay; PyTorch's defaults otherwise)."""
+    """Adam, SGD or RMSprop over the model's parameters: `spec` = {"name": "adam" | "sgd" | "rmsprop", **its
+    arguments} (momentum, weight_decay; PyTorch's defaults otherwise)."""
     args = dict(spec)
     name = args.pop("name")
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, **args)
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, **args)
-    raise ValueError(f"unknown optimizer {name!r}; known: adam, sgd")
+    if name == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), lr=lr, **args)
+    raise ValueError(f"unknown optimizer {name!r}; known: adam, sgd, rmsprop")
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
@@ -249,11 +253,14 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
 
     A NaN loss marks the run failed; any other exception is recorded and re-raised.
     """
-    if record.config.method_args.get("trainer") == "masktune":  # two-stage runs (masktune spec §0)
-        from repro.masktune.train import train_masktune_run
+    trainer = record.config.method_args.get("trainer")
+    if trainer in TRAINERS:  # a paper's own loop: MaskTune's two stages (§0), cfaug's augmented batches (§5.1)
+        import importlib
 
+        module, name = TRAINERS[trainer].split(":")
+        train = getattr(importlib.import_module(module), name)
         emit = events or (lambda e: None)
-        return _guarded([record], emit, lambda: [train_masktune_run(record, device, emit, profile)])[0]
+        return _guarded([record], emit, lambda: [train(record, device, emit, profile)])[0]
     return train_pack([record], device, events, checkpoint_seconds, profile)[0]
 
 

@@ -30,4 +30,4 @@ def build_model(name: str, **kwargs) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-from repro.models import imagenet, masktune_nets, resnet_small, tap_cnn, unet  # noqa: E402,F401
+from repro.models import bit, imagenet, masktune_nets, resnet_small, tap_cnn, unet  # noqa: E402,F401

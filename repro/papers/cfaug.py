@@ -1,31 +1,260 @@
-"""Chang et al., counterfactual and factual data augmentation (specs/cfaug.md). Artefacts declared; not built yet."""
+"""Chang, Adam, Goldenberg, "Towards Robust Classification Model by Counterfactual and Invariant Data
+Generation" (CVPR 2021; specs/cfaug.md, papers/cfaug.txt).
 
-from repro.papers import Paper, stub_artefacts
+Every table cell is a config of §2 (CF infill, F infill, Sal λ, or the Mixup / LS baselines) trained with seeds
+5, 10 and 100 on a BiT ResNet-v2 50x1 by `repro.cfaug.train`; the tables are built in `repro.report.cfaug_report`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from repro.config import RunConfig, Switch
+from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_builder, stub_artefacts
+
+report = partial(report_builder, "cfaug_report")
+SEMANTICS = "cfaug-1"
+SEEDS = (5, 10, 100)  # the authors' README (§2)
+
+SWITCHES = (
+    Switch("C-1", "in9_init", "bit_s", "scratch", "scratch",
+           "IN-9 initialisation: random (the paper: no fine-tuning) or BiT-S, which the code loads by default"),
+    Switch("C-2", "sal_target", "batch_labels", "per_sample", "batch_labels",
+           "Sal gradient of sum_i sum_j z_i[y_j], every label of the batch (code), or of z_i[y_i] (paper)"),
+    Switch("C-3", "sal_norm", "mean_all", "bg_area", "mean_all",
+           "Sal mean over all n*3*H*W entries (code) or divided by the background area (paper)"),
+    Switch("C-4", "loss_norm", "joint", "separate", "joint",
+           "CE and CF loss summed and divided by the whole batch count (code) or separate means (paper)"),
+    Switch("C-5", "shuffle", "batch_all", "region", "batch_all",
+           "Shuffle infill: one permutation of the whole batch tensor (code) or of each region's pixels (paper)"),
+    Switch("C-6", "tile_x0_bug", True, False, True,
+           "IN-9 Tile and Mixed-Rand: a fg box at column 0 returns the original image / whole donor (code bug)"),
+    Switch("C-7", "preproc", "code", "paper", "code",
+           "train squash-resize 256 + bbox-constrained crop, eval squash 224 (code), or scale + centre crop (paper)"),
+    Switch("C-10", "precision", "auto", "fp32", "auto",
+           "fp16 AMP for runs without Sal and fp32 for Sal runs, on CUDA (code and appendix), or fp32 throughout"),
+    Switch("C-11", "grad_clip", 1.0, 0.0, 1.0, "gradient-norm clipping at total norm 1.0 (code) or none (paper)"),
+    Switch("C-13", "wb_fgsm_eps", 0.6, 0.5, 0.5,
+           "Waterbirds F(FGSM) epsilon, which the paper does not state: 0.5 as for IN-9 and CCT, or the code's 0.6"),
+    Switch("C-23", "auc_scores", "logits", "softmax", "logits", "CCT macro AUC on raw logits (code) or softmax"),
+    Switch("C-24", "std_ddof", 1, 1, 1, "std over seeds: sample (ddof 1, repro convention) or 0"),
+)
+
+# §6.2-6.4 (Table 8 and the code): per dataset, its optimiser, schedule, epochs, batch and model selection.
+RECIPES: dict[str, dict[str, Any]] = {
+    "in9": {"classes": 9, "epochs": 25, "batch_size": 32, "lr": 0.05,
+            "optimizer": {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4},
+            "schedule": {"kind": "multistep", "milestones": [6, 12, 18], "gamma": 0.1},
+            "metric": "accuracy", "head_init": "default"},
+    "waterbirds": {"classes": 2, "epochs": 40, "batch_size": 32, "lr": 8e-4,
+                   "optimizer": {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4},
+                   "schedule": {"kind": "plateau", "factor": 0.1, "patience": 1, "threshold": 1e-4},  # on val CE (C-17)
+                   "metric": "accuracy", "head_init": "default"},
+    "cct": {"classes": 15, "epochs": 50, "batch_size": 64, "lr": 0.003,
+            "optimizer": {"name": "rmsprop", "momentum": 0.9, "weight_decay": 0.0, "alpha": 0.99, "eps": 1e-8},
+            "schedule": {"kind": "multistep", "milestones": [15, 30, 45], "gamma": 0.1},
+            "metric": "auc", "head_init": "zero"},  # C-25: the code zeroes the CCT head
+}
+EVAL_SPLITS = {"in9": ("val", "original", "mixed_same", "mixed_rand", "mixed_next"),
+               "waterbirds": ("val", "original", "flip"), "cct": ("val", "cis_test", "trans_test")}
+WORKERS = 4  # §6.1: train loader workers
+EVAL_BATCH = 256  # §6.1
+
+
+@dataclass(frozen=True)
+class Row:
+    """One config of §2: its table label (the published `method` and `hparam`) and its settings."""
+
+    method: str
+    hparam: str = ""
+    cf: str | None = None
+    f: str | None = None
+    sal: float = 0.0
+    mixup: float = 0.0
+    ls: float = 0.0
+    fgsm_eps: float = 0.5
+
+
+def _combo(cf: str | None, f: str | None, sal: float, sal_label: str = "") -> Row:
+    names = {"grey": "CF(Grey)", "random": "CF(Random)", "shuffle": "CF(Shuffle)", "tile": "CF(Tile)",
+             "cagan": "CF(CAGAN)"}
+    fnames = {"random": "F(Random)", "shuffle": "F(Shuffle)", "mrand": "F(Mixed-Rand)", "fgsm": "F(FGSM)"}
+    parts = ([names[cf]] if cf else []) + ([fnames[f]] if f else []) + (["Sal"] if sal else [])
+    return Row("+".join(parts), sal_label, cf=cf, f=f, sal=sal)
+
+
+def _rows(sal: float, sal_text: str, extra_sal: tuple[float, str], combos: list[Row],
+          mixup: tuple[float, str], ls: tuple[float, str], fgsm: str, f_infills: tuple[str, ...]) -> list[Row]:
+    """Tables 1/4/6 in the paper's group order (§11): Orig, Sal, CF..., F..., combinations, Mixup, LS; then the
+    saliency table's extra Sal row (Tables 2/5/7)."""
+    rows = [Row("Orig"), Row("Sal", f"lambda={sal_text}", sal=sal)]
+    rows += [_combo(cf, None, 0.0) for cf in ("grey", "random", "shuffle", "tile", "cagan")]
+    rows += [_combo(None, f, 0.0) for f in f_infills]
+    rows.append(Row("F(FGSM)", fgsm, f="fgsm", fgsm_eps=0.5))
+    rows += combos
+    rows += [Row("Mixup", f"alpha={mixup[1]}", mixup=mixup[0]), Row("LS", f"eps={ls[1]}", ls=ls[0])]
+    rows.append(Row("Sal", f"lambda={extra_sal[1]}", sal=extra_sal[0]))
+    return rows
+
+
+ROWS: dict[str, list[Row]] = {
+    "in9": _rows(1e-4, "1e-4", (100.0, "100"), [
+        _combo("cagan", "shuffle", 0.0), _combo("cagan", None, 1e-4, "lambda=1e-4?"),
+        _combo(None, "shuffle", 1e-4, "lambda=1e-4?"), _combo("cagan", "shuffle", 1e-4, "lambda=1e-4?")],
+        (0.2, "0.2"), (0.1, "0.1"), "eps=0.5", ("random", "shuffle")),
+    "waterbirds": _rows(10.0, "10", (1e3, "1e3"), [
+        _combo("cagan", "random", 0.0), _combo("cagan", "random", 10.0, "lambda=10?")],
+        (0.1, "0.1"), (0.1, "0.1"), "eps=?", ("random", "shuffle")),
+    "cct": _rows(100.0, "100", (1e4, "1e4"), [
+        _combo("tile", None, 100.0, "lambda=100?"), _combo("tile", "shuffle", 0.0),
+        _combo(None, "shuffle", 100.0, "lambda=100?"), _combo("tile", "shuffle", 100.0, "lambda=100?")],
+        (0.2, "0.2"), (0.2, "0.2"), "eps=0.5", ("random", "shuffle", "mrand")),
+}
+TABLE_DATASET = {"table1": "in9", "table4": "waterbirds", "table6": "cct"}
+# §9 quick profile rows: Orig, Sal, CF(Grey), CF(Tile), F(Random), F(Shuffle), the best CF+F+Sal combination,
+# and CF(CAGAN) where its infills exist.
+QUICK_ROWS = {"in9": ("Orig", "Sal|lambda=1e-4", "CF(Grey)", "CF(Tile)", "F(Random)", "F(Shuffle)",
+                      "CF(CAGAN)+F(Shuffle)+Sal|lambda=1e-4?", "CF(CAGAN)"),
+              "waterbirds": ("Orig", "Sal|lambda=10", "CF(Grey)", "CF(Tile)", "F(Random)", "F(Shuffle)",
+                             "CF(CAGAN)+F(Random)+Sal|lambda=10?", "CF(CAGAN)"),
+              "cct": ("Orig", "Sal|lambda=100", "CF(Grey)", "CF(Tile)", "F(Random)", "F(Shuffle)",
+                      "CF(Tile)+F(Shuffle)+Sal|lambda=100?", "CF(CAGAN)")}
+
+# Reduced profiles (§9). quick: BiT at 64 px, 2 epochs, subsets; smoke: a tiny ResNet-v2 at 32 px on synthetic
+# data in the official layouts, 1 epoch of 2 batches.
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "quick": {"seeds": (5,), "size": 64, "epochs": 2, "workers": 2, "limits": {
+        "in9": {"train": 360, "val": 90, "original": 180, "mixed_same": 180, "mixed_rand": 180, "mixed_next": 180},
+        "waterbirds": {"train": 400, "val": 200, "original": 200, "flip": 200},
+        "cct": {"train": 600, "val": 300, "cis_test": 300, "trans_test": 300}}},
+    "smoke": {"seeds": (5, 10), "size": 32, "epochs": 1, "workers": 0, "model": "bit_tiny", "batch_size": 8,
+              "limits": {d: {"train": 16} for d in RECIPES}, "synthetic": True},
+}
+
+
+def profile_setting(ctx: Context, name: str, default: Any = None) -> Any:
+    return PROFILES[ctx.profile].get(name, default)
+
+
+def seeds(ctx: Context) -> tuple[int, ...]:
+    """The first `--seeds N` of the authors' seeds (more than three continue 101, 102, ...)."""
+    base = profile_setting(ctx, "seeds", SEEDS)
+    n = ctx.seeds or len(base)
+    return tuple(base[:n]) + tuple(range(SEEDS[-1] + 1, SEEDS[-1] + 1 + max(0, n - len(base))))
+
+
+def _schedule(recipe: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The recipe's schedule; milestones scaled to a reduced profile's epochs (§9: [1] for 2 epochs)."""
+    s = dict(recipe["schedule"])
+    if s["kind"] == "multistep" and epochs != recipe["epochs"]:
+        s["milestones"] = sorted({max(1, round(m * epochs / recipe["epochs"])) for m in s["milestones"]
+                                  if round(m * epochs / recipe["epochs"]) < epochs} or {max(1, epochs // 2)})
+    return s
+
+
+def init_for(ctx: Context, dataset: str) -> str:
+    return ctx.switches["in9_init"] if dataset == "in9" else "bit_s"  # C-1: WB and CCT load BiT-S
+
+
+def method_args(ctx: Context, dataset: str, row: Row, recipe: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The objective (`repro.cfaug.losses.CfaugMethod` fields) and the trainer's settings of one config."""
+    fgsm_eps = ctx.switches["wb_fgsm_eps"] if dataset == "waterbirds" else row.fgsm_eps
+    sw = ctx.switches
+    return {"trainer": "cfaug", "cf": row.cf, "f": row.f, "sal": row.sal, "mixup": row.mixup, "ls": row.ls,
+            "cf_loss": "logp", "fgsm_eps": fgsm_eps if row.f == "fgsm" else 0.5,
+            "sal_target": sw["sal_target"], "sal_norm": sw["sal_norm"], "loss_norm": sw["loss_norm"],
+            "shuffle": sw["shuffle"], "tile_x0_bug": sw["tile_x0_bug"], "tile_bbox": dataset == "in9",
+            "schedule": _schedule(recipe, epochs), "precision": sw["precision"], "grad_clip": sw["grad_clip"],
+            "workers": profile_setting(ctx, "workers", WORKERS), "eval_batch": EVAL_BATCH,
+            "auc_scores": sw["auc_scores"]}
+
+
+def run_config(ctx: Context, dataset: str, row: Row, seed: int, source: dict[str, Any]) -> RunConfig:
+    """One run of config `row` on `dataset` at the spec's settings for the profile; `source` is the dataset's
+    recorded source (`repro.cfaug.sources`)."""
+    r = RECIPES[dataset]
+    epochs = profile_setting(ctx, "epochs", r["epochs"])
+    limits = profile_setting(ctx, "limits", {}).get(dataset)
+    data: dict[str, Any] = {"name": dataset, "prepared": source["prepared"], "fingerprint": source["fingerprint"],
+                            "size": profile_setting(ctx, "size", 224), "preproc": ctx.switches["preproc"],
+                            "cagan": "cagan" in (row.cf, row.f)}
+    if limits:
+        data["limits"] = limits
+    model = profile_setting(ctx, "model", "bit_r50x1")
+    return RunConfig(paper="cfaug", dataset=dataset, model=model, method=row.method, seed=seed, epochs=epochs,
+                     batch_size=profile_setting(ctx, "batch_size", r["batch_size"]), lr=r["lr"], data=data,
+                     model_args={"num_classes": r["classes"], "init": init_for(ctx, dataset),
+                                 "head_init": r["head_init"]},
+                     method_args=method_args(ctx, dataset, row, r, epochs), optimizer=dict(r["optimizer"]),
+                     metrics=(r["metric"],), selection=f"val/{r['metric']}", semantics=SEMANTICS)
+
+
+def rows_for(ctx: Context, dataset: str, source: dict[str, Any]) -> list[Row]:
+    """The table's rows for the profile: all in paper and smoke, §9's selection in quick (CF(CAGAN) rows only
+    where the infills exist)."""
+    rows = ROWS[dataset]
+    if ctx.profile == "quick":
+        wanted = QUICK_ROWS[dataset]
+        rows = [r for r in rows if r.method in wanted or f"{r.method}|{r.hparam}" in wanted]
+    if not source.get("cagan"):
+        rows = [r for r in rows if "cagan" not in (r.cf, r.f)] if ctx.profile != "paper" else rows
+    return rows
+
+
+def plan(ctx: Context, dataset: str, saliency_rows: bool = False) -> list[PlannedRun]:
+    """Every config of the dataset's accuracy table (§2.1-2.3) x seeds."""
+    from repro.cfaug.sources import source_for
+
+    source = source_for(ctx, dataset)
+    runs = []
+    for row in rows_for(ctx, dataset, source):
+        for seed in seeds(ctx):
+            runs.append(PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
+                                   {"dataset": dataset, "method": row.method, "hparam": row.hparam, "seed": seed},
+                                   run_config(ctx, dataset, row, seed, source)))
+    return runs
+
+
+def _table(name: str, title: str) -> Artefact:
+    return Artefact(name, title, partial(plan, dataset=TABLE_DATASET[name]), report("accuracy_table"),
+                    prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=TABLE_DATASET[name]))
+
+
+ARTEFACTS = {
+    "table1": _table("table1", "IN-9 accuracy on four test sets"),
+    "table4": _table("table4", "Waterbirds accuracy (Original and Flip)"),
+    "table6": _table("table6", "CCT macro AUC (Cis and Trans)"),
+    "table8": Artefact("table8", "Training hyperparameters: ours beside the paper's appendix A.1",
+                       lambda ctx: [], report("hyperparameter_table")),
+}
+NOT_BUILT = stub_artefacts({
+    "table2": "IN-9 saliency AUPR (DeepLiftShap) and accuracy",
+    "table3": "IN-9 next-class probability shift",
+    "table5": "Waterbirds saliency AUPR and accuracy",
+    "table7": "CCT saliency AUPR and AUC",
+    "figure1": "A counterfactual image lowers p(target), a factual one raises it",
+    "figure2": "Examples of every CF and F generator",
+    "figure3": "IN-9 test variants of one foreground",
+    "figure4": "IN-9 scatter: saliency AUPR vs accuracy with R^2",
+    "figure5": "IN-9 accuracy vs training data ratio",
+    "figure6": "IN-9 Mixed-Next examples, CF+F+Sal right and Orig wrong",
+    "figure7": "Waterbirds scatter: AUPR vs accuracy with R^2",
+    "figure8": "Waterbirds Flip examples",
+    "figure9": "CCT Trans examples",
+    "figure10": "CCT scatter: AUPR vs AUC with R^2",
+    "figure11": "Random IN-9 Mixed-Next examples with top-5 predictions",
+    "figure12": "Random CCT Trans examples with top-5 predictions",
+})
 
 PAPER = Paper(
     name="cfaug",
     title="Chang et al.: counterfactual and factual data augmentation",
-    default_seeds=3,
-    artefacts=stub_artefacts({
-        "table1": "IN-9 accuracy on four test sets",
-        "table2": "IN-9 saliency AUPR (DeepLiftShap) and accuracy",
-        "table3": "IN-9 next-class probability shift",
-        "table4": "Waterbirds accuracy (Original and Flip)",
-        "table5": "Waterbirds saliency AUPR and accuracy",
-        "table6": "CCT macro AUC (Cis and Trans)",
-        "table7": "CCT saliency AUPR and AUC",
-        "table8": "Training hyperparameters",
-        "figure1": "A counterfactual image lowers p(target), a factual one raises it",
-        "figure2": "Examples of every CF and F generator",
-        "figure3": "IN-9 test variants of one foreground",
-        "figure4": "IN-9 scatter: saliency AUPR vs accuracy with R^2",
-        "figure5": "IN-9 accuracy vs training data ratio",
-        "figure6": "IN-9 Mixed-Next examples, CF+F+Sal right and Orig wrong",
-        "figure7": "Waterbirds scatter: AUPR vs accuracy with R^2",
-        "figure8": "Waterbirds Flip examples",
-        "figure9": "CCT Trans examples",
-        "figure10": "CCT scatter: AUPR vs AUC with R^2",
-        "figure11": "Random IN-9 Mixed-Next examples with top-5 predictions",
-        "figure12": "Random CCT Trans examples with top-5 predictions",
-    }),
+    default_seeds=len(SEEDS),
+    switches=SWITCHES,
+    prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None),
+    artefacts=dict(sorted((ARTEFACTS | NOT_BUILT).items(),
+                          key=lambda kv: (kv[1].kind != "table", int(kv[0].removeprefix("table").removeprefix("figure"))))),
 )

@@ -1,0 +1,1 @@
+"""Chang et al., counterfactual and factual data augmentation (specs/cfaug.md): data, generators, losses, training."""

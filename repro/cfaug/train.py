@@ -1,0 +1,212 @@
+"""One cfaug run (spec §5-6): augmented batches through `repro.cfaug.losses.step_loss`, the dataset's optimiser
+and per-epoch schedule, gradient clipping (C-11), fp16 AMP where the spec says (C-10), every evaluation set
+after every epoch, and the first best-validation epoch's metrics as the result (§6.5).
+
+The run folder holds `metrics.jsonl` (one record per epoch, all sets), `best.pt` and `predictions.pt` (the
+selected epoch's weights and its logits on every evaluation set), `last.pt` (weights, optimiser, scheduler, AMP
+scaler and generator state: the per-epoch resume point) and `result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from repro.config import RunConfig
+from repro.engine import NonFiniteLoss, build_optimizer
+from repro.models import build_model
+from repro.provenance import device_name, provenance
+from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
+from repro.seeding import seed_everything
+
+Events = Callable[[dict[str, Any]], None]
+LIMIT_SEED = 0  # reduced profiles: the same subsets for every run
+
+
+def method_of(cfg: RunConfig) -> Any:
+    """The run's objective settings as `CfaugMethod` (the method_args that are its fields)."""
+    from repro.cfaug.losses import CfaugMethod
+
+    names = {f.name for f in fields(CfaugMethod)}
+    return CfaugMethod(**{k: v for k, v in cfg.method_args.items() if k in names})
+
+
+def build_scheduler(opt: torch.optim.Optimizer, schedule: dict[str, Any]) -> Any:
+    """MultiStepLR (IN-9, CCT) or ReduceLROnPlateau on the val CE (Waterbirds, C-17), stepped per epoch."""
+    if schedule["kind"] == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, schedule["milestones"], schedule["gamma"])
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=schedule["factor"],
+                                                      patience=schedule["patience"], threshold=schedule["threshold"])
+
+
+def _seed_worker(worker_id: int) -> None:
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: int | None) -> DataLoader:
+    """Batches of `ds` (shuffled by `seed`, or in order when None), decoded by seeded workers."""
+    from repro.cfaug.data import collate
+
+    gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+    return DataLoader(ds, batch_size=batch, shuffle=seed is not None, num_workers=workers, collate_fn=collate,
+                      worker_init_fn=_seed_worker, generator=gen, pin_memory=device.type == "cuda")
+
+
+def _on(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def uses_amp(cfg: RunConfig, device: torch.device) -> bool:
+    """C-10 auto: fp16 AMP on CUDA for runs without Sal (whose double backward runs in fp32)."""
+    return device.type == "cuda" and cfg.method_args["precision"] == "auto" and not cfg.method_args["sal"]
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batches: DataLoader,
+                cfg: RunConfig, device: torch.device, gen: torch.Generator) -> dict[str, float]:
+    """One pass over the training set; the mean loss and its parts per batch."""
+    from repro.cfaug.losses import step_loss
+
+    method, clip, amp = method_of(cfg), cfg.method_args["grad_clip"], uses_amp(cfg, device)
+    model.train()
+    sums: dict[str, Tensor] = {}
+    n = 0
+    for batch in batches:
+        batch = _on(batch, device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            loss, parts = step_loss(model, batch, method, gen)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(opt)
+        scaler.update()
+        for k, v in {"loss": loss, **parts}.items():
+            sums[k] = sums.get(k, 0) + torch.as_tensor(v, device=device).detach().float()
+        n += 1
+    out = {k: (v / max(n, 1)).item() for k, v in sums.items()}
+    if not math.isfinite(out.get("loss", 0.0)):
+        raise NonFiniteLoss(f"non-finite training loss: {out}")
+    return out
+
+
+@torch.no_grad()
+def logits_on(model: nn.Module, batches: DataLoader, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Logits and labels of a whole evaluation set in eval mode, on the CPU (the model's mode is restored)."""
+    was = model.training
+    model.eval()
+    out, ys = [], []
+    for batch in batches:
+        out.append(model(batch["x"].to(device, non_blocking=True))[0].float().cpu())
+        ys.append(batch["y"])
+    model.train(was)
+    return torch.cat(out), torch.cat(ys)
+
+
+def split_metrics(logits: Tensor, y: Tensor, metric: str, auc_scores: str) -> dict[str, float]:
+    """The selection/report metric (accuracy %, or CCT macro AUC %, §7) and the CE on one set."""
+    from repro.cfaug.metrics import accuracy, macro_auc
+
+    value = accuracy(logits, y) if metric == "accuracy" else macro_auc(logits, y, scores=auc_scores)
+    return {metric: value, "ce": F.cross_entropy(logits, y).item()}
+
+
+def _model(cfg: RunConfig, source: dict[str, Any], device: torch.device) -> nn.Module:
+    args = dict(cfg.model_args)
+    if cfg.model == "bit_r50x1" and args.get("init") == "bit_s":
+        from repro.models.bit import bit_s_path
+
+        args["weights"] = source.get("weights") or str(bit_s_path(source["root"]))
+    return build_model(cfg.model, **args).to(device)
+
+
+def _data(cfg: RunConfig, prepared_root: Path) -> tuple[Any, dict[str, Any]]:
+    from repro.cfaug.data import load_cfaug
+    from repro.cfaug.sources import read_source
+
+    source = read_source(prepared_root / cfg.data["prepared"])
+    d = cfg.data
+    data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], cagan=d["cagan"],
+                      limits=d.get("limits"), seed=LIMIT_SEED, preproc=d["preproc"])
+    return data, source
+
+
+def train_cfaug_run(record: RunRecord, device: torch.device, emit: Events, profile: str) -> dict[str, Any]:
+    """Train (or resume) one run to completion and write its records."""
+    cfg, args = record.config, record.config.method_args
+    seed_everything(cfg.seed)
+    data, source = _data(cfg, record.dir.parents[1] / "prepared")
+    model = _model(cfg, source, device)
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, args["schedule"])
+    scaler = torch.amp.GradScaler(device.type, enabled=uses_amp(cfg, device))
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
+    metric = cfg.metrics[0]
+    best: dict[str, Any] = {"epoch": -1, "value": -math.inf, "metrics": {}}
+    start = 0
+    if record.path("last.pt").exists():
+        ckpt = torch.load(record.path("last.pt"), map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        gen.set_state(ckpt["gen"])
+        best, start = ckpt["best"], ckpt["epoch"] + 1
+    lines = record.path("metrics.jsonl").read_text().splitlines() if record.path("metrics.jsonl").exists() else []
+    atomic_write_text(record.path("metrics.jsonl"), "".join(line + "\n" for line in lines[:start]))
+    atomic_write_json(record.path("provenance.json"), provenance(
+        device=device_name(device), profile=profile, run_key=record.key, synthetic_data=source["synthetic"],
+        amp=uses_amp(cfg, device)))
+    record.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}")
+    emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
+    workers = args["workers"]
+    evals = {k: loader(ds, args["eval_batch"], workers, device, None) for k, ds in data.evals.items()}
+    t_run = time.perf_counter()
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        data.train.set_stream(cfg.seed * 1000 + epoch)  # the augmentations' draws: the same on resume
+        lr = opt.param_groups[0]["lr"]
+        train = loader(data.train, cfg.batch_size, workers, device, cfg.seed * 1000 + epoch)
+        losses = train_epoch(model, opt, scaler, train, cfg, device, gen)
+        logits = {k: logits_on(model, b, device) for k, b in evals.items()}
+        metrics = {k: split_metrics(z, y, metric, args["auc_scores"]) for k, (z, y) in logits.items()}
+        if metrics["val"][metric] > best["value"]:  # strictly greater: the first maximum wins (§6.5)
+            best = {"epoch": epoch, "value": metrics["val"][metric], "metrics": metrics}
+            atomic_write(record.path("best.pt"), lambda f: torch.save(model.state_dict(), f))
+            preds = {k: {"logits": z, "labels": y} for k, (z, y) in logits.items()}
+            atomic_write(record.path("predictions.pt"), lambda f: torch.save(preds, f))
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(metrics["val"]["ce"])
+        else:
+            sched.step()
+        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "gen": gen.get_state(),
+                 "best": best}
+        atomic_write(record.path("last.pt"), lambda f: torch.save(state, f))
+        with open(record.path("metrics.jsonl"), "a") as log:
+            log.write(json.dumps({"key": record.key, "epoch": epoch, "lr": lr, **losses, "sets": metrics,
+                                  "seconds": round(time.perf_counter() - t0, 4)}) + "\n")
+        emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
+    result = {"key": record.key, "best_epoch": best["epoch"], "best": best["metrics"], "metric": metric,
+              "details": data.details, "synthetic_data": source["synthetic"], "amp": uses_amp(cfg, device),
+              "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
+    atomic_write_json(record.path("result.json"), result)
+    atomic_write_text(record.path("done"), "")
+    record.log("done")
+    emit({"event": "done", "key": record.key})
+    return result

@@ -1,0 +1,65 @@
+"""cfaug planning: every published row of Tables 1, 4 and 6 is a planned config at the spec's settings (§2, §6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repro.papers import get_paper
+from repro.papers.cfaug import RECIPES, ROWS, TABLE_DATASET, run_config, seeds
+from repro.report.tables import read_published
+
+SOURCE = {"prepared": "cfaug/x", "fingerprint": "f", "cagan": True}
+
+
+def _ctx(profile: str = "paper", seeds_: int | None = None, **switches: str):
+    return get_paper("cfaug").context(profile, seeds_, "code", switches, Path("out"), None)
+
+
+@pytest.mark.parametrize("table", sorted(TABLE_DATASET))
+def test_rows_are_the_published_rows_in_order(table):
+    published = read_published("cfaug", table)
+    rows = ROWS[TABLE_DATASET[table]]
+    assert [(r.method, r.hparam) for r in rows[:-1]] == list(zip(published["method"], published["hparam"]))
+    assert rows[-1].method == "Sal" and rows[-1].sal > rows[1].sal  # the saliency table's extra high-λ row
+
+
+def test_paper_settings_follow_section_6():
+    ctx = _ctx()
+    in9 = run_config(ctx, "in9", ROWS["in9"][0], 5, SOURCE)
+    assert (in9.epochs, in9.batch_size, in9.lr, in9.model) == (25, 32, 0.05, "bit_r50x1")
+    assert in9.method_args["schedule"] == {"kind": "multistep", "milestones": [6, 12, 18], "gamma": 0.1}
+    assert in9.model_args["init"] == "scratch" and in9.data["size"] == 224  # C-1
+    cct = run_config(ctx, "cct", ROWS["cct"][0], 5, SOURCE)
+    assert cct.optimizer["name"] == "rmsprop" and cct.model_args["head_init"] == "zero"
+    assert cct.selection == "val/auc" and cct.batch_size == 64
+    wb = run_config(ctx, "waterbirds", ROWS["waterbirds"][0], 5, SOURCE)
+    assert wb.method_args["schedule"]["kind"] == "plateau" and wb.model_args["init"] == "bit_s"
+    assert seeds(ctx) == (5, 10, 100)
+
+
+def test_switches_reach_the_run_and_change_its_key():
+    row = next(r for r in ROWS["in9"] if r.cf == "tile")
+    code = run_config(_ctx(), "in9", row, 5, SOURCE)
+    fixed = run_config(_ctx(tile_x0_bug="0", in9_init="bit_s"), "in9", row, 5, SOURCE)
+    assert code.method_args["tile_x0_bug"] is True and fixed.method_args["tile_x0_bug"] is False
+    assert fixed.model_args["init"] == "bit_s" and code.key != fixed.key
+
+
+def test_fgsm_epsilon_of_waterbirds_is_a_switch():
+    row = next(r for r in ROWS["waterbirds"] if r.f == "fgsm")
+    assert run_config(_ctx(), "waterbirds", row, 5, SOURCE).method_args["fgsm_eps"] == 0.5
+    assert run_config(_ctx(wb_fgsm_eps="0.6"), "waterbirds", row, 5, SOURCE).method_args["fgsm_eps"] == 0.6
+
+
+def test_reduced_profiles_scale_epochs_and_milestones():
+    quick = run_config(_ctx("quick"), "in9", ROWS["in9"][0], 5, SOURCE)
+    assert quick.epochs == 2 and quick.method_args["schedule"]["milestones"] == [1] and quick.data["size"] == 64
+    smoke = run_config(_ctx("smoke"), "cct", ROWS["cct"][0], 5, SOURCE)
+    assert smoke.model == "bit_tiny" and smoke.data["limits"]["train"] == 2 * smoke.batch_size
+    assert seeds(_ctx("paper", 4)) == (5, 10, 100, 101)
+
+
+def test_every_recipe_has_a_row_set():
+    assert set(RECIPES) == set(ROWS) == set(TABLE_DATASET.values())
