@@ -38,6 +38,9 @@ SWITCHES = (
     Switch("C-11", "grad_clip", 1.0, 0.0, 1.0, "gradient-norm clipping at total norm 1.0 (code) or none (paper)"),
     Switch("C-13", "wb_fgsm_eps", 0.6, 0.5, 0.5,
            "Waterbirds F(FGSM) epsilon, which the paper does not state: 0.5 as for IN-9 and CCT, or the code's 0.6"),
+    Switch("C-20", "dls_relu", "functional", "modules", "functional",
+           "DeepLiftShap rules only where the authors' BiT had ReLU modules (code; the body's are functional), or "
+           "at every ReLU"),
     Switch("C-23", "auc_scores", "logits", "softmax", "logits", "CCT macro AUC on raw logits (code) or softmax"),
     Switch("C-24", "std_ddof", 1, 1, 1, "std over seeds: sample (ddof 1, repro convention) or 0"),
 )
@@ -113,6 +116,11 @@ ROWS: dict[str, list[Row]] = {
         (0.2, "0.2"), (0.2, "0.2"), "eps=0.5", ("random", "shuffle", "mrand")),
 }
 TABLE_DATASET = {"table1": "in9", "table4": "waterbirds", "table6": "cct"}
+# Tables 2, 5, 7 (§1.2, 1.5, 1.7): saliency AUPR and accuracy/AUC of some accuracy-table configs on two sets.
+SALIENCY_TABLES = {"table2": ("in9", ("original", "mixed_next")), "table5": ("waterbirds", ("original", "flip")),
+                   "table7": ("cct", ("cis_test", "trans_test"))}
+# Table 3 (§1.3, inferred rows): next-class probability shift between Mixed-Next and Original.
+SHIFT_ROWS = ("Orig|", "Sal|lambda=1e-4", "CF(CAGAN)|", "F(Shuffle)|", "CF(CAGAN)+F(Shuffle)+Sal|lambda=1e-4?")
 # §9 quick profile rows: Orig, Sal, CF(Grey), CF(Tile), F(Random), F(Shuffle), the best CF+F+Sal combination,
 # and CF(CAGAN) where its infills exist.
 QUICK_ROWS = {"in9": ("Orig", "Sal|lambda=1e-4", "CF(Grey)", "CF(Tile)", "F(Random)", "F(Shuffle)",
@@ -126,11 +134,11 @@ QUICK_ROWS = {"in9": ("Orig", "Sal|lambda=1e-4", "CF(Grey)", "CF(Tile)", "F(Rand
 # data in the official layouts, 1 epoch of 2 batches.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
-    "quick": {"seeds": (5,), "size": 64, "epochs": 2, "workers": 2, "limits": {
+    "quick": {"seeds": (5,), "size": 64, "saliency": {"images": 64, "baselines": 4}, "epochs": 2, "workers": 2, "limits": {
         "in9": {"train": 360, "val": 90, "original": 180, "mixed_same": 180, "mixed_rand": 180, "mixed_next": 180},
         "waterbirds": {"train": 400, "val": 200, "original": 200, "flip": 200},
         "cct": {"train": 600, "val": 300, "cis_test": 300, "trans_test": 300}}},
-    "smoke": {"seeds": (5, 10), "size": 32, "epochs": 1, "workers": 0, "model": "bit_tiny", "batch_size": 8,
+    "smoke": {"seeds": (5, 10), "size": 32, "saliency": {"images": 8, "baselines": 2}, "epochs": 1, "workers": 0, "model": "bit_tiny", "batch_size": 8,
               "limits": {d: {"train": 16} for d in RECIPES}, "synthetic": True},
 }
 
@@ -204,13 +212,20 @@ def rows_for(ctx: Context, dataset: str, source: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def plan(ctx: Context, dataset: str, saliency_rows: bool = False) -> list[PlannedRun]:
-    """Every config of the dataset's accuracy table (§2.1-2.3) x seeds."""
+def saliency_settings(ctx: Context) -> dict[str, Any]:
+    """§7.3 at paper settings (every test image, 20 baselines); §9's reduced sizes otherwise."""
+    return {"images": None, "baselines": 20, **profile_setting(ctx, "saliency", {}), "relu": ctx.switches["dls_relu"]}
+
+
+def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None) -> list[PlannedRun]:
+    """Every config of the dataset's accuracy table (§2.1-2.3), or those named `only` ("method|hparam"), x seeds."""
     from repro.cfaug.sources import source_for
 
     source = source_for(ctx, dataset)
     runs = []
     for row in rows_for(ctx, dataset, source):
+        if only is not None and f"{row.method}|{row.hparam}" not in only:
+            continue
         for seed in seeds(ctx):
             runs.append(PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
                                    {"dataset": dataset, "method": row.method, "hparam": row.hparam, "seed": seed},
@@ -223,18 +238,33 @@ def _table(name: str, title: str) -> Artefact:
                     prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=TABLE_DATASET[name]))
 
 
+def _saliency_rows(name: str) -> tuple[str, ...]:
+    from repro.report.tables import read_published
+
+    published = read_published("cfaug", name)
+    return tuple(dict.fromkeys(f"{m}|{h}" for m, h in zip(published["method"], published["hparam"])))
+
+
+def _saliency_table(name: str, title: str) -> Artefact:
+    dataset = SALIENCY_TABLES[name][0]
+    return Artefact(name, title, lambda ctx: plan(ctx, dataset, _saliency_rows(name)), report("saliency_table"),
+                    prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=dataset))
+
+
 ARTEFACTS = {
     "table1": _table("table1", "IN-9 accuracy on four test sets"),
+    "table2": _saliency_table("table2", "IN-9 saliency AUPR (DeepLiftShap) and accuracy"),
+    "table3": Artefact("table3", "IN-9 next-class probability shift (Mixed-Next vs Original)",
+                       partial(plan, dataset="in9", only=SHIFT_ROWS), report("shift_table"),
+                       prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
     "table4": _table("table4", "Waterbirds accuracy (Original and Flip)"),
+    "table5": _saliency_table("table5", "Waterbirds saliency AUPR and accuracy"),
     "table6": _table("table6", "CCT macro AUC (Cis and Trans)"),
+    "table7": _saliency_table("table7", "CCT saliency AUPR and AUC"),
     "table8": Artefact("table8", "Training hyperparameters: ours beside the paper's appendix A.1",
                        lambda ctx: [], report("hyperparameter_table")),
 }
 NOT_BUILT = stub_artefacts({
-    "table2": "IN-9 saliency AUPR (DeepLiftShap) and accuracy",
-    "table3": "IN-9 next-class probability shift",
-    "table5": "Waterbirds saliency AUPR and accuracy",
-    "table7": "CCT saliency AUPR and AUC",
     "figure1": "A counterfactual image lowers p(target), a factual one raises it",
     "figure2": "Examples of every CF and F generator",
     "figure3": "IN-9 test variants of one foreground",
