@@ -155,7 +155,20 @@ def item_generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
-class TrainSet(Dataset):
+class _Items(Dataset):
+    """A dataset over indexed `Item`s (`self.items`)."""
+
+    items: list[Item]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([it.label for it in self.items], dtype=np.int64)
+
+
+class TrainSet(_Items):
     """Training samples {x, y, mask, has_bbox[, cagan]}; mask kind "no_fg" (IN-9), "segmentation" (WB),
     "boxes" (CCT) or "none"."""
 
@@ -167,13 +180,6 @@ class TrainSet(Dataset):
     def set_stream(self, stream: int) -> None:
         """Key the per-item random draws on `stream` (e.g. run seed * 1000 + epoch) instead of torch's seed."""
         self.stream = stream
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([it.label for it in self.items], dtype=np.int64)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         item = self.items[index]
@@ -189,19 +195,12 @@ class TrainSet(Dataset):
         return sample
 
 
-class EvalSet(Dataset):
+class EvalSet(_Items):
     """Evaluation samples {x, y}, plus "mask" (1, S, S) when built with masks (all zeros where none exists)."""
 
     def __init__(self, items: Sequence[Item], kind: str, transform: EvalTransform, source: Source,
                  masks: bool) -> None:
         self.items, self.kind, self.transform, self.source, self.masks = list(items), kind, transform, source, masks
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([it.label for it in self.items], dtype=np.int64)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         item = self.items[index]
@@ -321,7 +320,7 @@ def _in9_folder(folder: Path) -> list[tuple[str, str, int]]:
     return [(f.parent.name, f.name, int(y)) for f, y in zip(split.files, split.labels)]
 
 
-def _test_stem(name: str) -> str:
+def foreground_stem(name: str) -> str:
     """The original test image's stem: the 15 characters after "fg_" for mixed files (§3.1), else the stem."""
     return name[3:18] if name.startswith("fg_") else PurePosixPath(name).stem
 
@@ -344,7 +343,7 @@ def _in9_items(root: Path, data_ratio: float) -> tuple[list[Item], list[Item], d
                      for c, n, y in _in9_folder(train_dir / "original" / "val")]}
     for variant in EVALS["in9"][1:]:
         files = _in9_folder(test_dir / variant / "val")
-        npy = [f"{c}/{_test_stem(n)}.npy" for c, n, _ in files]
+        npy = [f"{c}/{foreground_stem(n)}.npy" for c, n, _ in files]
         has = _present(test_dir / "fg_mask" / "val", npy)
         evals[variant] = [Item(test_dir / variant / "val" / c / n, y, y,
                                mask=test_dir / "fg_mask" / "val" / m if h else None)

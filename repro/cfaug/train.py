@@ -25,7 +25,8 @@ from repro.config import RunConfig
 from repro.engine import NonFiniteLoss, build_optimizer
 from repro.models import build_model
 from repro.provenance import device_name, provenance
-from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
+from repro.runs.epochs import finish, resume
+from repro.runs.store import RunRecord, atomic_write, atomic_write_json
 from repro.seeding import seed_everything
 
 Events = Callable[[dict[str, Any]], None]
@@ -159,16 +160,10 @@ def train_cfaug_run(record: RunRecord, device: torch.device, emit: Events, profi
     metric = cfg.metrics[0]
     best: dict[str, Any] = {"epoch": -1, "value": -math.inf, "metrics": {}}
     start = 0
-    if record.path("last.pt").exists():
-        ckpt = torch.load(record.path("last.pt"), map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+    ckpt = resume(record, device, model=model, optimizer=opt, scheduler=sched, scaler=scaler)
+    if ckpt is not None:
         gen.set_state(ckpt["gen"])
         best, start = ckpt["best"], ckpt["epoch"] + 1
-    lines = record.path("metrics.jsonl").read_text().splitlines() if record.path("metrics.jsonl").exists() else []
-    atomic_write_text(record.path("metrics.jsonl"), "".join(line + "\n" for line in lines[:start]))
     atomic_write_json(record.path("provenance.json"), provenance(
         device=device_name(device), profile=profile, run_key=record.key, synthetic_data=source["synthetic"],
         amp=uses_amp(cfg, device)))
@@ -205,8 +200,4 @@ def train_cfaug_run(record: RunRecord, device: torch.device, emit: Events, profi
     result = {"key": record.key, "best_epoch": best["epoch"], "best": best["metrics"], "metric": metric,
               "details": data.details, "synthetic_data": source["synthetic"], "amp": uses_amp(cfg, device),
               "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
-    atomic_write_json(record.path("result.json"), result)
-    atomic_write_text(record.path("done"), "")
-    record.log("done")
-    emit({"event": "done", "key": record.key})
-    return result
+    return finish(record, result, emit)

@@ -28,7 +28,8 @@ from repro.masktune import datasets
 from repro.masktune.feed import Feeder
 from repro.models import build_model
 from repro.provenance import device_name, provenance
-from repro.runs.store import Claim, RunRecord, RunStore, atomic_write, atomic_write_json, atomic_write_text
+from repro.runs.epochs import finish, resume
+from repro.runs.store import Claim, RunRecord, RunStore, atomic_write, atomic_write_json
 from repro.seeding import seed_everything
 
 Events = Callable[[dict[str, Any]], None]
@@ -135,16 +136,11 @@ def train_erm(record: RunRecord, device: torch.device, emit: Events, profile: st
     sched = _scheduler(cfg, opt)
     best = {"epoch": -1, "val_accuracy": -math.inf}
     start = 0
-    if record.path("last.pt").exists():
-        ckpt = torch.load(record.path("last.pt"), map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
+    ckpt = resume(record, device, model=model, optimizer=opt, scheduler=sched)
+    if ckpt is not None:
         gen.set_state(ckpt["rng"]["gen"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         best, start = ckpt["best"], ckpt["epoch"] + 1
-    lines = record.path("metrics.jsonl").read_text().splitlines() if record.path("metrics.jsonl").exists() else []
-    atomic_write_text(record.path("metrics.jsonl"), "".join(l + "\n" for l in lines[:start]))
     atomic_write_json(record.path("provenance.json"), provenance(device=device_name(device), profile=profile,
                                                                  run_key=record.key))
     record.log(f"{'resuming at' if start else 'starting'} ERM epoch {start} on {device_name(device)}")
@@ -175,15 +171,7 @@ def train_erm(record: RunRecord, device: torch.device, emit: Events, profile: st
     result = {"key": record.key, "stage": "erm", "best_epoch": best["epoch"], "best": metrics,
               "final_lr": opt.param_groups[0]["lr"], "epochs": cfg.epochs, "details": ds.details,
               "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
-    return _finish(record, result, emit)
-
-
-def _finish(record: RunRecord, result: dict[str, Any], emit: Events) -> dict[str, Any]:
-    atomic_write_json(record.path("result.json"), result)
-    atomic_write_text(record.path("done"), "")
-    record.log("done")
-    emit({"event": "done", "key": record.key})
-    return result
+    return finish(record, result, emit)
 
 
 def ensure_erm(record: RunRecord, device: torch.device, emit: Events, profile: str) -> RunRecord:
@@ -242,7 +230,7 @@ def train_finetune(record: RunRecord, device: torch.device, emit: Events, profil
               "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
     if args.get("selective"):
         result["selective"] = selective(erm, logits, args.get("selective_score", "code"), args["selective"])
-    return _finish(record, result, emit)
+    return finish(record, result, emit)
 
 
 def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, coverages: list[float]

@@ -15,6 +15,7 @@ from repro.config import RunConfig, Switch
 from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_builder, stub_artefacts
 
 report = partial(report_builder, "cfaug_report")
+figure = partial(report_builder, "cfaug_figures")
 SEMANTICS = "cfaug-1"
 SEEDS = (5, 10, 100)  # the authors' README (§2)
 
@@ -263,11 +264,14 @@ ARTEFACTS = {
     "table7": _saliency_table("table7", "CCT saliency AUPR and AUC"),
     "table8": Artefact("table8", "Training hyperparameters: ours beside the paper's appendix A.1",
                        lambda ctx: [], report("hyperparameter_table")),
+    "figure2": Artefact("figure2", "Examples of every CF and F generator on fixed training images",
+                        lambda ctx: [], figure("figure2"),
+                        prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None)),
+    "figure3": Artefact("figure3", "IN-9 test variants of one foreground", lambda ctx: [], figure("figure3"),
+                        prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
 }
 NOT_BUILT = stub_artefacts({
     "figure1": "A counterfactual image lowers p(target), a factual one raises it",
-    "figure2": "Examples of every CF and F generator",
-    "figure3": "IN-9 test variants of one foreground",
     "figure4": "IN-9 scatter: saliency AUPR vs accuracy with R^2",
     "figure5": "IN-9 accuracy vs training data ratio",
     "figure6": "IN-9 Mixed-Next examples, CF+F+Sal right and Orig wrong",

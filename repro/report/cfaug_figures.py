@@ -8,6 +8,7 @@ Both show images with the input normalisation undone ((x + 1) / 2) and save the 
 
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ VARIANTS = (("original", "Original"), ("mixed_same", "Mixed-Same"), ("mixed_rand
             ("mixed_next", "Mixed-Next"))
 FIGURE3_CLASSES = (0, 3, 6)  # figure 3 rows: the first Original test image (file order) of each of these classes
 WB_CLASSES = ("landbird", "waterbird")
+X0_BUG = ("tile_x0_bug on (C-6): {tile}an F Mixed-Rand background holding a donor's whole image is the code's "
+          "column-0 bug, shown as the runs see it")
 
 
 def to_display(x: Tensor) -> np.ndarray:
@@ -59,6 +62,11 @@ def _size(ctx: Context) -> int:
     return int(profile_setting(ctx, "size", 224))
 
 
+def fgsm_eps(ctx: Context, dataset: str) -> float:
+    """The F(FGSM) epsilon of the tables' runs: 0.5, Waterbirds the switch C-13."""
+    return float(ctx.switches["wb_fgsm_eps"]) if dataset == "waterbirds" else 0.5
+
+
 def _class_names(dataset: str, data: Any) -> list[str]:
     from repro.data.in9 import CLASSES
 
@@ -83,11 +91,13 @@ def _load(dataset: str, source: dict[str, Any], ctx: Context) -> tuple[Any, str]
 
 
 def pick_masked(train: Any, n: int = N_IMAGES) -> tuple[list[int], list[dict[str, Tensor]]]:
-    """The first image (index order) of each class whose transformed sample has a non-empty mask, classes in
-    label order, until `n` are found; their indices and samples."""
+    """`n` training images whose transformed sample has a non-empty mask: the first (index order) of each class,
+    classes in label order, then (fewer classes than `n`) the next ones in index order; their indices and samples."""
     labels = train.labels
-    annotated = np.array([bool(it.mask or it.boxes) for it in train.items])
-    candidates = [int(np.flatnonzero((labels == c) & annotated)[0]) for c in np.unique(labels[annotated])]
+    annotated = np.flatnonzero([bool(it.mask or it.boxes) for it in train.items])
+    firsts = [int(annotated[labels[annotated] == c][0]) for c in np.unique(labels[annotated])]
+    seen = set(firsts)
+    candidates = chain(firsts, (int(i) for i in annotated if i not in seen))
     chosen: list[int] = []
     samples: list[dict[str, Tensor]] = []
     for i in candidates:
@@ -131,7 +141,6 @@ def generator_panels(batch: dict[str, Tensor], model: nn.Module, ctx: Context, d
     from repro.cfaug.generators import counterfactual, factual
 
     sw = ctx.switches
-    eps = sw["wb_fgsm_eps"] if dataset == "waterbirds" else 0.5
     x, mask, y = batch["x"], batch["mask"], batch["y"]
     out = []
     for k, (kind, name, _) in enumerate(columns):
@@ -140,7 +149,7 @@ def generator_panels(batch: dict[str, Tensor], model: nn.Module, ctx: Context, d
             out.append(counterfactual(name, x, mask, gen, cagan=batch.get("cagan"), shuffle=sw["shuffle"],
                                       tile_x0_bug=sw["tile_x0_bug"], tile_bbox=dataset == "in9"))
         else:
-            out.append(factual(name, x, mask, y, gen, model=model, eps=eps, shuffle=sw["shuffle"],
+            out.append(factual(name, x, mask, y, gen, model=model, eps=fgsm_eps(ctx, dataset), shuffle=sw["shuffle"],
                                tile_x0_bug=sw["tile_x0_bug"]))
     return out
 
@@ -200,15 +209,14 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str 
     prov = artefact_provenance(
         ctx, "figure2", runs, store, dataset=dataset, synthetic_data=source["synthetic"],
         data_fingerprint=source["fingerprint"], indices=indices, labels=labels.tolist(), columns=titles,
-        selection=("the first training image of each class (index order, classes in label order) whose transformed "
-                   f"sample has a non-empty mask, the first {N_IMAGES}"),
+        selection=(f"{N_IMAGES} training images whose transformed sample has a non-empty mask: the first (index "
+                   "order) of each class, classes in label order, then the next ones in index order"),
         draws=(f"training transform with TrainSet stream {STREAM}; generator column k draws from "
                f"item_generator({GEN_SEED}, k); the generators run on the {len(indices)} images as one batch"),
-        fgsm_model=model_note, fgsm_eps=ctx.switches["wb_fgsm_eps"] if dataset == "waterbirds" else 0.5,
+        fgsm_model=model_note, fgsm_eps=fgsm_eps(ctx, dataset),
         display="(x + 1) / 2 of the normalised images; mask column: the batch's fg mask (CF uses its rectangle)",
-        x0_bug=(f"tile_x0_bug on (C-6): {'a CF Tile panel equal to the original, or ' if dataset == 'in9' else ''}"
-                "an F Mixed-Rand background holding a donor's whole image is the code's column-0 bug, shown as the "
-                "runs see it") if ctx.switches["tile_x0_bug"] else "off",
+        x0_bug=X0_BUG.format(tile="a CF Tile panel equal to the original, or " if dataset == "in9" else "")
+        if ctx.switches["tile_x0_bug"] else "off",
         note="; ".join(notes))
     return [save_figure(fig, output_path(ctx, "figure2", "figure"), prov, arrays)]
 
@@ -216,19 +224,19 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str 
 def matched_indices(evals: dict[str, Any], classes: tuple[int, ...] = FIGURE3_CLASSES) -> np.ndarray:
     """(len(classes), 4) indices into each IN-9 test variant of the first Original image of each class, matched
     by class and original file stem (§3.1: mixed files are fg_<stem>...); -1 where a variant lacks it."""
-    from repro.cfaug.data import _test_stem
+    from repro.cfaug.data import foreground_stem
 
     keys: dict[str, dict[tuple[int, str], int]] = {v: {} for v, _ in VARIANTS}
     for v, found in keys.items():
         for i, it in enumerate(evals[v].items):
-            found.setdefault((it.label, _test_stem(it.image.name)), i)
+            found.setdefault((it.label, foreground_stem(it.image.name)), i)
     original = evals["original"].labels
     out = []
     for c in classes:
         hits = np.flatnonzero(original == c)
         if not len(hits):
             continue
-        key = (c, _test_stem(evals["original"].items[int(hits[0])].image.name))
+        key = (c, foreground_stem(evals["original"].items[int(hits[0])].image.name))
         out.append([keys[v].get(key, -1) for v, _ in VARIANTS])
     if not out:
         raise DatasetError(f"IN-9 Original test set has no image of classes {classes}")
@@ -242,9 +250,9 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     from repro.cfaug.sources import source_for
 
     source = source_for(ctx, "in9")
-    data = load_cfaug("in9", Path(source["root"]), size=_size(ctx), preproc=ctx.switches["preproc"])
-    idx = matched_indices(data.evals)
     size = _size(ctx)
+    data = load_cfaug("in9", Path(source["root"]), size=size, preproc=ctx.switches["preproc"])
+    idx = matched_indices(data.evals)
     images = np.full((*idx.shape, size, size, 3), np.nan, dtype=np.float32)
     files = [[""] * len(VARIANTS) for _ in range(len(idx))]
     for r, row in enumerate(idx):
