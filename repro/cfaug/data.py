@@ -328,7 +328,7 @@ def foreground_stem(name: str) -> str:
 # --- the three datasets -----------------------------------------------------------------------------------------
 
 
-def _in9_items(root: Path, data_ratio: float) -> tuple[list[Item], list[Item], dict[str, list[Item]]]:
+def _in9_items(root: Path) -> tuple[list[Item], dict[str, list[Item]]]:
     base = root / "bg_challenge"
     train_dir, test_dir = base / "train", base / "test"
     listed = _in9_folder(train_dir / "original" / "train")
@@ -348,13 +348,19 @@ def _in9_items(root: Path, data_ratio: float) -> tuple[list[Item], list[Item], d
         evals[variant] = [Item(test_dir / variant / "val" / c / n, y, y,
                                mask=test_dir / "fg_mask" / "val" / m if h else None)
                           for (c, n, y), m, h in zip(files, npy, has)]
-    extra: list[Item] = []
+    return train, evals
+
+
+def _apply_ratio(root: Path, train: list[Item], data_ratio: float) -> tuple[list[Item], list[Item]]:
+    """Fig 5 (§2.4) on the (possibly limited) training items: < 1 a RATIO_SEED subset, > 1 (or -1 = all) the
+    (ratio - 1) * |train| extra unmasked IN-9L images."""
     if data_ratio > 1 or data_ratio == -1:
-        extra = _in9l_items(train_dir, {n for _, n, _ in listed}, None if data_ratio == -1
-                            else int((data_ratio - 1) * len(train)))
-    elif data_ratio < 1:
-        train = _ratio_subset(train, int(data_ratio * len(train)))
-    return train, extra, evals
+        train_dir = root / "bg_challenge" / "train"
+        original = {name for _, name, _ in _in9_folder(train_dir / "original" / "train")}
+        return train, _in9l_items(train_dir, original, None if data_ratio == -1 else int((data_ratio - 1) * len(train)))
+    if data_ratio < 1:
+        return _ratio_subset(train, int(data_ratio * len(train))), []
+    return train, []
 
 
 def _in9l_items(train_dir: Path, original: set[str], n: int | None) -> list[Item]:
@@ -488,7 +494,7 @@ def load_cfaug(dataset: str, root: Path | str, *, size: int = 224, cagan: bool =
                          f"{', '.join(EVALS[dataset])}")
     source, extra, facts = SOURCES[dataset], [], {}
     if dataset == "in9":
-        full, extra, evals = _in9_items(root, data_ratio)
+        full, evals = _in9_items(root)
         num_classes, kind, eval_kind, aspect = len(CLASSES), "no_fg", "npy", "squash"
     elif dataset == "waterbirds":
         full, evals = _waterbirds_items(root)
@@ -498,6 +504,8 @@ def load_cfaug(dataset: str, root: Path | str, *, size: int = 224, cagan: bool =
         num_classes, kind, eval_kind, aspect = len(facts["categories"]), "boxes", "boxes", "shorter"
     full_counts = {"train": len(full), **{k: len(v) for k, v in evals.items()}}
     train = _limit(full, limits.get("train"), seed)
+    if dataset == "in9":
+        train, extra = _apply_ratio(root, train, data_ratio)
     evals = {k: _limit(v, limits.get(k), seed) for k, v in evals.items()}
     if dataset == "waterbirds":
         no_seg = [str(it.image) for it in train if it.mask is None]

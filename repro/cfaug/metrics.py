@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -53,8 +54,8 @@ def next_class_shift(next_logits: Tensor, next_y: Tensor, orig_logits: Tensor, o
 
 def r_squared(a: Sequence[float] | Tensor, b: Sequence[float] | Tensor) -> float:
     """Squared Pearson correlation (= R² of the OLS line) of paired points (§7.5); NaN if either is constant."""
-    x = torch.as_tensor(a, dtype=torch.float64)
-    z = torch.as_tensor(b, dtype=torch.float64)
+    x = torch.tensor(np.array(a, dtype=np.float64))  # a copy: pandas hands out read-only arrays
+    z = torch.tensor(np.array(b, dtype=np.float64))
     if len(x) != len(z) or len(x) < 2:
         raise ValueError(f"r_squared needs two paired sequences of >= 2 points, got {len(x)} and {len(z)}")
     x, z = x - x.mean(), z - z.mean()

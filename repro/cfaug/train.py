@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from repro.config import RunConfig
 from repro.engine import NonFiniteLoss, build_optimizer
@@ -66,6 +66,23 @@ def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: in
     gen = torch.Generator().manual_seed(seed if seed is not None else 0)
     return DataLoader(ds, batch_size=batch, shuffle=seed is not None, num_workers=workers, collate_fn=collate,
                       worker_init_fn=_seed_worker, generator=gen, pin_memory=device.type == "cuda")
+
+
+def train_loader(data: Any, cfg: RunConfig, device: torch.device, epoch: int) -> DataLoader:
+    """The epoch's training batches, shuffled by the run seed and epoch; with Fig 5's extra IN-9L images
+    (data_ratio > 1), each batch wholly from one source, the sources interleaved at random (§11)."""
+    from repro.cfaug.data import SourceBatchSampler, collate
+
+    stream = cfg.seed * 1000 + epoch
+    data.train.set_stream(stream)  # the augmentations' draws: the same on resume
+    if data.extra is None:
+        return loader(data.train, cfg.batch_size, cfg.method_args["workers"], device, stream)
+    data.extra.set_stream(stream)
+    sampler = SourceBatchSampler([len(data.train), len(data.extra)], cfg.batch_size, cfg.seed)
+    sampler.set_epoch(epoch)
+    return DataLoader(ConcatDataset([data.train, data.extra]), batch_sampler=sampler, collate_fn=collate,
+                      num_workers=cfg.method_args["workers"], worker_init_fn=_seed_worker,
+                      pin_memory=device.type == "cuda")
 
 
 def _on(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -143,7 +160,8 @@ def _data(cfg: RunConfig, prepared_root: Path) -> tuple[Any, dict[str, Any]]:
     source = read_source(prepared_root / cfg.data["prepared"])
     d = cfg.data
     data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], cagan=d["cagan"],
-                      limits=d.get("limits"), seed=LIMIT_SEED, preproc=d["preproc"])
+                      limits=d.get("limits"), seed=LIMIT_SEED, preproc=d["preproc"],
+                      data_ratio=d.get("data_ratio", 1.0))
     return data, source
 
 
@@ -174,10 +192,8 @@ def train_cfaug_run(record: RunRecord, device: torch.device, emit: Events, profi
     t_run = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        data.train.set_stream(cfg.seed * 1000 + epoch)  # the augmentations' draws: the same on resume
         lr = opt.param_groups[0]["lr"]
-        train = loader(data.train, cfg.batch_size, workers, device, cfg.seed * 1000 + epoch)
-        losses = train_epoch(model, opt, scaler, train, cfg, device, gen)
+        losses = train_epoch(model, opt, scaler, train_loader(data, cfg, device, epoch), cfg, device, gen)
         logits = {k: logits_on(model, b, device) for k, b in evals.items()}
         metrics = {k: split_metrics(z, y, metric, args["auc_scores"]) for k, (z, y) in logits.items()}
         if metrics["val"][metric] > best["value"]:  # strictly greater: the first maximum wins (§6.5)

@@ -12,10 +12,11 @@ from functools import partial
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_builder, stub_artefacts
+from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_builder
 
 report = partial(report_builder, "cfaug_report")
 figure = partial(report_builder, "cfaug_figures")
+examples = partial(report_builder, "cfaug_examples")
 SEMANTICS = "cfaug-1"
 SEEDS = (5, 10, 100)  # the authors' README (§2)
 
@@ -78,7 +79,7 @@ class Row:
     sal: float = 0.0
     mixup: float = 0.0
     ls: float = 0.0
-    fgsm_eps: float = 0.5
+    fgsm_eps: float | None = None  # None: the dataset's (0.5; Waterbirds under the C-13 switch)
 
 
 def _combo(cf: str | None, f: str | None, sal: float, sal_label: str = "") -> Row:
@@ -96,11 +97,21 @@ def _rows(sal: float, sal_text: str, extra_sal: tuple[float, str], combos: list[
     rows = [Row("Orig"), Row("Sal", f"lambda={sal_text}", sal=sal)]
     rows += [_combo(cf, None, 0.0) for cf in ("grey", "random", "shuffle", "tile", "cagan")]
     rows += [_combo(None, f, 0.0) for f in f_infills]
-    rows.append(Row("F(FGSM)", fgsm, f="fgsm", fgsm_eps=0.5))
+    rows.append(Row("F(FGSM)", fgsm, f="fgsm"))
     rows += combos
     rows += [Row("Mixup", f"alpha={mixup[1]}", mixup=mixup[0]), Row("LS", f"eps={ls[1]}", ls=ls[0])]
     rows.append(Row("Sal", f"lambda={extra_sal[1]}", sal=extra_sal[0]))
     return rows
+
+
+def sweep_rows(dataset: str) -> list[Row]:
+    """§2.4: one config per grid value of Sal λ, FGSM ε, Mixup α and LS ε (the planner drops those equal to a
+    table config, by run key)."""
+    sal = GRIDS["sal"] + ((1e4,) if dataset == "cct" else ())
+    return ([Row("Sal", f"lambda={v:g}", sal=v) for v in sal] +
+            [Row("F(FGSM)", f"eps={v:g}", f="fgsm", fgsm_eps=v) for v in GRIDS["fgsm"]] +
+            [Row("Mixup", f"alpha={v:g}", mixup=v) for v in GRIDS["mixup"]] +
+            [Row("LS", f"eps={v:g}", ls=v) for v in GRIDS["ls"]])
 
 
 ROWS: dict[str, list[Row]] = {
@@ -117,10 +128,36 @@ ROWS: dict[str, list[Row]] = {
         (0.2, "0.2"), (0.2, "0.2"), "eps=0.5", ("random", "shuffle", "mrand")),
 }
 TABLE_DATASET = {"table1": "in9", "table4": "waterbirds", "table6": "cct"}
+# §1.9 / §2.4: the paper's hyperparameter grids; the scatter figures plot every model trained, grids included
+# (CCT's Sal grid adds the 1e4 of Table 7, C-12).
+GRIDS = {"sal": (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), "fgsm": (0.15, 0.25, 0.35, 0.5, 0.6, 0.75, 0.9),
+         "mixup": (0.1, 0.2, 0.3), "ls": (0.05, 0.1, 0.2)}
+# Figures 4, 7, 10: the dataset and its two panels (evaluation sets), with the R^2 the captions / text print (§1.9).
+SCATTERS = {"figure4": ("in9", ("original", "mixed_next"), {"mixed_next": 0.4}),
+            "figure7": ("waterbirds", ("original", "flip"), {"flip": 0.08, "original": 0.004}),
+            "figure10": ("cct", ("cis_test", "trans_test"), {"trans_test": 0.16, "cis_test": 0.07})}
 # Tables 2, 5, 7 (§1.2, 1.5, 1.7): saliency AUPR and accuracy/AUC of some accuracy-table configs on two sets.
 SALIENCY_TABLES = {"table2": ("in9", ("original", "mixed_next")), "table5": ("waterbirds", ("original", "flip")),
                    "table7": ("cct", ("cis_test", "trans_test"))}
 # Table 3 (§1.3, inferred rows): next-class probability shift between Mixed-Next and Original.
+# Qualitative figures (§1.10): the configs whose selected checkpoints they compare, first seed only.
+EXAMPLE_ROWS = {"figure1": ("in9", ("Orig|",)),
+                "figure6": ("in9", ("Orig|", "CF(CAGAN)+F(Shuffle)+Sal|lambda=1e-4?")),
+                "figure8": ("waterbirds", ("Orig|", "CF(CAGAN)+F(Random)+Sal|lambda=10?")),
+                "figure9": ("cct", ("Orig|", "CF(Tile)+Sal|lambda=100?")),
+                "figure11": ("in9", ("Orig|", "CF(CAGAN)+F(Shuffle)+Sal|lambda=1e-4?")),
+                "figure12": ("cct", ("Orig|", "CF(Tile)+Sal|lambda=100?"))}
+# Figure 5 (§2.4; ratios, methods and test set are not recoverable from the paper, these are the spec's defaults).
+RATIOS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+RATIO_ROWS = ("Orig|", "CF(CAGAN)|", "F(Shuffle)|", "CF(CAGAN)+F(Shuffle)+Sal|lambda=1e-4?")
+RATIO_SET = "mixed_next"
+EXAMPLE_TITLES = {
+    "figure1": "A counterfactual image lowers p(label) and a factual one raises it, under the Orig model",
+    "figure6": "IN-9 Mixed-Next examples that CF(CAGAN)+F(Shuffle)+Sal gets right and Orig wrong",
+    "figure8": "Waterbirds Flip examples that CF(CAGAN)+F(Random)+Sal gets right and Orig wrong",
+    "figure9": "CCT Trans examples that CF(Tile)+Sal gets right and Orig wrong",
+    "figure11": "Random IN-9 Mixed-Next examples with both models' top-5 predictions",
+    "figure12": "Random CCT Trans examples with both models' top-5 predictions"}
 SHIFT_ROWS = ("Orig|", "Sal|lambda=1e-4", "CF(CAGAN)|", "F(Shuffle)|", "CF(CAGAN)+F(Shuffle)+Sal|lambda=1e-4?")
 # §9 quick profile rows: Orig, Sal, CF(Grey), CF(Tile), F(Random), F(Shuffle), the best CF+F+Sal combination,
 # and CF(CAGAN) where its infills exist.
@@ -170,7 +207,8 @@ def init_for(ctx: Context, dataset: str) -> str:
 
 def method_args(ctx: Context, dataset: str, row: Row, recipe: dict[str, Any], epochs: int) -> dict[str, Any]:
     """The objective (`repro.cfaug.losses.CfaugMethod` fields) and the trainer's settings of one config."""
-    fgsm_eps = ctx.switches["wb_fgsm_eps"] if dataset == "waterbirds" else row.fgsm_eps
+    default_eps = ctx.switches["wb_fgsm_eps"] if dataset == "waterbirds" else 0.5  # C-13
+    fgsm_eps = default_eps if row.fgsm_eps is None else row.fgsm_eps
     sw = ctx.switches
     return {"trainer": "cfaug", "cf": row.cf, "f": row.f, "sal": row.sal, "mixup": row.mixup, "ls": row.ls,
             "cf_loss": "logp", "fgsm_eps": fgsm_eps if row.f == "fgsm" else 0.5,
@@ -201,15 +239,13 @@ def run_config(ctx: Context, dataset: str, row: Row, seed: int, source: dict[str
                      metrics=(r["metric"],), selection=f"val/{r['metric']}", semantics=SEMANTICS)
 
 
-def rows_for(ctx: Context, dataset: str, source: dict[str, Any]) -> list[Row]:
-    """The table's rows for the profile: all in paper and smoke, §9's selection in quick (CF(CAGAN) rows only
-    where the infills exist)."""
-    rows = ROWS[dataset]
-    if ctx.profile == "quick":
-        wanted = QUICK_ROWS[dataset]
-        rows = [r for r in rows if r.method in wanted or f"{r.method}|{r.hparam}" in wanted]
-    if not source.get("cagan"):
-        rows = [r for r in rows if "cagan" not in (r.cf, r.f)] if ctx.profile != "paper" else rows
+def rows_for(ctx: Context, dataset: str, source: dict[str, Any], only: tuple[str, ...] | None = None) -> list[Row]:
+    """The configs named `only` ("method|hparam"), or else the accuracy table's for the profile: all in paper and
+    smoke, §9's selection in quick. Outside the paper profile, CF(CAGAN) rows only where the infills exist."""
+    wanted = only or (QUICK_ROWS[dataset] if ctx.profile == "quick" else None)
+    rows = [r for r in ROWS[dataset] if wanted is None or r.method in wanted or f"{r.method}|{r.hparam}" in wanted]
+    if ctx.profile != "paper" and not source.get("cagan"):
+        rows = [r for r in rows if "cagan" not in (r.cf, r.f)]
     return rows
 
 
@@ -218,16 +254,16 @@ def saliency_settings(ctx: Context) -> dict[str, Any]:
     return {"images": None, "baselines": 20, **profile_setting(ctx, "saliency", {}), "relu": ctx.switches["dls_relu"]}
 
 
-def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None) -> list[PlannedRun]:
-    """Every config of the dataset's accuracy table (§2.1-2.3), or those named `only` ("method|hparam"), x seeds."""
+def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None, first_seed: bool = False
+         ) -> list[PlannedRun]:
+    """Every config of the dataset's accuracy table (§2.1-2.3), or those named `only` ("method|hparam"), x seeds
+    (the first only, with `first_seed`)."""
     from repro.cfaug.sources import source_for
 
     source = source_for(ctx, dataset)
     runs = []
-    for row in rows_for(ctx, dataset, source):
-        if only is not None and f"{row.method}|{row.hparam}" not in only:
-            continue
-        for seed in seeds(ctx):
+    for row in rows_for(ctx, dataset, source, only):
+        for seed in seeds(ctx)[:1] if first_seed else seeds(ctx):
             runs.append(PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
                                    {"dataset": dataset, "method": row.method, "hparam": row.hparam, "seed": seed},
                                    run_config(ctx, dataset, row, seed, source)))
@@ -237,6 +273,41 @@ def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None) -> lis
 def _table(name: str, title: str) -> Artefact:
     return Artefact(name, title, partial(plan, dataset=TABLE_DATASET[name]), report("accuracy_table"),
                     prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=TABLE_DATASET[name]))
+
+
+def scatter_plan(ctx: Context, dataset: str) -> list[PlannedRun]:
+    """Figures 4, 7, 10: every config of the dataset's tables and the §2.4 grids, x seeds, each run once."""
+    from repro.cfaug.sources import source_for
+
+    source = source_for(ctx, dataset)
+    runs, keys = [], set()
+    for row in rows_for(ctx, dataset, source) + sweep_rows(dataset):
+        for seed in seeds(ctx):
+            cfg = run_config(ctx, dataset, row, seed, source)
+            if cfg.key not in keys:
+                keys.add(cfg.key)
+                runs.append(PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
+                                       {"dataset": dataset, "method": row.method, "hparam": row.hparam,
+                                        "seed": seed}, cfg))
+    return runs
+
+
+def ratio_plan(ctx: Context) -> list[PlannedRun]:
+    """Figure 5: IN-9 configs `RATIO_ROWS` x training-data ratios x seeds; ratio 1 is Table 1's run itself."""
+    from repro.cfaug.sources import source_for
+
+    source = source_for(ctx, "in9")
+    runs = []
+    for row in rows_for(ctx, "in9", source, RATIO_ROWS):
+        for ratio in RATIOS:
+            for seed in seeds(ctx):
+                cfg = run_config(ctx, "in9", row, seed, source)
+                if ratio != 1:
+                    cfg = cfg.replace(data={**cfg.data, "data_ratio": ratio})
+                runs.append(PlannedRun(f"in9 {row.method} ratio {ratio:g} s{seed}",
+                                       {"dataset": "in9", "method": row.method, "hparam": row.hparam,
+                                        "ratio": ratio, "seed": seed}, cfg))
+    return runs
 
 
 def _saliency_rows(name: str) -> tuple[str, ...]:
@@ -264,31 +335,30 @@ ARTEFACTS = {
     "table7": _saliency_table("table7", "CCT saliency AUPR and AUC"),
     "table8": Artefact("table8", "Training hyperparameters: ours beside the paper's appendix A.1",
                        lambda ctx: [], report("hyperparameter_table")),
+    **{name: Artefact(name, title, partial(plan, dataset=EXAMPLE_ROWS[name][0], only=EXAMPLE_ROWS[name][1],
+                                           first_seed=True), examples(name),
+                      prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=EXAMPLE_ROWS[name][0]))
+       for name, title in EXAMPLE_TITLES.items()},
+    **{name: Artefact(name, f"{'IN-9' if d == 'in9' else 'Waterbirds' if d == 'waterbirds' else 'CCT'} scatter: "
+                            f"saliency AUPR vs {'AUC' if d == 'cct' else 'accuracy'} of every trained model, with R^2",
+                      partial(scatter_plan, dataset=d), report_builder("cfaug_scatter", "scatter"),
+                      prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=d))
+       for name, (d, _, _) in SCATTERS.items()},
+    "figure5": Artefact("figure5", f"IN-9 {RATIO_SET} accuracy vs training data ratio (<1: subsets; >1: extra "
+                        "unmasked IN-9L images)", ratio_plan, report_builder("cfaug_ratio", "figure5"),
+                        prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
     "figure2": Artefact("figure2", "Examples of every CF and F generator on fixed training images",
                         lambda ctx: [], figure("figure2"),
                         prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None)),
     "figure3": Artefact("figure3", "IN-9 test variants of one foreground", lambda ctx: [], figure("figure3"),
                         prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
 }
-NOT_BUILT = stub_artefacts({
-    "figure1": "A counterfactual image lowers p(target), a factual one raises it",
-    "figure4": "IN-9 scatter: saliency AUPR vs accuracy with R^2",
-    "figure5": "IN-9 accuracy vs training data ratio",
-    "figure6": "IN-9 Mixed-Next examples, CF+F+Sal right and Orig wrong",
-    "figure7": "Waterbirds scatter: AUPR vs accuracy with R^2",
-    "figure8": "Waterbirds Flip examples",
-    "figure9": "CCT Trans examples",
-    "figure10": "CCT scatter: AUPR vs AUC with R^2",
-    "figure11": "Random IN-9 Mixed-Next examples with top-5 predictions",
-    "figure12": "Random CCT Trans examples with top-5 predictions",
-})
-
 PAPER = Paper(
     name="cfaug",
     title="Chang et al.: counterfactual and factual data augmentation",
     default_seeds=len(SEEDS),
     switches=SWITCHES,
     prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None),
-    artefacts=dict(sorted((ARTEFACTS | NOT_BUILT).items(),
+    artefacts=dict(sorted(ARTEFACTS.items(),
                           key=lambda kv: (kv[1].kind != "table", int(kv[0].removeprefix("table").removeprefix("figure"))))),
 )

@@ -114,7 +114,8 @@ def hyperparameter_table(ctx: Context, runs: list[PlannedRun], store: RunStore) 
     return [_write(ctx, "table8", table, runs, store, None, recipe="no training runs: the settings repro uses")]
 
 
-def _device(ctx: Context) -> Any:
+def run_device(ctx: Context) -> Any:
+    """The device post-hoc evaluations run on (the CLI's --device; CUDA when present under auto)."""
     import torch
 
     return torch.device("cuda" if ctx.device in ("auto", "cuda") and torch.cuda.is_available() else
@@ -129,7 +130,7 @@ def saliency_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> lis
 
     dataset = runs[0].cell["dataset"] if runs else "in9"
     name, (_, sets) = next((n, v) for n, v in SALIENCY_TABLES.items() if v[0] == dataset)
-    settings, device = saliency_settings(ctx), _device(ctx)
+    settings, device = saliency_settings(ctx), run_device(ctx)
     rows = []
     for r, rec in done_records(runs, store):
         res = rec.result()

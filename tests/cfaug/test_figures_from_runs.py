@@ -1,0 +1,70 @@
+"""cfaug figures built from trained runs (smoke sizes): the scatter of Figures 4/7/10 and Figure 5's data ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from repro.cfaug.train import train_cfaug_run
+from repro.papers import get_paper
+from repro.papers.cfaug import RATIOS, ratio_plan, scatter_plan, plan
+from repro.runs.store import RunStore
+
+CPU = torch.device("cpu")
+
+
+def _ctx(tmp: Path):
+    paper = get_paper("cfaug")
+    ctx = paper.context("smoke", 1, "code", {}, tmp / "out", None, tmp / "runs")
+    paper.prepare(ctx)
+    return ctx
+
+
+def _train(ctx, runs):
+    store = RunStore(ctx.runs_dir)
+    for r in runs:
+        rec = store.record(r.config)
+        if not rec.path("done").exists():
+            store.init(rec)
+            train_cfaug_run(rec, CPU, lambda e: None, "smoke")
+    return store
+
+
+def test_scatter_plan_adds_the_grids_once_and_the_figure_has_one_point_per_run(tmp_path):
+    from repro.report.cfaug_scatter import family, scatter
+
+    ctx = _ctx(tmp_path)
+    runs = scatter_plan(ctx, "waterbirds")
+    keys = [r.config.key for r in runs]
+    assert len(keys) == len(set(keys))
+    table_keys = {r.config.key for r in plan(ctx, "waterbirds")}
+    assert table_keys < set(keys)  # every table run, plus the grids
+    sal = sorted(r.config.method_args["sal"] for r in runs if r.cell["method"] == "Sal")
+    assert sal == [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
+    fgsm = sorted({r.config.method_args["fgsm_eps"] for r in runs if r.cell["method"] == "F(FGSM)"})
+    assert fgsm == [0.15, 0.25, 0.35, 0.5, 0.6, 0.75, 0.9]
+    chosen = [r for r in runs if r.cell["method"] in ("Orig", "CF(Grey)", "LS")][:4]
+    store = _train(ctx, chosen)
+    (path,) = scatter(ctx, chosen, store)
+    arrays = np.load(path.with_suffix(".npz"))
+    assert len(arrays["aupr"]) == 2 * len(chosen) and set(arrays["set"]) == {"original", "flip"}
+    prov = json.loads(path.with_suffix(".json").read_text())
+    assert set(prov["r_squared"]) == {"original", "flip"} and prov["paper_r_squared"]["flip"] == 0.08
+    assert family("CF(CAGAN)+F(Random)+Sal") == "CF+F" and family("F(FGSM)") == "F"
+
+
+def test_ratio_runs_change_the_training_set_and_ratio_1_is_table1s_run(tmp_path):
+    ctx = _ctx(tmp_path)
+    runs = ratio_plan(ctx)
+    assert sorted({r.cell["ratio"] for r in runs}) == sorted(RATIOS)
+    table1 = {r.config.key for r in plan(ctx, "in9")}
+    ones = [r for r in runs if r.cell["ratio"] == 1]
+    assert ones and all(r.config.key in table1 for r in ones)
+    orig = [r for r in runs if r.cell["method"] == "Orig" and r.cell["ratio"] in (0.5, 1.0, 4.0)]
+    store = _train(ctx, orig)
+    details = {r.cell["ratio"]: store.record(r.config).result()["details"] for r in orig}
+    assert details[0.5]["counts"]["train"] == details[1.0]["counts"]["train"] // 2
+    assert details[4.0]["extra"] > 0 and details[1.0]["extra"] == 0
