@@ -339,11 +339,12 @@ def data_check(data_root: DataRootOpt = None) -> None:
 
 
 @data_app.command("prepare")
-def data_prepare(paper: Annotated[str, typer.Argument(help="Paper whose derived data to build (tap, masktune).")],
+def data_prepare(paper: Annotated[str, typer.Argument(
+                     help="Paper whose derived data to build (tap, masktune, cfaug).")],
                  data_root: DataRootOpt = None, runs_dir: RunsDirOpt = Path("runs")) -> None:
     """Build a paper's derived (contaminated) data from the raw files under --data-root into
     <runs-dir>/prepared/, without touching the raw files (tap: decoy MNIST, PNEU and KNEE with text tags;
-    masktune: checks each present dataset and records its location and fingerprint)."""
+    masktune, cfaug: check each present dataset and record its location and fingerprint)."""
     try:
         p = get_paper(paper)
         ctx = p.context("paper", None, "code", {}, Path("."), data_root, runs_dir)

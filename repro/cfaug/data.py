@@ -357,7 +357,8 @@ def _apply_ratio(root: Path, train: list[Item], data_ratio: float) -> tuple[list
     if data_ratio > 1 or data_ratio == -1:
         train_dir = root / "bg_challenge" / "train"
         original = {name for _, name, _ in _in9_folder(train_dir / "original" / "train")}
-        return train, _in9l_items(train_dir, original, None if data_ratio == -1 else int((data_ratio - 1) * len(train)))
+        n = None if data_ratio == -1 else int((data_ratio - 1) * len(train))
+        return train, _in9l_items(train_dir, original, n)
     if data_ratio < 1:
         return _ratio_subset(train, int(data_ratio * len(train))), []
     return train, []

@@ -43,8 +43,8 @@ def missing_bit_s_message(path: Path, reason: str) -> str:
     """One paragraph naming the expected file, where it comes from and how to place it."""
     return (f"Could not load the BiT-S-R50x1 ImageNet-1k weights: {path} is missing and the download failed "
             f"({reason}). Download {BIT_S_URL} on a machine with internet access and place it at {path} "
-            f"(<data root>/models/{BIT_S_FILE}), or train from random init (init=scratch; paper-faithful only for "
-            f"IN-9, spec C-1).")
+            f"(<data root>/models/{BIT_S_FILE}). Waterbirds and CCT always start from it; IN-9 needs it only under "
+            f"--switch C-1=bit_s (its default is random init, spec C-1).")
 
 
 def fetch_bit_s(path: str | Path) -> Path:

@@ -172,12 +172,14 @@ QUICK_ROWS = {"in9": ("Orig", "Sal|lambda=1e-4", "CF(Grey)", "CF(Tile)", "F(Rand
 # data in the official layouts, 1 epoch of 2 batches.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
-    "quick": {"seeds": (5,), "size": 64, "saliency": {"images": 64, "baselines": 4}, "epochs": 2, "workers": 2, "limits": {
-        "in9": {"train": 360, "val": 90, "original": 180, "mixed_same": 180, "mixed_rand": 180, "mixed_next": 180},
-        "waterbirds": {"train": 400, "val": 200, "original": 200, "flip": 200},
-        "cct": {"train": 600, "val": 300, "cis_test": 300, "trans_test": 300}}},
-    "smoke": {"seeds": (5, 10), "size": 32, "saliency": {"images": 8, "baselines": 2}, "epochs": 1, "workers": 0, "model": "bit_tiny", "batch_size": 8,
-              "limits": {d: {"train": 16} for d in RECIPES}, "synthetic": True},
+    "quick": {"seeds": (5,), "size": 64, "saliency": {"images": 64, "baselines": 4}, "epochs": 2, "workers": 2,
+              "limits": {
+                  "in9": {"train": 360, "val": 90, "original": 180, "mixed_same": 180, "mixed_rand": 180,
+                          "mixed_next": 180},
+                  "waterbirds": {"train": 400, "val": 200, "original": 200, "flip": 200},
+                  "cct": {"train": 600, "val": 300, "cis_test": 300, "trans_test": 300}}},
+    "smoke": {"seeds": (5, 10), "size": 32, "saliency": {"images": 8, "baselines": 2}, "epochs": 1, "workers": 0,
+              "model": "bit_tiny", "batch_size": 8, "limits": {d: {"train": 16} for d in RECIPES}},
 }
 
 
@@ -359,6 +361,6 @@ PAPER = Paper(
     default_seeds=len(SEEDS),
     switches=SWITCHES,
     prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None),
-    artefacts=dict(sorted(ARTEFACTS.items(),
-                          key=lambda kv: (kv[1].kind != "table", int(kv[0].removeprefix("table").removeprefix("figure"))))),
+    artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table",
+                                                             int(kv[0].removeprefix("table").removeprefix("figure"))))),
 )

@@ -22,7 +22,7 @@ from torch import Tensor
 from repro.data.image_sets import DatasetError
 from repro.papers import Context, PlannedRun
 from repro.report.artefacts import artefact_provenance, output_path
-from repro.report.cfaug_figures import (CF_COLUMNS, F_COLUMNS, N_IMAGES, STREAM, WB_CLASSES, _blank,
+from repro.report.cfaug_figures import (CF_COLUMNS, F_COLUMNS, N_IMAGES, STREAM, WB_CLASSES, blank_axis,
                                         generator_panels, pick_masked, to_display)
 from repro.report.figures import new_figure, save_figure
 from repro.runs.store import RunRecord, RunStore
@@ -139,7 +139,7 @@ def _examples_figure(images: np.ndarray, heads: list[str], texts: dict[str, list
     cols, rows = min(max(n, 1), 3), max(1, -(-n // 3))
     fig, axes = new_figure(rows, cols, (2.3 * cols, 3.1 * rows))
     for j, ax in enumerate(axes.flat):
-        _blank(ax)
+        blank_axis(ax)
         if j >= n:
             if n == 0:
                 ax.text(0.5, 0.5, "no such example", ha="center", va="center", fontsize=8)
@@ -222,7 +222,7 @@ def _figure1_grid(images: np.ndarray, p_label: np.ndarray, titles: list[str], ro
     for i in range(r):
         for j in range(c):
             ax = axes[i][j]
-            _blank(ax)
+            blank_axis(ax)
             ax.imshow(images[i, j], interpolation="nearest")
             ax.set_xlabel(f"p(label) = {p_label[i, j]:.3f}", fontsize=6)
             if i == 0:
@@ -274,6 +274,8 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         selection="Figure 2's images: the first masked training image (index order) of each class, full train set",
         draws=f"training transform with TrainSet stream {STREAM}; the generators' draws as in Figure 2",
         display="(x + 1) / 2 of the normalised images; p(label): softmax of the Orig model's logits in eval mode",
+        x0_bug=("tile_x0_bug on (C-6): a CF Tile panel equal to the original is the code's column-0 bug, shown as "
+                "the runs see it") if ctx.switches["tile_x0_bug"] else "off",
         note=cagan_note)
     return [save_figure(fig, output_path(ctx, "figure1", "figure"), prov, arrays)]
 

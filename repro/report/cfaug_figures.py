@@ -154,7 +154,7 @@ def generator_panels(batch: dict[str, Tensor], model: nn.Module, ctx: Context, d
     return out
 
 
-def _blank(ax: Any) -> None:
+def blank_axis(ax: Any) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_frame_on(False)
@@ -169,7 +169,7 @@ def _grid(images: np.ndarray, titles: list[str], rows: list[str], masks: np.ndar
     for i in range(r):
         panels = [images[i, 0]] + ([masks[i]] if extra else []) + list(images[i, 1:])
         for j, (ax, img) in enumerate(zip(axes[i], panels)):
-            _blank(ax)
+            blank_axis(ax)
             if i == 0:
                 ax.set_title(heads[j], fontsize=8)
             if not np.isnan(img).any():

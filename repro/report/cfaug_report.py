@@ -149,7 +149,7 @@ def saliency_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> lis
     table["paper_flag"] = published["flag"].values
     return [_write(ctx, name, table, runs, store, (f"cfaug {name} (saliency AUPR and accuracy/AUC, %)", keys, values),
                    saliency=settings, attribution="captum DeepLiftShap, target = label, per-pixel sum of squared "
-                                                  "attributions, per-image average precision against the fg mask (§7.3)")]
+                   "attributions, per-image average precision against the fg mask (§7.3)")]
 
 
 def shift_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
