@@ -33,7 +33,7 @@ def test_each_paper_lists_its_artefacts_and_all(paper):
 
 
 def test_unbuilt_artefact_says_so_and_exits_1():
-    res = invoke("cfaug", "figure12")
+    res = invoke("actdiff", "figure4")
     assert res.exit_code == 1 and "not implemented yet" in res.output and len(res.output.strip().splitlines()) == 1
 
 
