@@ -224,7 +224,7 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str 
 def matched_indices(evals: dict[str, Any], classes: tuple[int, ...] = FIGURE3_CLASSES) -> np.ndarray:
     """(len(classes), 4) indices into each IN-9 test variant of the first Original image of each class, matched
     by class and original file stem (§3.1: mixed files are fg_<stem>...); -1 where a variant lacks it."""
-    from repro.cfaug.data import foreground_stem
+    from repro.cfaug.listings import foreground_stem
 
     keys: dict[str, dict[tuple[int, str], int]] = {v: {} for v, _ in VARIANTS}
     for v, found in keys.items():

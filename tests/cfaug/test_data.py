@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
-from repro.cfaug.data import (EVALS, SourceBatchSampler, collate, in9_fg_mask, item_boxes, load_cfaug,
-                              stratified_subset)
+from repro.cfaug.data import SourceBatchSampler, collate, in9_fg_mask, item_boxes, load_cfaug, stratified_subset
+from repro.cfaug.listings import EVALS
 from repro.cfaug.fixtures import CCT_IDS, write_fixtures
 from repro.cfaug.transforms import EvalTransform, box_mask, resize_bbox
 from repro.data.image_sets import DatasetError
