@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(step, warmup: int, timed: int, device: torch.device) -> tuple[float, float, float]:
+def time_steps(step, warmup: int, timed: int, device: torch.device) -> tuple[float, float, float]:
     """(seconds for `timed` steps after `warmup`, peak allocated MiB, mean GPU utilisation %)."""
     for _ in range(warmup):
         step()
@@ -181,7 +182,7 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
         def step(net=net, opt=opt, objective=objective) -> None:  # a fresh input per step (RBR edits it in place)
             train_step(net, objective, opt, x[:b].clone(), y[:b], mask[:b], gens[0])
 
-        one[key] = _time(step, warmup, timed, device)
+        one[key] = time_steps(step, warmup, timed, device)
     seconds = sum(counts[k] * one[k][0] for k in kinds)  # `timed` steps of every member, one by one
     results = {"one_by_one": (seconds, max(v[1] for v in one.values()),
                               sum(counts[k] * one[k][2] for k in kinds) / m)}
@@ -190,19 +191,33 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
     if not row["not_packed"]:
         pack = Pack(models)
         pack_opt = make_optimizer(pack, case.optimizer, case.lr)
-        results["packed"] = _time(lambda: train_step(pack, pack_objective, pack_opt, x.clone(), y, mask, gens),
+        results["packed"] = time_steps(lambda: train_step(pack, pack_objective, pack_opt, x.clone(), y, mask, gens),
                                   warmup, timed, device)
-    for mode, (secs, peak, util) in results.items():
-        rate = timed * m / secs
-        row |= {f"{mode}_model_steps_per_s": rate, f"{mode}_iterations_per_s": timed / secs,
-                f"{mode}_images_per_s": rate * b, f"{mode}_runs_per_hour": rate * 3600 / case.steps_per_run,
-                f"{mode}_peak_mib": peak, f"{mode}_gpu_util_pct": util,
-                f"{mode}_grid_hours": m * case.steps_per_run / rate / 3600}
+    for mode, timing in results.items():
+        row |= rates(mode, timing, timed, m, b, case.steps_per_run, m)
+    return finish_row(row, case.packed_in_pipeline)
+
+
+def rates(mode: str, timing: tuple[float, float, float], timed: int, members: int, batch: int, steps_per_run: int,
+          grid_runs: int) -> dict[str, float]:
+    """A mode's throughput columns from `time_steps`'s (seconds, peak MiB, GPU %) for `timed` steps of `members`
+    models, and the hours of `grid_runs` runs of `steps_per_run` steps at that rate."""
+    secs, peak, util = timing
+    rate = timed * members / secs
+    return {f"{mode}_model_steps_per_s": rate, f"{mode}_iterations_per_s": timed / secs,
+            f"{mode}_images_per_s": rate * batch, f"{mode}_runs_per_hour": rate * 3600 / steps_per_run,
+            f"{mode}_peak_mib": peak, f"{mode}_gpu_util_pct": util,
+            f"{mode}_grid_hours": grid_runs * steps_per_run / rate / 3600}
+
+
+def finish_row(row: dict[str, Any], packed_in_pipeline: bool) -> dict[str, Any]:
+    """NaN packed columns where the runs cannot be packed (`row["not_packed"]` says why), the speed-up, and the
+    hours the pipeline itself takes (packed where its launcher packs, else one by one)."""
     if row["not_packed"]:  # the grid trains these runs one by one
         row |= {k.replace("one_by_one", "packed"): float("nan") for k in list(row) if k.startswith("one_by_one_")}
         row["packed_grid_hours"] = row["one_by_one_grid_hours"]
     row["speedup"] = row.get("packed_model_steps_per_s", float("nan")) / row["one_by_one_model_steps_per_s"]
-    packs_here = case.packed_in_pipeline and not row["not_packed"]
+    packs_here = packed_in_pipeline and not row["not_packed"]
     row["pipeline_grid_hours"] = row["packed_grid_hours" if packs_here else "one_by_one_grid_hours"]
     return row
 
@@ -228,16 +243,20 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
     from repro.provenance import device_name, provenance
     from repro.report.tables import write_table
 
+    from repro.cfaug.bench import cfaug_rows
+
     p = PROFILES[profile]
     rows = []
-    for case in cases(p["members"]):
-        if only and only not in case.grid:
+    measured = ((case.grid, case.label, case.members, lambda case=case: measure(case, p["warmup"], p["timed"], device))
+                for case in cases(p["members"]))
+    for grid, label, members, run in chain(measured, cfaug_rows(profile, device)):
+        if only and only not in grid:
             continue
-        rows.append(measure(case, p["warmup"], p["timed"], device))
+        rows.append(run())
         r = rows[-1]
         packed = f"{r['packed_model_steps_per_s']:9.1f} ({r['speedup']:.1f}x)" if not r["not_packed"] else \
             f"not packed: {r['not_packed']}"
-        print(f"{case.grid:17s} {case.label:28s} x{case.members}: one-by-one "
+        print(f"{grid:17s} {label:28s} x{members}: one-by-one "
               f"{r['one_by_one_model_steps_per_s']:9.1f} model-steps/s, packed {packed}", flush=True)
     table = pd.DataFrame(rows)
     grids = table.groupby("grid", sort=False)[["one_by_one_grid_hours", "pipeline_grid_hours"]].sum()

@@ -94,26 +94,34 @@ def uses_amp(cfg: RunConfig, device: torch.device) -> bool:
     return device.type == "cuda" and cfg.method_args["precision"] == "auto" and not cfg.method_args["sal"]
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               batch: dict[str, Tensor], method: Any, clip: float, amp: bool, gen: torch.Generator
+               ) -> tuple[Tensor, dict[str, Tensor]]:
+    """One optimiser step on one batch already on the device: `step_loss` (under fp16 autocast when `amp`), the
+    scaled backward, clipping at total norm `clip` (0 = none), the step."""
+    from repro.cfaug.losses import step_loss
+
+    with torch.autocast(batch["x"].device.type, dtype=torch.float16, enabled=amp):
+        loss, parts = step_loss(model, batch, method, gen)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(opt)
+    scaler.update()
+    return loss, parts
+
+
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batches: DataLoader,
                 cfg: RunConfig, device: torch.device, gen: torch.Generator) -> dict[str, float]:
     """One pass over the training set; the mean loss and its parts per batch."""
-    from repro.cfaug.losses import step_loss
-
     method, clip, amp = method_of(cfg), cfg.method_args["grad_clip"], uses_amp(cfg, device)
     model.train()
     sums: dict[str, Tensor] = {}
     n = 0
     for batch in batches:
-        batch = _on(batch, device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            loss, parts = step_loss(model, batch, method, gen)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-        scaler.step(opt)
-        scaler.update()
+        loss, parts = train_step(model, opt, scaler, _on(batch, device), method, clip, amp, gen)
         for k, v in {"loss": loss, **parts}.items():
             sums[k] = sums.get(k, 0) + torch.as_tensor(v, device=device).detach().float()
         n += 1
