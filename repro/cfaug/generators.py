@@ -123,8 +123,10 @@ def _tiled(x: Tensor, keep: Tensor, bbox: bool, x0_bug: bool) -> Tensor:
 
 
 def counterfactual(name: str, x: Tensor, mask: Tensor, gen: torch.Generator, *, cagan: Tensor | None = None,
-                   shuffle: str = "batch_all", tile_x0_bug: bool = True, tile_bbox: bool = False) -> Tensor:
+                   shuffle: str = "batch_all", tile_x0_bug: bool = True, tile_bbox: bool = False,
+                   rectangle: bool = True) -> Tensor:
     """CF image phi_cf(x, keep = 1 - Rect(mask)) of the K eligible images (§5.3, C-14); its label is "not y".
+    `rectangle=False` (CCT, whose mask already is its boxes' union, C-14) removes the mask itself.
 
     `tile_bbox=True` is the IN-9 Tile path (keep -> 1 - bbox of fg; with `tile_x0_bug` a box starting at column 0
     returns x unchanged, C-6). "cagan" returns the precomputed infill `cagan` (K,3,H,W) as it is: the infill
@@ -135,7 +137,7 @@ def counterfactual(name: str, x: Tensor, mask: Tensor, gen: torch.Generator, *, 
         if cagan is None:
             raise ValueError("CF 'cagan' needs the precomputed infills (batch key 'cagan')")
         return cagan
-    keep = 1 - rect(mask)
+    keep = 1 - (rect(mask) if rectangle else mask)
     if name == "tile":
         return _tiled(x, keep, tile_bbox, tile_x0_bug)
     if name == "grey":

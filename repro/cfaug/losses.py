@@ -106,7 +106,8 @@ class CfaugMethod:
 
     cf in CF_INFILLS or None, f in F_INFILLS or None, sal = lambda, mixup = alpha, ls = eps, cf_loss kind,
     fgsm_eps (normalised units, C-13), sal_target (C-2), sal_norm (C-3), loss_norm (C-4), shuffle (C-5),
-    tile_x0_bug (C-6), tile_bbox (the IN-9 Tile path; True for IN-9 only). Mixup/LS cannot combine with
+    tile_x0_bug (C-6), tile_bbox (the IN-9 Tile path; True for IN-9 only), cf_rectangle (CF removes the mask's
+    bounding rectangle, IN-9 and WB; False for CCT, whose mask is its boxes' union, C-14). Mixup/LS cannot combine with
     CF/F/Sal, nor with each other.
     """
 
@@ -123,6 +124,7 @@ class CfaugMethod:
     shuffle: str = "batch_all"
     tile_x0_bug: bool = True
     tile_bbox: bool = False
+    cf_rectangle: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cf", _name(self.cf))
@@ -191,7 +193,8 @@ def step_loss(model: nn.Module, batch: Mapping[str, Tensor], method: CfaugMethod
             raise ValueError("CF 'cagan' needs a batch built with CAGAN infills (key 'cagan')")
         cagan = batch["cagan"][idx] if method.cf == "cagan" else None
         extra.append(counterfactual(method.cf, x[idx], mask[idx], gen, cagan=cagan, shuffle=method.shuffle,
-                                    tile_x0_bug=method.tile_x0_bug, tile_bbox=method.tile_bbox))
+                                    tile_x0_bug=method.tile_x0_bug, tile_bbox=method.tile_bbox,
+                                    rectangle=method.cf_rectangle))
     if k and method.f:
         extra.append(factual(method.f, x[idx], mask[idx], y[idx], gen, model=model, eps=method.fgsm_eps,
                              shuffle=method.shuffle, tile_x0_bug=method.tile_x0_bug))

@@ -41,11 +41,20 @@ def best_model(record: RunRecord, device: torch.device) -> nn.Module:
     return model.eval()
 
 
-def _rows(n: int, images: int | None) -> list[int]:
-    """All rows, or a seeded subset of `images` of them, in order."""
-    if images is None or images >= n:
-        return list(range(n))
-    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(SALIENCY_SEED))[:images].tolist())
+def subset_rows(candidates: list[int], images: int | None) -> list[int]:
+    """All candidate rows, or a seeded subset of `images` of them, in order."""
+    if images is None or images >= len(candidates):
+        return candidates
+    pick = torch.randperm(len(candidates), generator=torch.Generator().manual_seed(SALIENCY_SEED))[:images]
+    return [candidates[i] for i in sorted(pick.tolist())]
+
+
+def candidate_rows(dataset: str, ds: Any) -> list[int]:
+    """The rows saliency is evaluated on, baselines included: CCT's images with a bbox only (§7.3,
+    `only_bbox_imgs`); every image elsewhere (those with an all-0 or all-1 mask are skipped when scoring)."""
+    if dataset == "cct":
+        return [i for i, item in enumerate(ds.items) if item.boxes]
+    return list(range(len(ds)))
 
 
 def saliency_of_run(record: RunRecord, sets: tuple[str, ...], settings: dict[str, Any],
@@ -69,14 +78,15 @@ def saliency_of_run(record: RunRecord, sets: tuple[str, ...], settings: dict[str
     out, counts = {}, {}
     for name in sets:
         ds = data.evals[name]
-        rows = _rows(len(ds), settings["images"])
+        rows = subset_rows(candidate_rows(cfg.dataset, ds), settings["images"])
         labels, masks = [], []
         for i in rows:  # one image at a time: only the labels and boolean masks are kept
             item = ds[i]
             labels.append(int(item["y"]))
             masks.append(item["mask"] > 0)
-        out[name] = saliency_aupr(model, LazyImages(ds, rows), torch.tensor(labels), torch.stack(masks),
-                                  baselines=settings["baselines"], seed=SALIENCY_SEED, relu=settings["relu"])
+        out[name] = float("nan") if len(rows) < 2 else saliency_aupr(  # DeepLiftShap draws baselines from >= 2
+            model, LazyImages(ds, rows), torch.tensor(labels), torch.stack(masks), baselines=settings["baselines"],
+            seed=SALIENCY_SEED, relu=settings["relu"])
         counts[name] = len(rows)
     atomic_write_json(cache, {"sets": list(sets), "settings": settings, "aupr": out, "images": counts})
     return out

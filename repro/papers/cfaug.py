@@ -216,6 +216,7 @@ def method_args(ctx: Context, dataset: str, row: Row, recipe: dict[str, Any], ep
             "cf_loss": "logp", "fgsm_eps": fgsm_eps if row.f == "fgsm" else 0.5,
             "sal_target": sw["sal_target"], "sal_norm": sw["sal_norm"], "loss_norm": sw["loss_norm"],
             "shuffle": sw["shuffle"], "tile_x0_bug": sw["tile_x0_bug"], "tile_bbox": dataset == "in9",
+            "cf_rectangle": dataset != "cct",
             "schedule": _schedule(recipe, epochs), "precision": sw["precision"], "grad_clip": sw["grad_clip"],
             "workers": profile_setting(ctx, "workers", WORKERS), "eval_batch": EVAL_BATCH,
             "auc_scores": sw["auc_scores"]}

@@ -147,7 +147,8 @@ def generator_panels(batch: dict[str, Tensor], model: nn.Module, ctx: Context, d
         gen = item_generator(GEN_SEED, k)
         if kind == "cf":
             out.append(counterfactual(name, x, mask, gen, cagan=batch.get("cagan"), shuffle=sw["shuffle"],
-                                      tile_x0_bug=sw["tile_x0_bug"], tile_bbox=dataset == "in9"))
+                                      tile_x0_bug=sw["tile_x0_bug"], tile_bbox=dataset == "in9",
+                                      rectangle=dataset != "cct"))
         else:
             out.append(factual(name, x, mask, y, gen, model=model, eps=fgsm_eps(ctx, dataset), shuffle=sw["shuffle"],
                                tile_x0_bug=sw["tile_x0_bug"]))

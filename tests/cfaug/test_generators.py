@@ -277,3 +277,16 @@ def test_cagan_returns_precomputed_and_unknown_names_raise():
         factual("grey", x, m, torch.zeros(B, dtype=torch.long), gen())
     with pytest.raises(ValueError):
         factual("fgsm", x, m, torch.zeros(B, dtype=torch.long), gen())
+
+
+def test_cct_counterfactual_removes_the_union_of_boxes_not_their_rectangle():
+    """C-14: CF removes the mask's bounding rectangle on IN-9 / WB, the boxes' union itself on CCT."""
+    x = torch.rand(1, 3, 8, 8) * 2 - 1
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 0:2, 0:2] = 1
+    mask[..., 6:8, 6:8] = 1
+    gen = torch.Generator().manual_seed(0)
+    union = counterfactual("grey", x, mask, gen, rectangle=False)
+    boxed = counterfactual("grey", x, mask, gen)
+    assert (union == 0).all(1).sum() == 8 and torch.equal(union * (1 - mask), x * (1 - mask))
+    assert (boxed == 0).all(1).sum() == 64  # the rectangle spanning both boxes is the whole image
