@@ -60,12 +60,14 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: int | None) -> DataLoader:
-    """Batches of `ds` (shuffled by `seed`, or in order when None), decoded by seeded workers."""
+    """Batches of `ds` (shuffled by `seed`, or in order when None: an evaluation set, whose workers then persist
+    across epochs), decoded by seeded workers."""
     from repro.cfaug.data import collate
 
     gen = torch.Generator().manual_seed(seed if seed is not None else 0)
     return DataLoader(ds, batch_size=batch, shuffle=seed is not None, num_workers=workers, collate_fn=collate,
-                      worker_init_fn=_seed_worker, generator=gen, pin_memory=device.type == "cuda")
+                      worker_init_fn=_seed_worker, generator=gen, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0 and seed is None)
 
 
 def train_loader(data: Any, cfg: RunConfig, device: torch.device, epoch: int) -> DataLoader:

@@ -146,3 +146,16 @@ def test_saliency_and_shift_tables_reuse_the_accuracy_runs(tmp_path):
     caches = list((tmp_path / "runs").rglob("saliency-*.json"))
     assert len(caches) == 2 * 6  # 6 configs x 2 seeds, each evaluated once
     assert runs_before <= {p.name for p in (tmp_path / "runs").iterdir()}
+
+
+def test_loader_workers_do_not_change_the_result(tmp_path):
+    """The augmentations draw from (run seed, epoch, image index), so 0 or 2 decoding workers train alike."""
+    ctx = _ctx(tmp_path)
+    results = []
+    for workers in (0, 2):
+        rec = _record(ctx, "cct", "CF(Tile)", epochs=2)
+        rec = RunStore(ctx.runs_dir).record(rec.config.replace(method_args={**rec.config.method_args,
+                                                                           "workers": workers}))
+        RunStore(ctx.runs_dir).init(rec)
+        results.append(train_cfaug_run(rec, CPU, lambda e: None, "smoke")["best"])
+    assert results[0] == results[1]
