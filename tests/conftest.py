@@ -28,6 +28,18 @@ def store(tmp_path: Path) -> RunStore:
     return RunStore(tmp_path / "runs")
 
 
+def new_record(runs_dir: Path, cfg):
+    """The run store record of `cfg` under `runs_dir`, initialised (config written) and ready to train."""
+    store = RunStore(runs_dir)
+    rec = store.record(cfg)
+    store.init(rec)
+    return rec
+
+
+class Stop(Exception):
+    """Raised from an event callback to interrupt a run mid-training (resume tests)."""
+
+
 def copy_knee_splits(dst: Path, per_split: int) -> Path:
     """A kneeKL224/{train,val,test}/0..4 layout of `per_split` shared val images per grade and split (the
     shared KNEE data holds the val split only)."""

@@ -12,6 +12,7 @@ from repro.cfaug.train import train_cfaug_run
 from repro.papers import get_paper
 from repro.papers.cfaug import ROWS, run_config
 from repro.runs.store import RunStore
+from tests.conftest import Stop, new_record
 
 CPU = torch.device("cpu")
 
@@ -27,15 +28,7 @@ def _record(ctx, dataset: str, method: str, epochs: int = 1):
     from repro.cfaug.sources import source_for
 
     row = next(r for r in ROWS[dataset] if r.method == method)
-    cfg = run_config(ctx, dataset, row, 5, source_for(ctx, dataset)).replace(epochs=epochs)
-    store = RunStore(ctx.runs_dir)
-    rec = store.record(cfg)
-    store.init(rec)
-    return rec
-
-
-class Stop(Exception):
-    pass
+    return new_record(ctx.runs_dir, run_config(ctx, dataset, row, 5, source_for(ctx, dataset)).replace(epochs=epochs))
 
 
 def _metrics(rec) -> list[dict]:

@@ -12,7 +12,7 @@ from repro.masktune import train
 from repro.masktune.randmask import cutout
 from repro.papers import get_paper
 from repro.runs.store import RunStore
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, Stop, new_record
 
 pytest.importorskip("pytorch_grad_cam")
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="../shared/data not present")
@@ -32,14 +32,7 @@ def _record(ctx, method: str, seed: int = 0, **args):
     cfg = run_config(ctx, "biased_mnist", method, seed)
     if args:
         cfg = cfg.replace(method_args={**cfg.method_args, **args})
-    store = RunStore(ctx.runs_dir)
-    rec = store.record(cfg)
-    store.init(rec)
-    return rec
-
-
-class Stop(Exception):
-    pass
+    return new_record(ctx.runs_dir, cfg)
 
 
 def test_erm_resumes_from_last_checkpoint_to_the_same_weights(mnist_ctx, tmp_path):
