@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -340,11 +339,12 @@ def data_check(data_root: DataRootOpt = None) -> None:
 
 @data_app.command("prepare")
 def data_prepare(paper: Annotated[str, typer.Argument(
-                     help="Paper whose derived data to build (tap, masktune, cfaug).")],
+                     help="Paper whose derived data to build (actdiff, tap, masktune, cfaug).")],
                  data_root: DataRootOpt = None, runs_dir: RunsDirOpt = Path("runs")) -> None:
     """Build a paper's derived (contaminated) data from the raw files under --data-root into
-    <runs-dir>/prepared/, without touching the raw files (tap: decoy MNIST, PNEU and KNEE with text tags;
-    masktune, cfaug: check each present dataset and record its location and fingerprint)."""
+    <runs-dir>/prepared/, without touching the raw files (actdiff: the X-ray SPC splits as tensors; tap: decoy
+    MNIST, PNEU and KNEE with text tags; masktune, cfaug: check each present dataset and record its location and
+    fingerprint)."""
     try:
         p = get_paper(paper)
         ctx = p.context("paper", None, "code", {}, Path("."), data_root, runs_dir)

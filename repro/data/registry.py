@@ -39,6 +39,7 @@ MEMBER_OPTIONS: dict[str, tuple[str, ...]] = {
     "decoy_mnist": ("variant",),  # clean (Base) or contaminated: the same sizes and normalisation
     "pneu": ("variant", "annotation"),  # and the training masks' source (ground truth, teacher, random)
     "knee": ("variant", "annotation"),
+    "xray": ("masked_splits",),  # Fig. 5b's Masked row: the same images, zero outside the disc (A-8)
 }
 
 
@@ -54,7 +55,7 @@ def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.devi
                   prepared_root: Path) -> TrainData:
     """Build dataset `name` with the run's data settings; `seed` is the run seed. A `prepared` setting is
     a folder relative to `prepared_root` (derived data made by `repro data prepare`)."""
-    from repro.data import decoy_mnist, synthetic, tagged_xray  # noqa: F401  (registers)
+    from repro.data import decoy_mnist, synthetic, tagged_xray, xray  # noqa: F401  (registers)
 
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from functools import partial
 from itertools import product
-from pathlib import Path
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, Tolerance, report_builder, stub_artefacts
+from repro.papers import Artefact, Context, Paper, PlannedRun, Tolerance, lazy, report_builder, stub_artefacts
 
 report = partial(report_builder, "actdiff_report")  # build functions live in repro/report/
 
@@ -126,6 +125,52 @@ def synthetic_run(ctx: Context, model: str, method: str, seed: int, maxmasks: fl
     return PlannedRun(f"{model} {method}{suffix} s{seed}", cell, config)
 
 
+# X-ray (NIH + PadChest emphysema, Fig. 5; spec §7, §8.1, §10): ResNetSmall at 128 px, Adam 1e-3, 100 epochs.
+XRAY = {"lr": 1e-3, "epochs": 100, "batch_size": 32, "img_size": 128, "base_size": 8192,  # base_xray.yml
+        "lambda": 1.0}  # xray_resnet_{actdiff,gradmask}.yml: lambda_act / lambda_grad 1
+XRAY_ROWS = {  # Fig. 5b row -> (SPC ratio, penalties, masked inputs)
+    "Classify balanced (no SPC; ratio 0.5)": (0.5, (), False),
+    "Classify SPC 90%": (0.9, (), False),
+    "Actdiff SPC 90%": (0.9, ("actdiff",), False),
+    "Gradmask SPC 90%": (0.9, ("gradmask",), False),
+    "Masked inputs SPC 90%": (0.9, (), True),
+}
+XRAY_PROFILES = {"paper": {}, "quick": {"epochs": 4, "limit": 64}, "smoke": {"epochs": 1, "limit": 8}}  # 128 px ResNet: slow on a CPU
+
+
+def xray_run(ctx: Context, row: str, seed: int) -> PlannedRun:
+    """One Fig. 5b run: the row's SPC split (prepared by `repro.data.xray_sources`), objective and masking (A-8)."""
+    from repro.data.xray_sources import xray_source
+
+    ratio, penalties, masked = XRAY_ROWS[row]
+    sw, prof = ctx.switches, XRAY_PROFILES[ctx.profile]
+    source = xray_source(ctx, ratio)
+    objective: dict[str, dict[str, Any]] = {}
+    if "actdiff" in penalties:
+        objective["actdiff"] = {"weight": XRAY["lambda"], "distance": sw["actdiff_distance"]}
+    if "gradmask" in penalties:
+        objective["gradmask"] = {"weight": XRAY["lambda"], "norm": sw["gradmask_norm"]}
+    splits = ("train", "valid", "test") if sw["xray_masked_splits"] == "all" else ("test",)
+    data = {"prepared": source["prepared"], "fingerprint": source["fingerprint"],
+            "masked_splits": list(splits) if masked else [], "limit": prof.get("limit")}
+    config = RunConfig(
+        paper="actdiff", dataset="xray", model="resnet", method=row, seed=seed,
+        epochs=prof.get("epochs", XRAY["epochs"]), batch_size=XRAY["batch_size"], lr=XRAY["lr"], data=data,
+        model_args={"img_size": XRAY["img_size"], "base_size": XRAY["base_size"]},
+        method_args={"objective": objective}, selection=f"valid/{sw['selection_metric']}", semantics=SEMANTICS)
+    return PlannedRun(f"X-ray {row} s{seed}", {"row": row, "seed": seed}, config)
+
+
+def plan_xray(ctx: Context) -> list[PlannedRun]:
+    """Fig. 5b's five rows x seeds."""
+    return [xray_run(ctx, row, s) for row, s in product(XRAY_ROWS, range(n_seeds(ctx)))]
+
+
+def plan_xray_maps(ctx: Context) -> list[PlannedRun]:
+    """Fig. 5a: one seed (0) of each row's model."""
+    return [xray_run(ctx, row, 0) for row in XRAY_ROWS]
+
+
 def plan_grid(ctx: Context) -> list[PlannedRun]:
     """All 22 synthetic rows x seeds (Tables 1, 2 and Figure 7 share them)."""
     return [synthetic_run(ctx, m, k, s) for (m, k), s in product(ROWS, range(n_seeds(ctx)))]
@@ -148,6 +193,7 @@ def plan_figure6(ctx: Context) -> list[PlannedRun]:
 
 
 ACCURACY_TOL = Tolerance(abs=0.05, k_std=2.0)
+XRAY_PREPARE = lazy("repro.data.xray_sources", "prepare_xray_sources")
 EPOCH_TOL = Tolerance(abs=25.0, k_std=2.0)
 
 ARTEFACTS = {
@@ -162,12 +208,15 @@ ARTEFACTS = {
     "figure6": Artefact("figure6", "Mask availability (synthetic): test accuracy and best epoch vs % masks",
                         plan_figure6, report("figure6")),
     "figure7": Artefact("figure7", "Valid accuracy per epoch for all synthetic models", plan_grid, report("figure7")),
+    "figure5a": Artefact("figure5a", "X-ray saliency maps: a negative and a positive test image, one column per model",
+                         plan_xray_maps, report("figure5a"), prepare=XRAY_PREPARE),
+    "figure5b": Artefact("figure5b", "X-ray table: ResNet test accuracy, SPC 90% vs balanced", plan_xray,
+                         report("figure5b"), {"test": Tolerance(abs=0.05, k_std=2.0)}, prepare=XRAY_PREPARE),
+    "figure9": Artefact("figure9", "Mean X-ray per site (NIH vs PadChest), SPC 90% split", lambda ctx: [],
+                        report("figure9"), prepare=XRAY_PREPARE),
     **stub_artefacts({
         "figure4": "Liver and Cardiac saliency maps (MSD)",
-        "figure5a": "X-ray saliency maps",
-        "figure5b": "X-ray table: ResNet test accuracy, SPC 90% vs balanced",
         "figure8": "Pancreas saliency maps (MSD)",
-        "figure9": "Mean X-ray per site (NIH vs PadChest)",
     }),
 }
 
@@ -177,4 +226,5 @@ PAPER = Paper(
     artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table", len(kv[0]), kv[0]))),
     switches=SWITCHES,
     default_seeds=SYNTHETIC["seeds"],
+    prepare=XRAY_PREPARE,  # `repro data prepare actdiff`: the X-ray splits (the synthetic data needs none)
 )

@@ -1,4 +1,4 @@
-"""actdiff artefacts: Tables 1 and 2 (synthetic) and Figures 1, 3, 6 and 7."""
+"""actdiff artefacts: Tables 1 and 2 (synthetic), Figures 1, 3, 6 and 7, and the X-ray Figures 5a, 5b and 9."""
 
 from __future__ import annotations
 
@@ -192,3 +192,105 @@ def figure7(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         ax.legend(fontsize=7)
     prov = artefact_provenance(ctx, "figure7", runs, store, metric=metric)
     return [save_figure(fig, output_path(ctx, "figure7", "figure"), prov, arrays)]
+
+
+def _xray_checks(value: float, expectation: str, actdiff: float, masked: float) -> str:
+    """The text's qualitative statements about a Fig. 5b row (§1.3), checked on our means: 'holds' / 'fails'."""
+    checks = []
+    for claim in filter(None, (c.strip() for c in expectation.split(";"))):
+        if claim in ("<0.5", ">0.5"):
+            ok = value < 0.5 if claim == "<0.5" else value > 0.5
+        else:  # "similar to Masked" / "similar to Actdiff (upper bound)": within 0.05
+            other = masked if "Masked" in claim else actdiff
+            ok = abs(value - other) <= 0.05
+        checks.append(f"{claim}: {'holds' if ok else 'fails'}")
+    return "; ".join(checks)
+
+
+def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """The X-ray table: ResNet test metric at the best-valid epoch per row, beside the numbers and statements of
+    the text (§1.3); the masked row is flagged with its A-8 reading."""
+    metric = ctx.switches["selection_metric"]
+    per_run = per_run_frame(runs, store, lambda res: {"test": res["best"]["test"][metric]})
+    agg = (pd.DataFrame(columns=["row", "test_mean", "test_std", "test_n"]) if per_run.empty else
+           aggregate(per_run, ["row"], ["test"]))
+    published = read_published("actdiff", "figure5b")
+    table = published[["row", "config"]].merge(agg, on="row", how="left")
+    table["published"], table["expectation"] = published["published"], published["expectation"]
+    tol = paper.ARTEFACTS["figure5b"].tolerance["test"]
+    pub = pd.to_numeric(published["published"].replace("", None), errors="coerce")
+    table["diff"] = table["test_mean"] - pub
+    table["within_tol"] = ["" if d != d else bool(tol.within(d, float("nan"))) for d in table["diff"]]
+    means = dict(zip(table["row"], table["test_mean"]))
+    table["text_check"] = [_xray_checks(m, e, means.get("Actdiff SPC 90%", np.nan),
+                                        means.get("Masked inputs SPC 90%", np.nan)) if m == m else ""
+                           for m, e in zip(table["test_mean"], table["expectation"])]
+    masked = "train, valid and test" if ctx.switches["xray_masked_splits"] == "all" else "test only (the code)"
+    prov = artefact_provenance(ctx, "figure5b", runs, store, metric=metric,
+                               masked_row=f"A-8: outside-disc pixels zeroed in {masked}",
+                               datasets={r.cell["row"]: rec.result().get("details", {})
+                                         for r, rec in done_records(runs, store)[:1]})
+    path = write_table(table, output_path(ctx, "figure5b", "table"), prov)
+    print(table[["row", "test_mean", "test_std", "test_n", "published", "text_check"]].to_string(
+        index=False, float_format="%.3f"))
+    return [path]
+
+
+def _xray_images(ctx: Context, ratio: float) -> dict[str, np.ndarray]:
+    from repro.data.xray_sources import xray_source
+
+    source = xray_source(ctx, ratio)
+    return dict(np.load(ctx.runs_dir / "prepared" / source["prepared"] / "xray.npz"))
+
+
+def figure9(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Pixel-wise mean of the normalised 128x128 images per site over the SPC-90% split (train, valid, test),
+    one shared grey scale (§1.4)."""
+    data = _xray_images(ctx, 0.9)
+    images = np.concatenate([data[f"{s}_images"] for s in ("train", "valid", "test")])[:, 0]
+    sites = np.concatenate([data[f"{s}_site"] for s in ("train", "valid", "test")])
+    means = {name: images[sites == k].mean(0) for k, name in enumerate(("NIH", "PadChest")) if (sites == k).any()}
+    lo, hi = min(m.min() for m in means.values()), max(m.max() for m in means.values())
+    fig, axes = new_figure(1, len(means), (4.5 * len(means), 4.5))
+    for ax, (name, m) in zip(axes[0], means.items()):
+        ax.imshow(m, cmap="gray", vmin=lo, vmax=hi)
+        ax.set_title(f"{name} (n = {int((sites == ('NIH', 'PadChest').index(name)).sum())})")
+        ax.axis("off")
+    prov = artefact_provenance(ctx, "figure9", runs, store, split="SPC 90%: train + valid + test",
+                               scale="(2 x / maxval - 1) x 1024, shared colour limits")
+    return [save_figure(fig, output_path(ctx, "figure9", "figure"), prov, {f"mean_{k}": v for k, v in means.items()})]
+
+
+def figure5a(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Saliency of each row's model (seed 0) on the first negative and the first positive test image of the SPC-90%
+    split, with the circular ROI drawn (§1.4, §8.5)."""
+    import torch
+
+    from repro.data.xray import disc_mask
+    from repro.engine import load_weights
+    from repro.saliency import saliency_maps
+
+    data = _xray_images(ctx, 0.9)
+    x, y = torch.from_numpy(data["test_images"]), data["test_labels"]
+    picks = [int(np.flatnonzero(y == label)[0]) for label in (0, 1)]
+    kind = ctx.switches["saliency"]
+    models = {r.cell["row"]: load_weights(rec, ctx.switches["saliency_model"]) for r, rec in done_records(runs, store)}
+    maps = {(row, i): saliency_maps(m, x[i:i + 1])[kind][0, 0].numpy() for row, m in models.items() for i in picks}
+    vmax = max((v.max() for v in maps.values()), default=1.0) or 1.0
+    disc = disc_mask()[0].numpy()
+    fig, axes = new_figure(2, len(models) + 1, (2.6 * (len(models) + 1), 5.4))
+    for r, i in enumerate(picks):
+        axes[r][0].imshow(x[i, 0].numpy(), cmap="gray")
+        axes[r][0].contour(disc, levels=[0.5], colors="red", linewidths=1)
+        axes[r][0].set_title(f"test #{i}, label {int(y[i])}", fontsize=8)
+        for c, row in enumerate(models, start=1):
+            axes[r][c].imshow(maps[(row, i)], cmap="jet", vmin=0, vmax=vmax)
+            axes[r][c].set_title(row, fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"X-ray saliency ({kind}, A-13; {ctx.switches['saliency_model']} model, A-14)")
+    arrays = {"images": x[picks, 0].numpy(), "disc": disc,
+              **{f"{row}_{i}".replace(" ", "_"): v for (row, i), v in maps.items()}}
+    prov = artefact_provenance(ctx, "figure5a", runs, store, saliency=kind, test_indices=picks,
+                               model_weights=ctx.switches["saliency_model"])
+    return [save_figure(fig, output_path(ctx, "figure5a", "figure"), prov, arrays)]
