@@ -20,6 +20,13 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def seed_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: seed numpy and python in each worker from the seed torch gave it."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def resolve_device(spec: str) -> torch.device:
     """`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:i`; a clear ValueError otherwise."""
     if spec == "auto":

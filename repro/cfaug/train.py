@@ -27,7 +27,7 @@ from repro.models import build_model
 from repro.provenance import device_name, provenance
 from repro.runs.epochs import finish, resume
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json
-from repro.seeding import seed_everything
+from repro.seeding import seed_everything, seed_worker
 
 Events = Callable[[dict[str, Any]], None]
 LIMIT_SEED = 0  # reduced profiles: the same subsets for every run
@@ -49,16 +49,6 @@ def build_scheduler(opt: torch.optim.Optimizer, schedule: dict[str, Any]) -> Any
                                                       patience=schedule["patience"], threshold=schedule["threshold"])
 
 
-def _seed_worker(worker_id: int) -> None:
-    import random
-
-    import numpy as np
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: int | None) -> DataLoader:
     """Batches of `ds` (shuffled by `seed`, or in order when None: an evaluation set, whose workers then persist
     across epochs), decoded by seeded workers."""
@@ -66,7 +56,7 @@ def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: in
 
     gen = torch.Generator().manual_seed(seed if seed is not None else 0)
     return DataLoader(ds, batch_size=batch, shuffle=seed is not None, num_workers=workers, collate_fn=collate,
-                      worker_init_fn=_seed_worker, generator=gen, pin_memory=device.type == "cuda",
+                      worker_init_fn=seed_worker, generator=gen, pin_memory=device.type == "cuda",
                       persistent_workers=workers > 0 and seed is None)
 
 
@@ -83,7 +73,7 @@ def train_loader(data: Any, cfg: RunConfig, device: torch.device, epoch: int) ->
     sampler = SourceBatchSampler([len(data.train), len(data.extra)], cfg.batch_size, cfg.seed)
     sampler.set_epoch(epoch)
     return DataLoader(ConcatDataset([data.train, data.extra]), batch_sampler=sampler, collate_fn=collate,
-                      num_workers=cfg.method_args["workers"], worker_init_fn=_seed_worker,
+                      num_workers=cfg.method_args["workers"], worker_init_fn=seed_worker,
                       pin_memory=device.type == "cuda")
 
 

@@ -7,7 +7,6 @@ decoded by DataLoader workers with the dataset's PIL transforms, seeded per work
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from repro.data.image_sets import ImageSplit
+from repro.seeding import seed_worker
 
 IN_MEMORY = ("mnist", "cifar", "svhn", "catsdogs")
 
@@ -32,12 +32,6 @@ class _Files(Dataset):
         from repro.data.pil_transforms import open_rgb
 
         return self.transform(open_rgb(self.files[i])), int(self.labels[i])
-
-
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 class Feeder:
@@ -72,7 +66,7 @@ class Feeder:
 
         loader = DataLoader(_Files(split.files, split.labels, pil_transforms(self.kind)[mode]),
                             batch_size=self.batch_size, shuffle=mode == "train", num_workers=self.workers,
-                            worker_init_fn=_seed_worker, pin_memory=self.device.type == "cuda",
+                            worker_init_fn=seed_worker, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen,
                                                                                        device=gen.device))))
         for x, y in loader:
