@@ -50,7 +50,7 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
     size, batch, model_name = p.get("size", 224), p.get("batch_size", r["batch_size"]), p.get("model", "bit_r50x1")
     epochs = p.get("epochs", r["epochs"])
     seed_everything(0)
-    model = build_model(model_name, num_classes=r["classes"], init="scratch", head_init="default").to(device)
+    model = build_model(model_name, num_classes=r["classes"], init="random", head_init="default").to(device)
     opt = make_optimizer(model, r["optimizer"], r["lr"])
     amp = device.type == "cuda" and not row.sal  # C-10 auto
     scaler = torch.amp.GradScaler(device.type, enabled=amp)

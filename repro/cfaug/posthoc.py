@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from repro.runs.store import RunRecord, atomic_write_json
 
@@ -28,17 +28,6 @@ class LazyImages:
 
     def __getitem__(self, idx: Tensor) -> Tensor:
         return torch.stack([self.ds[self.rows[i]]["x"] for i in idx.reshape(-1).tolist()])
-
-
-def best_model(record: RunRecord, device: torch.device) -> nn.Module:
-    """The run's selected-epoch model (`best.pt`), in eval mode."""
-    from repro.models import build_model
-
-    cfg = record.config
-    args = {**cfg.model_args, "init": "scratch"}  # the weights come from the checkpoint
-    model = build_model(cfg.model, **args).to(device)
-    model.load_state_dict(torch.load(record.path("best.pt"), map_location=device, weights_only=True))
-    return model.eval()
 
 
 def subset_rows(candidates: list[int], images: int | None) -> list[int]:
@@ -65,6 +54,7 @@ def saliency_of_run(record: RunRecord, sets: tuple[str, ...], settings: dict[str
     from repro.cfaug.saliency import saliency_aupr
     from repro.cfaug.sources import read_source
     from repro.cfaug.train import LIMIT_SEED
+    from repro.engine import load_weights
 
     tag = hashlib.sha256(json.dumps([sets, settings], sort_keys=True).encode()).hexdigest()[:12]
     cache = record.path(f"saliency-{tag}.json")
@@ -74,7 +64,7 @@ def saliency_of_run(record: RunRecord, sets: tuple[str, ...], settings: dict[str
     source = read_source(record.dir.parents[1] / "prepared" / d["prepared"])
     data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], limits=d.get("limits"), seed=LIMIT_SEED,
                       preproc=d["preproc"], eval_masks=True)
-    model = best_model(record, device)
+    model = load_weights(record, "best", device)
     out, counts = {}, {}
     for name in sets:
         ds = data.evals[name]

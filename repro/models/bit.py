@@ -73,8 +73,8 @@ def init_head(net: nn.Module, head_init: str) -> None:
 
 
 def _check_init(init: str) -> None:
-    if init not in ("bit_s", "scratch") and not init.startswith("timm:"):
-        raise ValueError(f"init must be bit_s, scratch or timm:<tag>, not {init!r}")
+    if init not in ("bit_s", "random") and not init.startswith("timm:"):
+        raise ValueError(f"init must be bit_s, random or timm:<tag>, not {init!r}")
 
 
 def _timm_pretrained(tag: str, num_classes: int) -> nn.Module:
@@ -95,7 +95,8 @@ def _timm_pretrained(tag: str, num_classes: int) -> nn.Module:
 def bit_r50x1(num_classes: int = 2, init: str = "bit_s", weights: str | Path | None = None,
               head_init: str = "default") -> BiT:
     """BiT-R50x1 with a C-class head. `init`: "bit_s" loads the official npz at `weights` (resolve the default
-    with `bit_s_path`; downloaded when absent), "scratch" keeps timm's random init, "timm:<tag>" loads a timm hub
+    with `bit_s_path`; downloaded when absent), "random" keeps timm's random init (the project's
+    word for no pretrained weights, so `repro.engine.load_weights` rebuilds it without a download), "timm:<tag>" loads a timm hub
     checkpoint (a flagged deviation: ImageNet-21k-derived). The pretrained head is never kept."""
     import timm
 
@@ -113,7 +114,7 @@ def bit_r50x1(num_classes: int = 2, init: str = "bit_s", weights: str | Path | N
 
 
 @register_model("bit_tiny")
-def bit_tiny(num_classes: int = 2, head_init: str = "default", init: str = "scratch") -> BiT:
+def bit_tiny(num_classes: int = 2, head_init: str = "default", init: str = "random") -> BiT:
     """The smoke profile's ResNet-v2 (spec §9): the same pre-activation bottleneck, weight-standardised convs
     and GroupNorm (4 groups), stem width 8, one unit per stage (bottleneck widths 8/16/32/64). Always random
     init: `init` is accepted (and checked) so that one run config drives both models, but no tiny weights exist."""

@@ -204,7 +204,8 @@ def _schedule(recipe: dict[str, Any], epochs: int) -> dict[str, Any]:
 
 
 def init_for(ctx: Context, dataset: str) -> str:
-    return ctx.switches["in9_init"] if dataset == "in9" else "bit_s"  # C-1: WB and CCT load BiT-S
+    """The BiT model's init: "bit_s", or "random" for IN-9 under C-1's default `scratch`; WB and CCT load BiT-S."""
+    return "random" if dataset == "in9" and ctx.switches["in9_init"] == "scratch" else "bit_s"
 
 
 def method_args(ctx: Context, dataset: str, row: Row, recipe: dict[str, Any], epochs: int) -> dict[str, Any]:

@@ -237,7 +237,7 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     """Figure 1: Figure 2's IN-9 training images as original, CF Grey/Random/Shuffle/Tile[/CAGAN] and F Random/
     Shuffle, with the probability of the label under the done Orig run's selected checkpoint."""
     from repro.cfaug.data import collate
-    from repro.cfaug.posthoc import best_model
+    from repro.engine import load_weights
     from repro.papers.cfaug import EXAMPLE_TITLES
 
     ((_, rec),) = done_runs("figure1", runs, store)
@@ -247,7 +247,7 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     indices, samples = pick_masked(data.train, N_IMAGES)
     batch = collate(samples)
     columns = [c for c in FIG1_COLUMNS if c[:2] != ("cf", "cagan") or "cagan" in batch]
-    model = best_model(rec, torch.device("cpu"))
+    model = load_weights(rec, "best")
     x = torch.stack([batch["x"], *generator_panels(batch, model, ctx, rec.config.dataset, columns)], 1)
     with torch.no_grad():
         probs = model(x.flatten(0, 1))[0].float().softmax(1).unflatten(0, x.shape[:2])

@@ -115,13 +115,13 @@ def pick_masked(train: Any, n: int = N_IMAGES) -> tuple[list[int], list[dict[str
 def fgsm_model(ctx: Context, dataset: str, source: dict[str, Any], store: RunStore,
                num_classes: int) -> tuple[nn.Module, str]:
     """The done Orig run (first seed) of `dataset`'s table config when its best.pt exists, else a freshly
-    initialised model of the profile's architecture (seed MODEL_SEED, init scratch, default head: the CCT
+    initialised model of the profile's architecture (seed MODEL_SEED, init random, default head: the CCT
     recipe's zero head would give the attack no gradient); and a description."""
     from repro.models import build_model
     from repro.papers.cfaug import ROWS, run_config, seeds
 
     cfg = run_config(ctx, dataset, ROWS[dataset][0], seeds(ctx)[0], source)
-    args = {**cfg.model_args, "init": "scratch", "head_init": "default", "num_classes": num_classes}
+    args = {**cfg.model_args, "init": "random", "head_init": "default", "num_classes": num_classes}
     record = store.record(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(MODEL_SEED)

@@ -103,7 +103,7 @@ def hyperparameter_table(ctx: Context, runs: list[PlannedRun], store: RunStore) 
     datasets = {"in9": "in9", "wb": "waterbirds", "cct": "cct"}
     ours = {col: _ours(d) for col, d in datasets.items()}
     for col, d in datasets.items():
-        ours[col]["finetuning"] = {"bit_s": "yes (BiT-S)", "scratch": "no"}[init_for(ctx, d)]
+        ours[col]["finetuning"] = {"bit_s": "yes (BiT-S)", "random": "no"}[init_for(ctx, d)]
     rows: list[dict[str, Any]] = []
     for _, p in published.iterrows():
         row: dict[str, Any] = {"parameter": p["parameter"]}

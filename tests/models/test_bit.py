@@ -43,7 +43,7 @@ def export_npz(net: nn.Module, path, prefix: str = PREFIX) -> None:
 @pytest.fixture(scope="module")
 def source() -> BiT:
     torch.manual_seed(1)
-    model = build_model("bit_r50x1", num_classes=5, init="scratch")
+    model = build_model("bit_r50x1", num_classes=5, init="random")
     with torch.no_grad():  # GN affine params away from their 1/0 init, so a skipped copy would show
         for p in model.parameters():
             p.add_(torch.randn_like(p))
@@ -97,7 +97,7 @@ def test_missing_npz_raises_a_clear_file_not_found(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [{"init": "bit_s"}, {"init": "imagenet"}, {"init": "timm:nope"},
-                                    {"init": "scratch", "head_init": "normal"}])
+                                    {"init": "random", "head_init": "normal"}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         build_model("bit_r50x1", num_classes=2, **kwargs)

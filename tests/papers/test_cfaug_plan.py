@@ -30,7 +30,7 @@ def test_paper_settings_follow_section_6():
     in9 = run_config(ctx, "in9", ROWS["in9"][0], 5, SOURCE)
     assert (in9.epochs, in9.batch_size, in9.lr, in9.model) == (25, 32, 0.05, "bit_r50x1")
     assert in9.method_args["schedule"] == {"kind": "multistep", "milestones": [6, 12, 18], "gamma": 0.1}
-    assert in9.model_args["init"] == "scratch" and in9.data["size"] == 224  # C-1
+    assert in9.model_args["init"] == "random" and in9.data["size"] == 224  # C-1
     cct = run_config(ctx, "cct", ROWS["cct"][0], 5, SOURCE)
     assert cct.optimizer["name"] == "rmsprop" and cct.model_args["head_init"] == "zero"
     assert cct.selection == "val/auc" and cct.batch_size == 64

@@ -68,7 +68,7 @@ def test_figure6_end_to_end_shows_exactly_the_runs_right_wrong_examples(in9):
 
 
 def test_figure1_prints_the_orig_models_real_probabilities_on_figure2s_images(in9):
-    from repro.cfaug.posthoc import best_model
+    from repro.engine import load_weights
 
     ctx = _ctx(in9)
     runs = PAPER.artefacts["figure1"].plan(ctx)
@@ -80,7 +80,7 @@ def test_figure1_prints_the_orig_models_real_probabilities_on_figure2s_images(in
     np.testing.assert_allclose(z["probs"].sum(-1), 1, atol=1e-5)
     np.testing.assert_allclose(np.take_along_axis(z["probs"], z["labels"][:, None, None].repeat(8, 1), 2)[..., 0],
                                z["p_label"])
-    model = best_model(store.record(runs[0].config), torch.device("cpu"))
+    model = load_weights(store.record(runs[0].config), "best")
     x = torch.from_numpy(z["images"][:, 0]).movedim(-1, -3) * 2 - 1  # the originals lie in [-1, 1]: invertible
     with torch.no_grad():
         p = model(x)[0].softmax(1)[torch.arange(len(x)), torch.from_numpy(z["labels"])]
