@@ -21,7 +21,7 @@ KEYS = ["model", "method"]
 def _table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, values: Any,
            columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]) -> list[Path]:
     per_run = per_run_frame(runs, store, values)
-    agg = pd.DataFrame(columns=KEYS) if per_run.empty else aggregate(per_run, KEYS, list(columns))
+    agg = aggregate(per_run, KEYS, list(columns))
     table = compare(agg, read_published("actdiff", name), KEYS, columns)
     path = write_table(table, output_path(ctx, name, "table"),
                        artefact_provenance(ctx, name, runs, store, **extra))
@@ -212,8 +212,7 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
     the text (§1.3); the masked row is flagged with its A-8 reading."""
     metric = ctx.switches["selection_metric"]
     per_run = per_run_frame(runs, store, lambda res: {"test": res["best"]["test"][metric]})
-    agg = (pd.DataFrame(columns=["row", "test_mean", "test_std", "test_n"]) if per_run.empty else
-           aggregate(per_run, ["row"], ["test"]))
+    agg = aggregate(per_run, ["row"], ["test"])
     published = read_published("actdiff", "figure5b")
     table = published[["row", "config"]].merge(agg, on="row", how="left")
     table["published"], table["expectation"] = published["published"], published["expectation"]

@@ -61,15 +61,15 @@ def _improvement(table: pd.DataFrame, split: str, published: pd.DataFrame) -> pd
 
 def accuracy_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """Table 1 (IN-9 accuracy), 4 (Waterbirds accuracy) or 6 (CCT macro AUC): one row per published config."""
-    name = next(n for n, d in (("table1", "in9"), ("table4", "waterbirds"), ("table6", "cct"))
-                if runs and runs[0].cell["dataset"] == d)
+    from repro.papers.cfaug import TABLE_DATASET
+
+    name = next(n for n, d in TABLE_DATASET.items() if d == runs[0].cell["dataset"])
     sets, gain = COLUMNS[name]
     done = done_records(runs, store)
     metric = done[0][1].result()["metric"] if done else "accuracy"
     frame = per_run_frame(runs, store, lambda res: {s: res["best"][s][res["metric"]] for s in sets})
     values = list(sets)
-    agg = (aggregate(frame, KEYS, values, ctx.switches["std_ddof"]) if not frame.empty else
-           pd.DataFrame(columns=KEYS + [f"{v}_{s}" for v in values for s in ("mean", "std", "n")]))
+    agg = aggregate(frame, KEYS, values, ctx.switches["std_ddof"])
     published = read_published("cfaug", name)
     table = compare(agg, published, KEYS, {s: (f"{p}_mean", f"{p}_std", TOLERANCE) for s, p in sets.items()})
     if gain:
@@ -140,8 +140,7 @@ def saliency_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> lis
                      **{s: res["best"][s][res["metric"]] for s in sets}})
     frame = pd.DataFrame(rows)
     keys, values = KEYS + ["metric"], list(sets)
-    agg = (aggregate(frame, keys, values, ctx.switches["std_ddof"]) if not frame.empty else
-           pd.DataFrame(columns=keys + [f"{v}_{s}" for v in values for s in ("mean", "std", "n")]))
+    agg = aggregate(frame, keys, values, ctx.switches["std_ddof"])
     published = read_published("cfaug", name)
     prefix = {"original": "orig" if dataset == "waterbirds" else "original"}
     table = compare(agg, published, keys, {s: (f"{prefix.get(s, s)}_mean", f"{prefix.get(s, s)}_std", TOLERANCE)
@@ -165,8 +164,7 @@ def shift_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[P
         rows.append({**r.cell, "shift": next_class_shift(p["mixed_next"]["logits"], p["mixed_next"]["labels"],
                                                          p["original"]["logits"], p["original"]["labels"])})
     frame = pd.DataFrame(rows)
-    table = (aggregate(frame, KEYS, ["shift"], ctx.switches["std_ddof"]) if not frame.empty else
-             pd.DataFrame(columns=KEYS + ["shift_mean", "shift_std", "shift_n"]))
+    table = aggregate(frame, KEYS, ["shift"], ctx.switches["std_ddof"])
     mean = dict(zip(table["method"], table["shift_mean"]))
     claims = {
         "CF(CAGAN) shifts least of the single methods": ["CF(CAGAN)", "F(Shuffle)", "Sal"],

@@ -26,13 +26,6 @@ def _model_metrics(res: dict[str, Any]) -> dict[str, Any]:
     return res["best"] if res["stage"] == "erm" else res["final"]
 
 
-def _stats(frame: pd.DataFrame, keys: list[str], values: list[str], ddof: int) -> pd.DataFrame:
-    """`aggregate` with the D-19 ddof; the empty table of those columns when no run is done."""
-    if frame.empty:
-        return pd.DataFrame(columns=keys + [f"{v}_{s}" for v in values for s in ("mean", "std", "n")])
-    return aggregate(frame, keys, values, ddof)
-
-
 def _versus(row: dict[str, Any], value: str, published: str, published_std: str) -> dict[str, Any]:
     """diff and within-tolerance of a reproduced mean against a published value."""
     pub = pd.to_numeric(pd.Series([published]), errors="coerce")[0]
@@ -75,7 +68,7 @@ def _group_table(ctx: Context, name: str, runs: list[PlannedRun], store: RunStor
         "average": _model_metrics(res)["test"]["average_acc"],
         **{f"group{g}": a for g, a in enumerate(_model_metrics(res)["test"]["group_acc"])}})
     values = ["worst_group", "average", "group0", "group1", "group2", "group3"]
-    stats = {m: row for m, row in _stats(frame, ["method"], [v for v in values if v in frame] or values,
+    stats = {m: row for m, row in aggregate(frame, ["method"], [v for v in values if v in frame] or values,
                                          ctx.switches["std_ddof"]).set_index("method").iterrows()}
     published = read_published("masktune", name)
     rows = []
@@ -113,7 +106,7 @@ def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
 
 def table3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     frame = per_run_frame(runs, store, lambda res: {v: _model_metrics(res)[f"test_{v}"]["accuracy"] for v in VARIANTS})
-    stats = {m: row for m, row in _stats(frame, ["method"], list(VARIANTS), ctx.switches["std_ddof"])
+    stats = {m: row for m, row in aggregate(frame, ["method"], list(VARIANTS), ctx.switches["std_ddof"])
              .set_index("method").iterrows()}
     published = read_published("masktune", "table3")
     rows = []
@@ -152,7 +145,7 @@ def table4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     values = ["masktune_cov", "masktune_err", "sr_cov", "sr_err", "erm_accuracy", "finetuned_accuracy"]
     if not frame.empty:
         frame = frame.groupby(["dataset", "target_coverage", "seed"], sort=False).first().reset_index()
-    stats = _stats(frame, ["dataset", "target_coverage"], values, ctx.switches["std_ddof"])
+    stats = aggregate(frame, ["dataset", "target_coverage"], values, ctx.switches["std_ddof"])
     published = read_published("masktune", "table4")
     table = published.rename(columns={c: f"{c}_published" for c in published.columns
                                       if c not in ("dataset", "target_coverage")})
@@ -192,7 +185,7 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
                        value_name="accuracy") if not frame.empty else
             pd.DataFrame(columns=["method", "seed", "test_set", "accuracy"]))
     long["method"] = long["method"].map(FIG2_METHODS)
-    stats = _stats(long, ["method", "test_set"], ["accuracy"], ctx.switches["std_ddof"])
+    stats = aggregate(long, ["method", "test_set"], ["accuracy"], ctx.switches["std_ddof"])
     table = read_published("masktune", "figure2").rename(columns={"accuracy": "accuracy_published"})
     table = table.merge(stats, on=["method", "test_set"], how="left")
     checks = check_expectations(FIGURE2_EXPECTATIONS, {(m, t): a for m, t, a in

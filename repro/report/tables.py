@@ -20,7 +20,9 @@ def read_published(paper: str, artefact: str) -> pd.DataFrame:
 
 def aggregate(per_run: pd.DataFrame, keys: list[str], values: list[str], ddof: int = 1) -> pd.DataFrame:
     """Mean, std (sample, ddof=1, unless told otherwise) and n over seeds of each value column, per key; keys
-    keep first-seen order."""
+    keep first-seen order. No runs (an empty frame): the empty table of those columns."""
+    if per_run.empty:
+        return pd.DataFrame(columns=keys + [f"{v}_{s}" for v in values for s in ("mean", "std", "n")])
     grouped = per_run.groupby(keys, sort=False)[values]
     mean, std, n = grouped.mean(), grouped.std(ddof=ddof), grouped.count()
     out = pd.DataFrame(index=mean.index)
