@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 from repro.config import RunConfig, Switch
 from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_builder
@@ -258,6 +258,13 @@ def saliency_settings(ctx: Context) -> dict[str, Any]:
     return {"images": None, "baselines": 20, **profile_setting(ctx, "saliency", {}), "relu": ctx.switches["dls_relu"]}
 
 
+def planned(ctx: Context, dataset: str, row: Row, seed: int, source: dict[str, Any]) -> PlannedRun:
+    """The run of config `row` with `seed`, labelled and keyed by its table cell."""
+    return PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
+                      {"dataset": dataset, "method": row.method, "hparam": row.hparam, "seed": seed},
+                      run_config(ctx, dataset, row, seed, source))
+
+
 def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None, first_seed: bool = False
          ) -> list[PlannedRun]:
     """Every config of the dataset's accuracy table (§2.1-2.3), or those named `only` ("method|hparam"), x seeds
@@ -265,18 +272,18 @@ def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None, first_
     from repro.cfaug.sources import source_for
 
     source = source_for(ctx, dataset)
-    runs = []
-    for row in rows_for(ctx, dataset, source, only):
-        for seed in seeds(ctx)[:1] if first_seed else seeds(ctx):
-            runs.append(PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
-                                   {"dataset": dataset, "method": row.method, "hparam": row.hparam, "seed": seed},
-                                   run_config(ctx, dataset, row, seed, source)))
-    return runs
+    return [planned(ctx, dataset, row, seed, source) for row in rows_for(ctx, dataset, source, only)
+            for seed in (seeds(ctx)[:1] if first_seed else seeds(ctx))]
+
+
+def prepare_for(dataset: str | None) -> Callable[[Context], None]:
+    """An artefact's `prepare`: record the source of `dataset` (None: each of the three present)."""
+    return partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=dataset)
 
 
 def _table(name: str, title: str) -> Artefact:
     return Artefact(name, title, partial(plan, dataset=TABLE_DATASET[name]), report("accuracy_table"),
-                    prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=TABLE_DATASET[name]))
+                    prepare=prepare_for(TABLE_DATASET[name]))
 
 
 def scatter_plan(ctx: Context, dataset: str) -> list[PlannedRun]:
@@ -287,12 +294,10 @@ def scatter_plan(ctx: Context, dataset: str) -> list[PlannedRun]:
     runs, keys = [], set()
     for row in rows_for(ctx, dataset, source) + sweep_rows(dataset):
         for seed in seeds(ctx):
-            cfg = run_config(ctx, dataset, row, seed, source)
-            if cfg.key not in keys:
-                keys.add(cfg.key)
-                runs.append(PlannedRun(f"{dataset} {row.method} {row.hparam} s{seed}".replace("  ", " "),
-                                       {"dataset": dataset, "method": row.method, "hparam": row.hparam,
-                                        "seed": seed}, cfg))
+            run = planned(ctx, dataset, row, seed, source)
+            if run.config.key not in keys:
+                keys.add(run.config.key)
+                runs.append(run)
     return runs
 
 
@@ -324,7 +329,7 @@ def _saliency_rows(name: str) -> tuple[str, ...]:
 def _saliency_table(name: str, title: str) -> Artefact:
     dataset = SALIENCY_TABLES[name][0]
     return Artefact(name, title, lambda ctx: plan(ctx, dataset, _saliency_rows(name)), report("saliency_table"),
-                    prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=dataset))
+                    prepare=prepare_for(dataset))
 
 
 ARTEFACTS = {
@@ -332,7 +337,7 @@ ARTEFACTS = {
     "table2": _saliency_table("table2", "IN-9 saliency AUPR (DeepLiftShap) and accuracy"),
     "table3": Artefact("table3", "IN-9 next-class probability shift (Mixed-Next vs Original)",
                        partial(plan, dataset="in9", only=SHIFT_ROWS), report("shift_table"),
-                       prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
+                       prepare=prepare_for("in9")),
     "table4": _table("table4", "Waterbirds accuracy (Original and Flip)"),
     "table5": _saliency_table("table5", "Waterbirds saliency AUPR and accuracy"),
     "table6": _table("table6", "CCT macro AUC (Cis and Trans)"),
@@ -341,28 +346,28 @@ ARTEFACTS = {
                        lambda ctx: [], report("hyperparameter_table")),
     **{name: Artefact(name, title, partial(plan, dataset=EXAMPLE_ROWS[name][0], only=EXAMPLE_ROWS[name][1],
                                            first_seed=True), examples(name),
-                      prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=EXAMPLE_ROWS[name][0]))
+                      prepare=prepare_for(EXAMPLE_ROWS[name][0]))
        for name, title in EXAMPLE_TITLES.items()},
     **{name: Artefact(name, f"{'IN-9' if d == 'in9' else 'Waterbirds' if d == 'waterbirds' else 'CCT'} scatter: "
                             f"saliency AUPR vs {'AUC' if d == 'cct' else 'accuracy'} of every trained model, with R^2",
                       partial(scatter_plan, dataset=d), report_builder("cfaug_scatter", "scatter"),
-                      prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=d))
+                      prepare=prepare_for(d))
        for name, (d, _, _) in SCATTERS.items()},
     "figure5": Artefact("figure5", f"IN-9 {RATIO_SET} accuracy vs training data ratio (<1: subsets; >1: extra "
                         "unmasked IN-9L images)", ratio_plan, report_builder("cfaug_ratio", "figure5"),
-                        prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
+                        prepare=prepare_for("in9")),
     "figure2": Artefact("figure2", "Examples of every CF and F generator on fixed training images",
                         lambda ctx: [], figure("figure2"),
-                        prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None)),
+                        prepare=prepare_for(None)),
     "figure3": Artefact("figure3", "IN-9 test variants of one foreground", lambda ctx: [], figure("figure3"),
-                        prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset="in9")),
+                        prepare=prepare_for("in9")),
 }
 PAPER = Paper(
     name="cfaug",
     title="Chang et al.: counterfactual and factual data augmentation",
     default_seeds=len(SEEDS),
     switches=SWITCHES,
-    prepare=partial(lazy("repro.cfaug.sources", "prepare_source"), dataset=None),
+    prepare=prepare_for(None),
     artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table",
                                                              int(kv[0].removeprefix("table").removeprefix("figure"))))),
 )
