@@ -55,7 +55,8 @@ class Case:
         return len(self.objectives)
 
 
-def _steps(n: int, batch: int, epochs: int) -> int:
+def train_steps(n: int, batch: int, epochs: int) -> int:
+    """Optimiser steps of a run: ceil(n / batch) batches per epoch (the last one partial) x epochs."""
     return -(-n // batch) * epochs
 
 
@@ -72,7 +73,7 @@ def actdiff_cases(seeds: int) -> list[Case]:
         c = pack[0].config
         rows = ", ".join(dict.fromkeys(run.label.rsplit(" s", 1)[0] for run in pack))  # "CNN Classify s3"
         out.append(Case("actdiff table1", rows, c.model, tuple(run.config.method_args["objective"] for run in pack),
-                        c.batch_size, (1, 28, 28), _steps(a["n_train"], c.batch_size, c.epochs), c.lr, c.optimizer,
+                        c.batch_size, (1, 28, 28), train_steps(a["n_train"], c.batch_size, c.epochs), c.lr, c.optimizer,
                         c.model_args))
     return out
 
@@ -83,7 +84,7 @@ def cases(members: dict[str, int]) -> list[Case]:
 
     t, mt = tap.MNIST, masktune.RECIPES["biased_mnist"]
     switches = {s.name: s.default for s in tap.SWITCHES}
-    mnist_steps = _steps(t["n_train"], t["batch_size"], t["epochs"])
+    mnist_steps = train_steps(t["n_train"], t["batch_size"], t["epochs"])
 
     def tap_case(label: str, methods: tuple[str, ...], packed: bool = True) -> Case:
         lams = {"RRR": 1e-3, "RBR": 1e3, "TAP": 1e-3}  # a step's cost does not depend on lambda
@@ -96,7 +97,7 @@ def cases(members: dict[str, int]) -> list[Case]:
         tap_case("Base, No XS, RRR, TAP", ("Base", "No XS", "RRR", "TAP")),
         tap_case("RBR", ("RBR",), packed=False),  # code-order influence: one by one (D-9)
         Case("masktune figure2", "ERM / finetune (SmallCNN)", mt["model"], ({},) * (3 * members["masktune"]),
-             mt["batch_size"], (3, 28, 28), _steps(48_000, mt["batch_size"], mt["epochs"] + 1), mt["lr"],
+             mt["batch_size"], (3, 28, 28), train_steps(48_000, mt["batch_size"], mt["epochs"] + 1), mt["lr"],
              {**mt["optimizer"], "weight_decay": mt["weight_decay"]}, {"num_classes": 2}, packed_in_pipeline=False)]
 
 

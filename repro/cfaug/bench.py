@@ -39,7 +39,7 @@ def _method(row: Any, dataset: str) -> Any:
 
 
 def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device: torch.device) -> dict[str, Any]:
-    from repro.bench import time_steps, finish_row, rates
+    from repro.bench import finish_row, rates, time_steps, train_steps
     from repro.cfaug.train import train_step
     from repro.engine import make_optimizer
     from repro.models import build_model
@@ -63,7 +63,8 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
     method = _method(row, dataset)
     warmup, timed = TIMING[profile]
     timing = time_steps(lambda: train_step(model, opt, scaler, data, method, 1.0, amp, gen), warmup, timed, device)
-    steps = -(-min(TRAIN_SIZES[dataset], p.get("limits", {}).get(dataset, {}).get("train", 10**9)) // batch) * epochs
+    steps = train_steps(min(TRAIN_SIZES[dataset], p.get("limits", {}).get(dataset, {}).get("train", 10**9)), batch,
+                        epochs)
     row_out = {"grid": TABLES[dataset], "label": label, "model": model_name, "members": 1, "grid_runs": runs,
                "batch": batch, "shape": f"3x{size}x{size}", "steps_per_run": steps, "lr": r["lr"],
                "packed_in_pipeline": False, "not_packed": NOT_PACKED, "amp": amp}

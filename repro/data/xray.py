@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from repro.data.image_files import Source
 from repro.data.image_sets import DatasetError
 from repro.data.registry import TrainData, register_dataset
+from repro.runs.store import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def prepare_xray(data_root: Path, out_dir: Path, ratio: float, cap: int = PAPER_
     tmp = out_dir / f".{NPZ}.tmp.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, out_dir / NPZ)
-    (out_dir / SOURCE_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(out_dir / SOURCE_JSON, meta)
     return meta
 
 

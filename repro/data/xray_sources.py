@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from repro.data.image_sets import DatasetError
-from repro.runs.store import atomic_write_json
 
 RATIOS = (0.9, 0.5)  # SPC 90% (base_xray.yml) and balanced (base_xray_balanced.yml)
 FOLDERS = ("NIH", "PadChest")
@@ -48,17 +47,17 @@ def prepare_xray_sources(ctx: Any) -> None:
                 "--profile smoke for synthetic data.")
     for ratio in RATIOS:
         out = ctx.runs_dir / "prepared" / _name(ratio, synthetic)
-        if (out / "source.json").exists() and json.loads((out / "source.json").read_text()).get("root") == str(root):
+        if (out / "source.json").exists() and json.loads((out / "source.json").read_text())["data_root"] == str(root):
             continue
-        meta = prepare_xray(root, out, ratio)
-        atomic_write_json(out / "source.json", {**meta, "root": str(root), "synthetic": synthetic,
-                                                "prepared": _name(ratio, synthetic)})
+        prepare_xray(root, out, ratio)
 
 
 def xray_source(ctx: Any, ratio: float) -> dict[str, Any]:
-    """The prepared split's record (`source.json`) for the context's profile."""
-    path = ctx.runs_dir / "prepared" / _name(ratio, _synthetic(ctx)) / "source.json"
+    """The prepared split's record (`source.json`) for the context's profile, with its folder under
+    `<runs>/prepared` as "prepared"."""
+    name = _name(ratio, _synthetic(ctx))
+    path = ctx.runs_dir / "prepared" / name / "source.json"
     if not path.exists():
         raise DatasetError(f"{path} not found: run an X-ray artefact (e.g. `repro actdiff figure5b --data-root DIR`) "
                            "to prepare the NIH + PadChest splits first")
-    return json.loads(path.read_text())
+    return {**json.loads(path.read_text()), "prepared": name}
