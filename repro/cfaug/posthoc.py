@@ -52,7 +52,7 @@ def saliency_of_run(record: RunRecord, sets: tuple[str, ...], settings: dict[str
     (all), "baselines": k, "relu": C-20 mode}. Cached as `saliency-<hash>.json`."""
     from repro.cfaug.data import load_cfaug
     from repro.cfaug.saliency import saliency_aupr
-    from repro.cfaug.sources import read_source
+    from repro.cfaug.sources import run_source
     from repro.cfaug.train import LIMIT_SEED
     from repro.engine import load_weights
 
@@ -61,7 +61,7 @@ def saliency_of_run(record: RunRecord, sets: tuple[str, ...], settings: dict[str
     if cache.exists():
         return json.loads(cache.read_text())["aupr"]
     cfg, d = record.config, record.config.data
-    source = read_source(record.dir.parents[1] / "prepared" / d["prepared"])
+    source = run_source(record)
     data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], limits=d.get("limits"), seed=LIMIT_SEED,
                       preproc=d["preproc"], eval_masks=True)
     model = load_weights(record, "best", device)

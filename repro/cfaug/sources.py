@@ -137,6 +137,11 @@ def source_for(ctx: Any, dataset: str) -> dict[str, Any]:
     return read_source(prepared_folder(ctx.runs_dir, dataset, uses_synthetic(ctx, dataset)))
 
 
+def run_source(record: Any) -> dict[str, Any]:
+    """The recorded source a run (`RunRecord`) trains on: its data settings name the prepared folder."""
+    return read_source(record.dir.parents[1] / "prepared" / record.config.data["prepared"])
+
+
 def read_source(folder: Path) -> dict[str, Any]:
     path = folder / "source.json"
     if not path.exists():

@@ -153,12 +153,12 @@ def _model(cfg: RunConfig, source: dict[str, Any], device: torch.device) -> nn.M
     return build_model(cfg.model, **args).to(device)
 
 
-def _data(cfg: RunConfig, prepared_root: Path) -> tuple[Any, dict[str, Any]]:
+def _data(record: RunRecord) -> tuple[Any, dict[str, Any]]:
     from repro.cfaug.data import load_cfaug
-    from repro.cfaug.sources import read_source
+    from repro.cfaug.sources import run_source
 
-    source = read_source(prepared_root / cfg.data["prepared"])
-    d = cfg.data
+    source = run_source(record)
+    cfg, d = record.config, record.config.data
     data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], cagan=d["cagan"],
                       limits=d.get("limits"), seed=LIMIT_SEED, preproc=d["preproc"],
                       data_ratio=d.get("data_ratio", 1.0))
@@ -169,7 +169,7 @@ def train_cfaug_run(record: RunRecord, device: torch.device, emit: Events, profi
     """Train (or resume) one run to completion and write its records."""
     cfg, args = record.config, record.config.method_args
     seed_everything(cfg.seed)
-    data, source = _data(cfg, record.dir.parents[1] / "prepared")
+    data, source = _data(record)
     model = _model(cfg, source, device)
     opt = build_optimizer(model, cfg)
     sched = build_scheduler(opt, args["schedule"])

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from repro.data.image_sets import DatasetError
 from repro.papers import Context, PlannedRun
+from repro.cfaug.sources import run_source
 from repro.report.artefacts import artefact_provenance, output_path
 from repro.report.cfaug_figures import (CF_COLUMNS, F_COLUMNS, N_IMAGES, STREAM, WB_CLASSES, blank_axis,
-                                        generator_panels, pick_masked, to_display)
+                                        generator_panels, load_with_infills, pick_masked, to_display)
 from repro.report.figures import new_figure, save_figure
 from repro.runs.store import RunRecord, RunStore
 
@@ -58,13 +58,6 @@ def done_runs(name: str, runs: list[PlannedRun], store: RunStore) -> list[tuple[
                              f"`repro cfaug {name}` trains it")
         out.append((r, rec))
     return out
-
-
-def run_source(record: RunRecord) -> dict[str, Any]:
-    """The recorded data source the run was trained on."""
-    from repro.cfaug.sources import read_source
-
-    return read_source(record.dir.parents[1] / "prepared" / record.config.data["prepared"])
 
 
 def class_names(dataset: str, source: dict[str, Any]) -> list[str]:
@@ -201,21 +194,6 @@ def examples(name: str, ctx: Context, runs: list[PlannedRun], store: RunStore) -
     return [save_figure(fig, output_path(ctx, name, "figure"), prov, arrays)]
 
 
-def _train_data(record: RunRecord, source: dict[str, Any]) -> tuple[Any, str]:
-    """The full training set at the run's size and preprocessing, with CAGAN infills where recorded."""
-    from repro.cfaug.data import load_cfaug
-
-    d = record.config.data
-    kwargs = {"size": d["size"], "preproc": d["preproc"]}
-    root = Path(source["root"])
-    if source.get("cagan"):
-        try:
-            return load_cfaug(record.config.dataset, root, cagan=True, **kwargs), ""
-        except DatasetError as e:
-            return load_cfaug(record.config.dataset, root, **kwargs), f"CF CAGAN left out: {e}"
-    return load_cfaug(record.config.dataset, root, **kwargs), "CF CAGAN left out: no infills recorded"
-
-
 def _figure1_grid(images: np.ndarray, p_label: np.ndarray, titles: list[str], rows: list[str], title: str) -> Any:
     r, c = images.shape[:2]
     fig, axes = new_figure(r, c, (1.6 * c, 1.9 * r))
@@ -242,7 +220,8 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
 
     ((_, rec),) = done_runs("figure1", runs, store)
     source = run_source(rec)
-    data, cagan_note = _train_data(rec, source)
+    data, cagan_note = load_with_infills(rec.config.dataset, source, rec.config.data["size"],
+                                         rec.config.data["preproc"])
     data.train.set_stream(STREAM)
     indices, samples = pick_masked(data.train, N_IMAGES)
     batch = collate(samples)

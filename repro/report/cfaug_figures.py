@@ -77,17 +77,18 @@ def _class_names(dataset: str, data: Any) -> list[str]:
     return [f"category {c}" for c in data.details["categories"]]
 
 
-def _load(dataset: str, source: dict[str, Any], ctx: Context) -> tuple[Any, str]:
-    """The dataset at the profile's size with CAGAN infills where recorded (a note when they cannot be used)."""
+def load_with_infills(dataset: str, source: dict[str, Any], size: int, preproc: str) -> tuple[Any, str]:
+    """The full dataset of a recorded source at `size` and `preproc`, with CAGAN infills where recorded (and a
+    note when they cannot be used)."""
     from repro.cfaug.data import load_cfaug
 
-    kwargs = {"size": _size(ctx), "preproc": ctx.switches["preproc"]}
+    root = Path(source["root"])
     if source.get("cagan"):
         try:
-            return load_cfaug(dataset, Path(source["root"]), cagan=True, **kwargs), ""
+            return load_cfaug(dataset, root, size=size, preproc=preproc, cagan=True), ""
         except DatasetError as e:
-            return load_cfaug(dataset, Path(source["root"]), **kwargs), f"CF CAGAN left out: {e}"
-    return load_cfaug(dataset, Path(source["root"]), **kwargs), "CF CAGAN left out: no infills recorded"
+            return load_cfaug(dataset, root, size=size, preproc=preproc), f"CF CAGAN left out: {e}"
+    return load_cfaug(dataset, root, size=size, preproc=preproc), "CF CAGAN left out: no infills recorded"
 
 
 def pick_masked(train: Any, n: int = N_IMAGES) -> tuple[list[int], list[dict[str, Tensor]]]:
@@ -187,7 +188,7 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str 
     from repro.cfaug.sources import source_for
 
     dataset, source = (dataset, source_for(ctx, dataset)) if dataset else first_source(ctx)
-    data, cagan_note = _load(dataset, source, ctx)
+    data, cagan_note = load_with_infills(dataset, source, _size(ctx), ctx.switches["preproc"])
     data.train.set_stream(STREAM)
     indices, samples = pick_masked(data.train)
     batch = collate(samples)
