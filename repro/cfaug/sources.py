@@ -47,15 +47,16 @@ def fingerprint(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def record_source(dataset: str, root: Path, runs_dir: Path, synthetic: bool) -> dict[str, Any]:
+def record_source(dataset: str, root: Path, runs_dir: Path, synthetic: bool, known_fingerprint: str | None = None
+                  ) -> dict[str, Any]:
     """Validate dataset `dataset` under data root `root` by loading it once (DatasetError otherwise) and write
-    its source.json."""
+    its source.json; `known_fingerprint` is the dataset's fingerprint when the caller has just computed it."""
     from repro.cfaug.data import load_cfaug
 
     data = load_cfaug(dataset, root, size=32)
     weights = root / WEIGHTS
     meta = {"dataset": dataset, "root": str(root.resolve()), "prepared": prepared_name(dataset, synthetic),
-            "fingerprint": fingerprint(root / FOLDERS[dataset]), "synthetic": synthetic,
+            "fingerprint": known_fingerprint or fingerprint(root / FOLDERS[dataset]), "synthetic": synthetic,
             "cagan": (root / CAGAN[dataset]).is_dir(), "weights": str(weights.resolve()) if weights.exists() else None,
             "details": data.details}
     atomic_write_json(prepared_folder(runs_dir, dataset, synthetic) / "source.json", meta)
@@ -124,12 +125,12 @@ def uses_synthetic(ctx: Any, name: str) -> bool:
 
 def _record_unless_same(name: str, root: Path, runs_dir: Path, synthetic: bool) -> None:
     path = prepared_folder(runs_dir, name, synthetic) / "source.json"
+    now = fingerprint(root / FOLDERS[name])
     if path.exists():
         meta = json.loads(path.read_text())
-        if meta["root"] == str(root.resolve()) and meta["synthetic"] == synthetic and \
-                meta["fingerprint"] == fingerprint(root / FOLDERS[name]):
+        if meta["root"] == str(root.resolve()) and meta["synthetic"] == synthetic and meta["fingerprint"] == now:
             return
-    record_source(name, root, runs_dir, synthetic)
+    record_source(name, root, runs_dir, synthetic, now)
 
 
 def source_for(ctx: Any, dataset: str) -> dict[str, Any]:
