@@ -13,7 +13,7 @@ from repro.papers import Context, PlannedRun, Tolerance
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, read_published, write_table
-from repro.report.tap_report import Rules, check_expectations, print_checks
+from repro.report.claims import Rules, check_expectations, report_claims
 from repro.runs.store import RunStore
 
 TOLERANCE = Tolerance(abs=2.0)  # accuracy points, plus 2 published std
@@ -213,8 +213,7 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     from rich.console import Console
 
     Console().print(table.to_string(index=False))
-    print_checks(checks)
-    return [path, csv]
+    return [path, csv, report_claims(ctx, "figure2", checks, prov)]
 
 
 def _biased_examples(split: Any) -> np.ndarray:

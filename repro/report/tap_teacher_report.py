@@ -18,7 +18,7 @@ from repro.papers import tap_xray as xray
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, write_table
-from repro.report.tap_report import print_checks
+from repro.report.claims import report_claims
 from repro.runs.store import RunStore
 from repro.saliency.teacher import per_image_overlap, percentile_mask, random_saliency
 
@@ -149,8 +149,7 @@ def figure8(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
                                values=frame.to_dict(orient="records"))
     path = save_figure(fig, output_path(ctx, "figure8", "figure"), prov, arrays)
     csv = write_table(frame, path.with_suffix(".csv"), prov)
-    print_checks(checks)
-    return [path, csv]
+    return [path, csv, report_claims(ctx, "figure8", checks, prov)]
 
 
 # ---------------------------------------------------------------- Figure 9 and the text numbers
@@ -197,8 +196,7 @@ def figure9(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
                                expectations=checks, values=agg.to_dict(orient="records") if len(agg) else [])
     path = save_figure(fig, output_path(ctx, "figure9", "figure"), prov, arrays)
     csv = write_table(agg, path.with_suffix(".csv"), prov)
-    print_checks(checks)
-    return [path, csv, text_table(ctx, runs, store)]
+    return [path, csv, report_claims(ctx, "figure9", checks, prov), text_table(ctx, runs, store)]
 
 
 def _bars(axes: Any, part: pd.DataFrame, dataset: str) -> None:

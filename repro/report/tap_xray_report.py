@@ -14,7 +14,8 @@ from repro.papers import tap_xray as xray
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, write_table
-from repro.report.tap_report import Rules, check_expectations, lambda_text, print_checks
+from repro.report.claims import Rules, check_expectations, report_claims
+from repro.report.tap_report import lambda_text
 from repro.runs.store import RunStore
 
 # The stated outcomes of Figs. 6 and 7 (spec §1.3) as checkable rules on the means, v[arch, method, column]
@@ -120,11 +121,11 @@ def figure(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str, 
                                values=table.replace({np.nan: None}).to_dict(orient="records"))
     path = save_figure(fig, output_path(ctx, name, "figure"), prov, arrays)
     csv = write_table(table, path.with_suffix(".csv"), prov)
-    _print(table, metric, checks)
-    return [path, csv]
+    _print(table, metric)
+    return [path, csv, report_claims(ctx, name, checks, prov)]
 
 
-def _print(table: pd.DataFrame, metric: str, checks: dict[str, bool | None]) -> None:
+def _print(table: pd.DataFrame, metric: str) -> None:
     from rich.console import Console
 
     console = Console()
@@ -132,7 +133,6 @@ def _print(table: pd.DataFrame, metric: str, checks: dict[str, bool | None]) -> 
         console.print(f"{r['arch']:12s} {r['method']:6s} {metric} {r[f'{metric}_mean']:.3f} ± {r[f'{metric}_std']:.3f}  "
                       f"Delta {r[f'delta_{metric}_mean']:+.3f} ± {r[f'delta_{metric}_std']:.3f}  "
                       f"(code {r[f'{metric}_code_mean']:.3f}, Delta {r[f'delta_{metric}_code_mean']:+.3f})")
-    print_checks(checks)
 
 
 def figure6(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
