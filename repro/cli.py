@@ -327,6 +327,28 @@ def bench_cmd(
     typer.echo(f"wrote {run_bench(profile.value, dev, out, only)}")
 
 
+@app.command("report")
+def report_cmd(
+    paper: Annotated[str, typer.Argument(help="A paper (actdiff, tap, cfaug, masktune) or all.")],
+    profile: Annotated[Optional[Profile], typer.Option(
+        help="Sets the default --out as artefact commands do, and the profile of the commands suggested for "
+             "missing artefacts (default: the one the outputs record).")] = None,
+    out: OutOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+    data_root: DataRootOpt = None,
+) -> None:
+    """Write reports/<paper>.md and a self-contained .html under --out: each artefact's tables beside the
+    paper's, figures, claims and provenance, and why an artefact has no results yet. Trains nothing."""
+    from repro.report.paper_report import default_out, write_reports
+
+    if paper != "all" and paper not in PAPER_NAMES:
+        fail(f"unknown paper {paper!r}: `repro report` takes one of {', '.join(PAPER_NAMES)}, or all")
+    names = list(PAPER_NAMES) if paper == "all" else [paper]
+    out = out or default_out(profile.value if profile else "paper")
+    for path in write_reports(names, out, runs_dir, profile and profile.value, data_root):
+        typer.echo(f"wrote {path}")
+
+
 @data_app.command("check")
 def data_check(data_root: DataRootOpt = None) -> None:
     """Every dataset of the four papers: found, subset, missing or corrupt, with counts and how to obtain it."""
