@@ -23,8 +23,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from repro.cfaug.listings import (C16, DATASETS, EVALS, SOURCES, WATERBIRDS, Item, apply_ratio, cct_items, in9_items,
-                                  waterbirds_items)
+from repro.cfaug.listings import (C16, DATASETS, EVALS, SOURCES, WATERBIRDS, Item, apply_ratio, cct_items,
+                                  extra_wanted, in9_items, waterbirds_items)
 from repro.cfaug.transforms import EvalTransform, TrainTransform, mask_extent, resize_bbox
 from repro.data.image_files import SHOW, Source
 from repro.data.image_sets import DatasetError
@@ -43,10 +43,29 @@ def open_image(source: Source, path: Path) -> Image.Image:
         raise source.error(str(e)) from e
 
 
+FG_MASK_RULES = ("code", "all_channel")  # C-26: how the IN-9 per-channel fg mask is reduced to one channel
+
+
 def in9_fg_mask(original: Image.Image, no_fg: Image.Image) -> Tensor:
-    """(H, W) bool: foreground where, in every channel, no_fg is 0 and differs from the original (§3.1)."""
+    """(H, W, 3) bool, per channel: the no_fg value is 0 and differs from the original (§3.1)."""
     o, n = np.asarray(original, dtype=np.uint8), np.asarray(no_fg, dtype=np.uint8)
-    return torch.from_numpy(((n == 0) & (n != o)).all(-1))
+    return torch.from_numpy((n == 0) & (n != o))
+
+
+def in9_mask_and_box(qualifies: Tensor, rule: str = "code") -> tuple[Tensor, Tensor]:
+    """The (H, W) bool fg mask of the per-channel `qualifies` and the crop bbox (§3.1 corrected, C-26).
+
+    The bbox always takes pixels that qualify in every channel, and without one the image has no mask (both
+    empty). The mask (CF rectangle, F keep region, Sal background) takes any qualifying channel under `code`,
+    every channel under `all_channel`.
+    """
+    if rule not in FG_MASK_RULES:
+        raise ValueError(f"IN-9 fg mask rule must be one of {FG_MASK_RULES}, not {rule!r}")
+    every = qualifies.all(-1)
+    box = mask_extent(every)
+    if not len(box):
+        return torch.zeros_like(every), box
+    return (qualifies.any(-1) if rule == "code" else every), box
 
 
 def _l_image(mask: Tensor) -> Image.Image:
@@ -60,8 +79,9 @@ def item_boxes(item: Item, image_size: tuple[int, int]) -> Tensor:
     return resize_bbox(torch.tensor(item.boxes), item.json_size, image_size)
 
 
-def _train_mask(kind: str, item: Item, image: Image.Image, source: Source) -> tuple[Image.Image | None, Tensor]:
-    """(mask image or None, boxes in image pixels) of a training item."""
+def _train_mask(kind: str, item: Item, image: Image.Image, source: Source, fg_mask: str
+                ) -> tuple[Image.Image | None, Tensor]:
+    """(mask image or None, boxes in image pixels) of a training item; `fg_mask` = the IN-9 rule (C-26)."""
     none = torch.zeros(0, 4, dtype=torch.int64)
     if kind == "boxes":
         return None, item_boxes(item, image.size)
@@ -72,8 +92,8 @@ def _train_mask(kind: str, item: Item, image: Image.Image, source: Source) -> tu
         if other.size != image.size:
             raise source.error(f"{item.mask} is {other.size[0]}x{other.size[1]} but {item.image} is "
                                f"{image.size[0]}x{image.size[1]}; a no_fg image must match its original")
-        fg = in9_fg_mask(image, other)
-        return (_l_image(fg), mask_extent(fg)) if bool(fg.any()) else (None, none)
+        fg, box = in9_mask_and_box(in9_fg_mask(image, other), fg_mask)
+        return (_l_image(fg), box) if len(box) else (None, none)
     seg = other.resize(image.size, Image.BILINEAR) if other.size != image.size else other  # CUB masks align
     return seg, mask_extent(torch.from_numpy((np.asarray(seg) > 0).all(-1)))
 
@@ -117,12 +137,13 @@ class _Items(Dataset):
 
 
 class TrainSet(_Items):
-    """Training samples {x, y, mask, has_bbox[, cagan]}; mask kind "no_fg" (IN-9), "segmentation" (WB),
-    "boxes" (CCT) or "none"."""
+    """Training samples {x, y, mask, has_bbox[, cagan]}; mask kind "no_fg" (IN-9, reduced by the rule
+    `fg_mask`, C-26), "segmentation" (WB), "boxes" (CCT) or "none"."""
 
     def __init__(self, items: Sequence[Item], kind: str, transform: TrainTransform, source: Source,
-                 cagan: bool) -> None:
+                 cagan: bool, fg_mask: str = "code") -> None:
         self.items, self.kind, self.transform, self.source, self.cagan = list(items), kind, transform, source, cagan
+        self.fg_mask = fg_mask
         self.stream: int | None = None
 
     def set_stream(self, stream: int) -> None:
@@ -133,7 +154,7 @@ class TrainSet(_Items):
         item = self.items[index]
         gen = item_generator(torch.initial_seed() if self.stream is None else self.stream, index)
         image = open_image(self.source, item.image)
-        mask, boxes = _train_mask(self.kind, item, image, self.source)
+        mask, boxes = _train_mask(self.kind, item, image, self.source, self.fg_mask)
         infill = open_image(self.source, item.infill) if self.cagan and item.infill is not None else None
         out = self.transform(image, mask, infill, boxes, gen)
         sample = {"x": out.x, "y": torch.tensor(item.label, dtype=torch.int64), "mask": out.mask,
@@ -252,18 +273,20 @@ def _counts(items: Sequence[Item], num_classes: int) -> list[int]:
 
 def load_cfaug(dataset: str, root: Path | str, *, size: int = 224, cagan: bool = False,
                limits: dict[str, int] | None = None, seed: int = 0, preproc: str = "code",
-               eval_masks: bool = False, data_ratio: float = 1.0) -> CfaugData:
+               eval_masks: bool = False, data_ratio: float = 1.0, fg_mask: str = "code") -> CfaugData:
     """Index `dataset` ("in9", "waterbirds", "cct") under the data root `root` (§3.0) at final size `size`.
 
     cagan: train items carry "cagan" infills (C-16). limits: {"train" or an eval split: n} seeded (`seed`)
     class-stratified (WB: group-stratified) subsets of at most n. eval_masks: eval items carry "mask" for
     saliency. data_ratio (IN-9, Fig 5): < 1 keeps a RATIO_SEED subset of train; > 1 (or -1 = all) fills `extra`
-    with (ratio - 1) * |train| unmasked IN-9L images.
+    with (ratio - 1) * |train| unmasked IN-9L images. fg_mask: the IN-9 training mask rule (C-26, FG_MASK_RULES).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown cfaug dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     if data_ratio != 1 and dataset != "in9":
         raise ValueError("data_ratio applies to in9 only")
+    if fg_mask not in FG_MASK_RULES:
+        raise ValueError(f"fg_mask must be one of {FG_MASK_RULES}, not {fg_mask!r}")
     root, limits = Path(root), dict(limits or {})
     unknown = set(limits) - {"train", *EVALS[dataset]}
     if unknown:
@@ -281,6 +304,7 @@ def load_cfaug(dataset: str, root: Path | str, *, size: int = 224, cagan: bool =
         num_classes, kind, eval_kind, aspect = len(facts["categories"]), "boxes", "boxes", "shorter"
     full_counts = {"train": len(full), **{k: len(v) for k, v in evals.items()}}
     train = _limit(full, limits.get("train"), seed)
+    ratio_base = len(train)
     if dataset == "in9":
         train, extra = apply_ratio(root, train, data_ratio)
     evals = {k: _limit(v, limits.get(k), seed) for k, v in evals.items()}
@@ -305,10 +329,11 @@ def load_cfaug(dataset: str, root: Path | str, *, size: int = 224, cagan: bool =
     if dataset == "cct":
         details |= {"categories": facts["categories"], "effective_sizes": facts["effective"]}
     if dataset == "in9":
-        details |= {"data_ratio": data_ratio, "extra": len(extra),
+        details |= {"data_ratio": data_ratio, "ratio_base": ratio_base, "extra": len(extra),
+                    "extra_wanted": extra_wanted(ratio_base, data_ratio), "fg_mask": fg_mask,
                     "mask_note": "train_with_mask counts no_fg twins; an all-background twin gives no mask"}
     ev = EvalTransform(size, preproc)
     return CfaugData(
-        dataset, TrainSet(train, kind, transform, source, cagan),
+        dataset, TrainSet(train, kind, transform, source, cagan, fg_mask),
         {k: EvalSet(v, eval_kind, ev, source, eval_masks) for k, v in evals.items()}, num_classes, details,
         TrainSet(extra, "none", transform, source, cagan) if extra else None)

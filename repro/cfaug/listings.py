@@ -137,14 +137,21 @@ def in9_items(root: Path) -> tuple[list[Item], dict[str, list[Item]]]:
     return train, evals
 
 
+def extra_wanted(train_size: int, data_ratio: float) -> int | None:
+    """How many IN-9L images data_ratio asks for beside `train_size` images: (ratio - 1) * |train| above 1, None
+    (all of them) for -1, else 0 (Fig 5, §2.4)."""
+    if data_ratio == -1:
+        return None
+    return int((data_ratio - 1) * train_size) if data_ratio > 1 else 0
+
+
 def apply_ratio(root: Path, train: list[Item], data_ratio: float) -> tuple[list[Item], list[Item]]:
     """Fig 5 (§2.4) on the (possibly limited) training items: < 1 a RATIO_SEED subset, > 1 (or -1 = all) the
-    (ratio - 1) * |train| extra unmasked IN-9L images."""
+    `extra_wanted` extra unmasked IN-9L images, as many as there are."""
     if data_ratio > 1 or data_ratio == -1:
         train_dir = root / "bg_challenge" / "train"
         original = {name for _, name, _ in _in9_folder(train_dir / "original" / "train")}
-        n = None if data_ratio == -1 else int((data_ratio - 1) * len(train))
-        return train, _in9l_items(train_dir, original, n)
+        return train, _in9l_items(train_dir, original, extra_wanted(len(train), data_ratio))
     if data_ratio < 1:
         return ratio_subset(train, int(data_ratio * len(train))), []
     return train, []

@@ -17,23 +17,32 @@ from torch import Tensor, nn
 from repro.cfaug.generators import CF_INFILLS, F_INFILLS, SHUFFLE_MODES, counterfactual, factual
 
 CF_LOSS_KINDS = ("logp", "uni", "uni_e")
+CF_FORMS = ("stable", "code")  # C-27: how `logp` computes 1 - p_c
 SAL_TARGETS = ("batch_labels", "per_sample")
 SAL_NORMS = ("mean_all", "bg_area")
 LOSS_NORMS = ("joint", "separate")
 
 
-def cf_loss(logits: Tensor, c: Tensor, kind: str = "logp") -> Tensor:
+def cf_loss(logits: Tensor, c: Tensor, kind: str = "logp", form: str = "stable") -> Tensor:
     """Per-sample loss of CF images of class c (§5.2), shape (N,).
 
-    `logp` (paper/code): -log(1 - softmax(z)_c) in the stable form
-    -[log(sum_{k!=c} e^(z_k-M) + 1e-20) - log(sum_k e^(z_k-M) + 1e-20)], M = max_k z_k.
+    `logp` (paper/code): -log(1 - softmax(z)_c) = -[log(R + 1e-20) - log(sum_k e^(z_k-M) + 1e-20)], M = max_k z_k,
+    with R = 1 - p_c unnormalised: `form` (C-27) "stable" R = sum_{k!=c} e^(z_k-M) (spec §5.2), "code"
+    R = sum_k e^(z_k-M) - e^(z_c-M), which cancels to 0 in fp32 once 1 - p_c < ~6e-8 (loss 20 ln 10 + log
+    sum_k e^(z_k-M), ~46.05, with gradients ~1e20 e^(z_k-M)). Two classes: CE against the other class (both forms).
     `uni`: -(1/C) sum_k log p_k; `uni_e`: -(1/(C-1)) sum_{k!=c} log p_k.
     """
+    if form not in CF_FORMS:
+        raise ValueError(f"cf_loss form must be one of {CF_FORMS}, not {form!r}")
     z = logits.float()
     is_c = F.one_hot(c, z.shape[1]).bool()
     if kind == "logp":
+        if z.shape[1] == 2:
+            return F.cross_entropy(z, 1 - c, reduction="none")
         e = (z - z.amax(1, keepdim=True)).exp()
-        return -((e.masked_fill(is_c, 0).sum(1) + 1e-20).log() - (e.sum(1) + 1e-20).log())
+        total = e.sum(1)
+        rest = e.masked_fill(is_c, 0).sum(1) if form == "stable" else total - e[is_c]
+        return -((rest + 1e-20).log() - (total + 1e-20).log())
     logp = z.log_softmax(1)
     if kind == "uni":
         return -logp.mean(1)
@@ -104,11 +113,11 @@ def _name(value: str | None) -> str | None:
 class CfaugMethod:
     """One cfaug training objective (§2 columns, §8 switches); 0 turns sal/mixup/ls off.
 
-    cf in CF_INFILLS or None, f in F_INFILLS or None, sal = lambda, mixup = alpha, ls = eps, cf_loss kind,
-    fgsm_eps (normalised units, C-13), sal_target (C-2), sal_norm (C-3), loss_norm (C-4), shuffle (C-5),
-    tile_x0_bug (C-6), tile_bbox (the IN-9 Tile path; True for IN-9 only), cf_rectangle (CF removes the mask's
-    bounding rectangle, IN-9 and WB; False for CCT, whose mask is its boxes' union, C-14). Mixup/LS cannot combine with
-    CF/F/Sal, nor with each other.
+    cf in CF_INFILLS or None, f in F_INFILLS or None, sal = lambda, mixup = alpha, ls = eps, cf_loss kind and
+    cf_form (C-27), fgsm_eps (normalised units, C-13), sal_target (C-2), sal_norm (C-3), loss_norm (C-4), shuffle
+    (C-5), tile_x0_bug (C-6), tile_bbox (the IN-9 Tile path; True for IN-9 only), cf_rectangle (CF removes the
+    mask's bounding rectangle, IN-9 and WB; False for CCT, whose mask is its boxes' union, C-14). Mixup/LS cannot
+    combine with CF/F/Sal, nor with each other.
     """
 
     cf: str | None = None
@@ -117,6 +126,7 @@ class CfaugMethod:
     mixup: float = 0.0
     ls: float = 0.0
     cf_loss: str = "logp"
+    cf_form: str = "stable"
     fgsm_eps: float = 0.5
     sal_target: str = "batch_labels"
     sal_norm: str = "mean_all"
@@ -130,7 +140,8 @@ class CfaugMethod:
         object.__setattr__(self, "cf", _name(self.cf))
         object.__setattr__(self, "f", _name(self.f))
         checks = [("cf", self.cf, (None, *CF_INFILLS)), ("f", self.f, (None, *F_INFILLS)),
-                  ("cf_loss", self.cf_loss, CF_LOSS_KINDS), ("sal_target", self.sal_target, SAL_TARGETS),
+                  ("cf_loss", self.cf_loss, CF_LOSS_KINDS), ("cf_form", self.cf_form, CF_FORMS),
+                  ("sal_target", self.sal_target, SAL_TARGETS),
                   ("sal_norm", self.sal_norm, SAL_NORMS), ("loss_norm", self.loss_norm, LOSS_NORMS),
                   ("shuffle", self.shuffle, SHUFFLE_MODES)]
         for key, value, allowed in checks:
@@ -213,7 +224,7 @@ def step_loss(model: nn.Module, batch: Mapping[str, Tensor], method: CfaugMethod
 
     parts: dict[str, Tensor] = {}
     ce_o, ce_f = _ce_sum(logits_o, y), _ce_sum(logits_f, y_k[:k_f])
-    cf_sum = cf_loss(logits_cf, y_k[:k_cf], method.cf_loss).sum()
+    cf_sum = cf_loss(logits_cf, y_k[:k_cf], method.cf_loss, method.cf_form).sum()
     if method.loss_norm == "joint":
         n = len(x) + k_cf + k_f
         parts["ce"] = (ce_o + ce_f) / n

@@ -161,7 +161,7 @@ def _data(record: RunRecord) -> tuple[Any, dict[str, Any]]:
     cfg, d = record.config, record.config.data
     data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], cagan=d["cagan"],
                       limits=d.get("limits"), seed=LIMIT_SEED, preproc=d["preproc"],
-                      data_ratio=d.get("data_ratio", 1.0))
+                      data_ratio=d.get("data_ratio", 1.0), fg_mask=d.get("fg_mask", "code"))
     return data, source
 
 

@@ -99,17 +99,19 @@ def _uniform(low: int, high: int, gen: torch.Generator) -> int:
 
 
 def constrained_crop(boxes: Tensor, height: int, width: int, size: int, gen: torch.Generator) -> tuple[int, int]:
-    """Top-left (i, j) of a size x size crop overlapping at least one box (spec §3.4 step 2): a box is drawn,
-    i ~ U[max(0, y - size + 1), min(y + h - 1, H - size)] (likewise j), and the draw is repeated until some box
-    keeps a non-zero width and height inside the crop. Without such a box: an ordinary uniform crop."""
-    if not bool(_positive(crop_boxes(boxes, 0, 0, height, width)).any()):
+    """Top-left (i, j) of a size x size crop overlapping at least one box (spec §3.4 step 2, the code's rule):
+    with (x, y, w, h) the extent of the union of the boxes (clipped to the image), i ~ U[max(0, y - size + 1),
+    min(y + h - 1, H - size)] (likewise j), re-drawn until some box keeps a non-zero width and height inside the
+    crop. Without such a box: an ordinary uniform crop."""
+    inside = crop_boxes(boxes, 0, 0, height, width)
+    inside = inside[_positive(inside)]
+    if not len(inside):
         return _uniform(0, height - size, gen), _uniform(0, width - size, gen)
+    x, y = (int(v) for v in inside[:, :2].amin(0))
+    x2, y2 = (int(v) for v in (inside[:, :2] + inside[:, 2:]).amax(0))
+    lo_i, hi_i = max(0, y - size + 1), min(y2 - 1, height - size)
+    lo_j, hi_j = max(0, x - size + 1), min(x2 - 1, width - size)
     while True:
-        x, y, w, h = (int(v) for v in boxes[_uniform(0, len(boxes) - 1, gen)])
-        lo_i, hi_i = max(0, y - size + 1), min(y + h - 1, height - size)
-        lo_j, hi_j = max(0, x - size + 1), min(x + w - 1, width - size)
-        if lo_i > hi_i or lo_j > hi_j:
-            continue
         i, j = _uniform(lo_i, hi_i, gen), _uniform(lo_j, hi_j, gen)
         if bool(_positive(crop_boxes(boxes, i, j, size, size)).any()):
             return i, j

@@ -17,7 +17,7 @@ from repro.papers import Artefact, Context, Paper, PlannedRun, lazy, report_buil
 report = partial(report_builder, "cfaug_report")
 figure = partial(report_builder, "cfaug_figures")
 examples = partial(report_builder, "cfaug_examples")
-SEMANTICS = "cfaug-1"
+SEMANTICS = "cfaug-2"  # 2: IN-9 any-channel fg mask (C-26), CCT crop range over the boxes' union
 SEEDS = (5, 10, 100)  # the authors' README (§2)
 
 SWITCHES = (
@@ -45,6 +45,12 @@ SWITCHES = (
            "at every ReLU"),
     Switch("C-23", "auc_scores", "logits", "softmax", "logits", "CCT macro AUC on raw logits (code) or softmax"),
     Switch("C-24", "std_ddof", 1, 1, 1, "std over seeds: sample (ddof 1, repro convention) or 0"),
+    Switch("C-26", "in9_fg_mask", "code", "all_channel", "code",
+           "IN-9 train fg mask (CF rectangle, F keep region, Sal background): a pixel whose no_fg twin is 0 and "
+           "differs in any channel (code), or in every channel; the crop bbox takes every channel in both"),
+    Switch("C-27", "cf_loss", "code", "stable", "stable",
+           "CF loss -log(1 - p_c) with 1 - p_c as sum_{k!=c} e^(z_k-M) (spec §5.2, stable), or as "
+           "sum_k e^(z_k-M) - e^(z_c-M) (code), which cancels to 0 in fp32 once 1 - p_c < ~6e-8"),
 )
 
 # §6.2-6.4 (Table 8 and the code): per dataset, its optimiser, schedule, epochs, batch and model selection.
@@ -208,13 +214,19 @@ def init_for(ctx: Context, dataset: str) -> str:
     return "random" if dataset == "in9" and ctx.switches["in9_init"] == "scratch" else "bit_s"
 
 
+def model_init(model: str, init: str) -> str:
+    """What a model configured with `init` starts from: `init` for BiT-R50x1, "random" for the smoke profile's
+    tiny ResNet-v2, for which no pretrained weights exist."""
+    return init if model == "bit_r50x1" else "random"
+
+
 def method_args(ctx: Context, dataset: str, row: Row, recipe: dict[str, Any], epochs: int) -> dict[str, Any]:
     """The objective (`repro.cfaug.losses.CfaugMethod` fields) and the trainer's settings of one config."""
     default_eps = ctx.switches["wb_fgsm_eps"] if dataset == "waterbirds" else 0.5  # C-13
     fgsm_eps = default_eps if row.fgsm_eps is None else row.fgsm_eps
     sw = ctx.switches
     return {"trainer": "cfaug", "cf": row.cf, "f": row.f, "sal": row.sal, "mixup": row.mixup, "ls": row.ls,
-            "cf_loss": "logp", "fgsm_eps": fgsm_eps if row.f == "fgsm" else 0.5,
+            "cf_loss": "logp", "cf_form": sw["cf_loss"], "fgsm_eps": fgsm_eps if row.f == "fgsm" else 0.5,
             "sal_target": sw["sal_target"], "sal_norm": sw["sal_norm"], "loss_norm": sw["loss_norm"],
             "shuffle": sw["shuffle"], "tile_x0_bug": sw["tile_x0_bug"], "tile_bbox": dataset == "in9",
             "cf_rectangle": dataset != "cct",
@@ -232,6 +244,8 @@ def run_config(ctx: Context, dataset: str, row: Row, seed: int, source: dict[str
     data: dict[str, Any] = {"name": dataset, "prepared": source["prepared"], "fingerprint": source["fingerprint"],
                             "size": profile_setting(ctx, "size", 224), "preproc": ctx.switches["preproc"],
                             "cagan": "cagan" in (row.cf, row.f)}
+    if dataset == "in9":
+        data["fg_mask"] = ctx.switches["in9_fg_mask"]
     if limits:
         data["limits"] = limits
     model = profile_setting(ctx, "model", "bit_r50x1")

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from repro.papers import Context, PlannedRun
 from repro.cfaug.sources import run_source
-from repro.report.artefacts import artefact_provenance, output_path
+from repro.report.artefacts import output_path
+from repro.report.cfaug_report import cfaug_provenance
 from repro.report.cfaug_figures import (CF_COLUMNS, F_COLUMNS, N_IMAGES, STREAM, WB_CLASSES, blank_axis,
                                         generator_panels, load_with_infills, pick_masked, to_display)
 from repro.report.figures import new_figure, save_figure
@@ -181,7 +182,7 @@ def examples(name: str, ctx: Context, runs: list[PlannedRun], store: RunStore) -
               "orig_top": tops["orig"][0], "orig_prob": tops["orig"][1], "class_names": np.array(names)}
     how = (f"{K} drawn by torch.randperm (torch.Generator seed {PICK_SEED}) among the candidates, shown in set order"
            if random else f"the first {K} candidates in set order")
-    prov = artefact_provenance(
+    prov = cfaug_provenance(
         ctx, name, runs, store, dataset=dataset, split=split, synthetic_data=source["synthetic"],
         data_fingerprint=source["fingerprint"], orig_run=orig.key, best_run=best.key,
         best_method=f"{best_run.cell['method']} {best_run.cell['hparam']}".strip(), seed=best_run.cell["seed"],
@@ -220,8 +221,9 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
 
     ((_, rec),) = done_runs("figure1", runs, store)
     source = run_source(rec)
-    data, cagan_note = load_with_infills(rec.config.dataset, source, rec.config.data["size"],
-                                         rec.config.data["preproc"])
+    d = rec.config.data
+    data, cagan_note = load_with_infills(rec.config.dataset, source, d["size"], d["preproc"],
+                                         d.get("fg_mask", "code"))
     data.train.set_stream(STREAM)
     indices, samples = pick_masked(data.train, N_IMAGES)
     batch = collate(samples)
@@ -244,7 +246,7 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     higher = p_label[:, kinds == "f"] > p_label[:, :1]
     arrays = {"images": images, "p_label": p_label, "probs": probs.numpy(), "indices": np.array(indices, np.int64),
               "labels": y.numpy(), "columns": np.array(titles)}
-    prov = artefact_provenance(
+    prov = cfaug_provenance(
         ctx, "figure1", runs, store, dataset="in9", synthetic_data=source["synthetic"],
         data_fingerprint=source["fingerprint"], orig_run=rec.key, indices=indices, labels=y.tolist(),
         columns=titles, p_label=p_label.round(6).tolist(),

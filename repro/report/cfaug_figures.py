@@ -8,6 +8,7 @@ Both show images with the input normalisation undone ((x + 1) / 2) and save the 
 
 from __future__ import annotations
 
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from torch import Tensor, nn
 
 from repro.data.image_sets import DatasetError
 from repro.papers import Context, PlannedRun
-from repro.report.artefacts import artefact_provenance, output_path
+from repro.report.artefacts import output_path
+from repro.report.cfaug_report import cfaug_provenance
 from repro.report.figures import new_figure, save_figure
 from repro.runs.store import RunStore
 
@@ -77,18 +79,19 @@ def _class_names(dataset: str, data: Any) -> list[str]:
     return [f"category {c}" for c in data.details["categories"]]
 
 
-def load_with_infills(dataset: str, source: dict[str, Any], size: int, preproc: str) -> tuple[Any, str]:
-    """The full dataset of a recorded source at `size` and `preproc`, with CAGAN infills where recorded (and a
-    note when they cannot be used)."""
+def load_with_infills(dataset: str, source: dict[str, Any], size: int, preproc: str, fg_mask: str
+                      ) -> tuple[Any, str]:
+    """The full dataset of a recorded source at `size`, `preproc` and IN-9 mask rule `fg_mask` (C-26), with CAGAN
+    infills where recorded (and a note when they cannot be used)."""
     from repro.cfaug.data import load_cfaug
 
-    root = Path(source["root"])
+    load = partial(load_cfaug, dataset, Path(source["root"]), size=size, preproc=preproc, fg_mask=fg_mask)
     if source.get("cagan"):
         try:
-            return load_cfaug(dataset, root, size=size, preproc=preproc, cagan=True), ""
+            return load(cagan=True), ""
         except DatasetError as e:
-            return load_cfaug(dataset, root, size=size, preproc=preproc), f"CF CAGAN left out: {e}"
-    return load_cfaug(dataset, root, size=size, preproc=preproc), "CF CAGAN left out: no infills recorded"
+            return load(), f"CF CAGAN left out: {e}"
+    return load(), "CF CAGAN left out: no infills recorded"
 
 
 def pick_masked(train: Any, n: int = N_IMAGES) -> tuple[list[int], list[dict[str, Tensor]]]:
@@ -114,12 +117,12 @@ def pick_masked(train: Any, n: int = N_IMAGES) -> tuple[list[int], list[dict[str
 
 
 def fgsm_model(ctx: Context, dataset: str, source: dict[str, Any], store: RunStore,
-               num_classes: int) -> tuple[nn.Module, str]:
+               num_classes: int) -> tuple[nn.Module, str, str]:
     """The done Orig run (first seed) of `dataset`'s table config when its best.pt exists, else a freshly
     initialised model of the profile's architecture (seed MODEL_SEED, init random, default head: the CCT
-    recipe's zero head would give the attack no gradient); and a description."""
+    recipe's zero head would give the attack no gradient); a description; and its init."""
     from repro.models import build_model
-    from repro.papers.cfaug import ROWS, run_config, seeds
+    from repro.papers.cfaug import ROWS, model_init, run_config, seeds
 
     cfg = run_config(ctx, dataset, ROWS[dataset][0], seeds(ctx)[0], source)
     args = {**cfg.model_args, "init": "random", "head_init": "default", "num_classes": num_classes}
@@ -129,9 +132,11 @@ def fgsm_model(ctx: Context, dataset: str, source: dict[str, Any], store: RunSto
         model = build_model(cfg.model, **args)
     if record.path("done").exists() and record.path("best.pt").exists():
         model.load_state_dict(torch.load(record.path("best.pt"), map_location="cpu", weights_only=True))
-        return model, f"trained Orig run {record.key} (best.pt), {cfg.model}"
-    return model, (f"untrained {cfg.model} (random init, torch seed {MODEL_SEED}): no done Orig run {record.key}; "
-                   "the paper's figure attacks its trained model, so these perturbations differ from its look")
+        init = model_init(cfg.model, cfg.model_args["init"])
+        return model, f"trained Orig run {record.key} (best.pt), {cfg.model}", init
+    note = (f"untrained {cfg.model} (random init, torch seed {MODEL_SEED}): no done Orig run {record.key}; the "
+            "paper's figure attacks its trained model, so these perturbations differ from its look")
+    return model, note, "random"
 
 
 def generator_panels(batch: dict[str, Tensor], model: nn.Module, ctx: Context, dataset: str,
@@ -188,13 +193,14 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str 
     from repro.cfaug.sources import source_for
 
     dataset, source = (dataset, source_for(ctx, dataset)) if dataset else first_source(ctx)
-    data, cagan_note = load_with_infills(dataset, source, _size(ctx), ctx.switches["preproc"])
+    data, cagan_note = load_with_infills(dataset, source, _size(ctx), ctx.switches["preproc"],
+                                         ctx.switches["in9_fg_mask"])
     data.train.set_stream(STREAM)
     indices, samples = pick_masked(data.train)
     batch = collate(samples)
     columns = [("cf", n, t) for n, t in CF_COLUMNS if n != "cagan" or "cagan" in batch]
     columns += [("f", n, t) for n, t in F_COLUMNS]
-    model, model_note = fgsm_model(ctx, dataset, source, store, data.num_classes)
+    model, model_note, init = fgsm_model(ctx, dataset, source, store, data.num_classes)
     panels = generator_panels(batch, model, ctx, dataset, columns)
     images = to_display(torch.stack([batch["x"], *panels], 1))
     masks = batch["mask"][:, 0].numpy().astype(np.float32)
@@ -208,8 +214,9 @@ def figure2(ctx: Context, runs: list[PlannedRun], store: RunStore, dataset: str 
     arrays = {"images": images, "masks": masks, "indices": np.array(indices, dtype=np.int64), "labels": labels,
               "columns": np.array(titles)}
     notes = [n for n in (cagan_note, f"F FGSM against the {model_note}") if n]
-    prov = artefact_provenance(
-        ctx, "figure2", runs, store, dataset=dataset, synthetic_data=source["synthetic"],
+    prov = cfaug_provenance(
+        ctx, "figure2", runs, store, init=f"{init} (the F FGSM model)", dataset=dataset,
+        synthetic_data=source["synthetic"],
         data_fingerprint=source["fingerprint"], indices=indices, labels=labels.tolist(), columns=titles,
         selection=(f"{N_IMAGES} training images whose transformed sample has a non-empty mask: the first (index "
                    "order) of each class, classes in label order, then the next ones in index order"),
@@ -271,8 +278,8 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     arrays = {"images": images, "indices": idx, "labels": labels, "files": np.array(files),
               "columns": np.array([v for v, _ in VARIANTS])}
     missing = [f"{names[y]} {v}" for row, y in zip(idx, labels) for (v, _), i in zip(VARIANTS, row) if i < 0]
-    prov = artefact_provenance(
-        ctx, "figure3", runs, store, dataset="in9", synthetic_data=source["synthetic"],
+    prov = cfaug_provenance(
+        ctx, "figure3", runs, store, init="none: no model", dataset="in9", synthetic_data=source["synthetic"],
         data_fingerprint=source["fingerprint"], indices=idx.tolist(), files=files, labels=labels.tolist(),
         selection=(f"the first Original test image (file order) of classes {list(FIGURE3_CLASSES)}, matched in the "
                    "other variants by class and original file stem (15 characters after fg_, spec §3.1)"),

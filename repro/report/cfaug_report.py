@@ -10,9 +10,18 @@ import pandas as pd
 
 from repro.papers import Context, PlannedRun, Tolerance
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
+from repro.report.claims import Rules, check_expectations, report_claims
 from repro.report.tables import aggregate, compare, print_table, read_published, write_table
 from repro.runs.store import RunStore
 
+SINGLES = ("CF(CAGAN)", "F(Shuffle)", "Sal")
+# Table 3 (§1.3): the text's claims on the next-class shift (lower = less background reliance), per method mean.
+SHIFT_CLAIMS: Rules = {
+    "CF(CAGAN) shifts least of the single methods": lambda v: min(SINGLES, key=lambda m: v[m]) == "CF(CAGAN)",
+    "CF and F both shift less than Sal": lambda v: max(v["CF(CAGAN)"], v["F(Shuffle)"]) < v["Sal"],
+    "combining all three shifts less still": lambda v: v["CF(CAGAN)+F(Shuffle)+Sal"] < min(v[m] for m in SINGLES)}
+SYNTHETIC_CLAIM = ("synthetic data: its square foreground and label-coloured background cannot show the paper's "
+                   "claim either way")
 TOLERANCE = Tolerance(abs=2.0)  # accuracy / AUC points, plus 2 published std
 KEYS = ["method", "hparam"]
 # Per table: our evaluation set -> the published column prefix, and the set whose gain `improv_pct` measures.
@@ -20,6 +29,29 @@ COLUMNS = {"table1": ({"original": "original", "mixed_same": "mixed_same", "mixe
                        "mixed_next": "mixed_next"}, None),
            "table4": ({"original": "orig", "flip": "flip"}, "flip"),
            "table6": ({"cis_test": "cis_test", "trans_test": "trans_test"}, "trans_test")}
+
+
+def run_inits(runs: list[PlannedRun], store: RunStore) -> str:
+    """The model init(s) of an artefact's runs ("random" or "bit_s", C-1 per dataset), comma-joined: those of the
+    done runs, or of the planned ones while none is done; "none" without runs."""
+    from repro.papers.cfaug import model_init
+
+    done = [r for r, _ in done_records(runs, store)] or runs
+    return ", ".join(sorted({model_init(r.config.model, r.config.model_args["init"]) for r in done})) or "none"
+
+
+def cfaug_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], store: RunStore, init: str | None = None,
+                     **extra: Any) -> dict[str, Any]:
+    """`artefact_provenance` whose `init` is the one the cfaug models started from (`init`, else `run_inits`),
+    not the CLI's --init, which cfaug does not read."""
+    return {**artefact_provenance(ctx, artefact, runs, store, **extra), "init": init or run_inits(runs, store)}
+
+
+def claim_note(ctx: Context, synthetic: bool) -> str:
+    """Why a checked claim of the paper cannot be read off these runs, or "" at paper settings on real data."""
+    if synthetic:
+        return SYNTHETIC_CLAIM
+    return "" if ctx.profile == "paper" else f"{ctx.profile} profile (reduced model, data and seeds): indicative only"
 
 
 def _note(ctx: Context, synthetic: bool) -> str:
@@ -31,13 +63,14 @@ def _note(ctx: Context, synthetic: bool) -> str:
 
 
 def _write(ctx: Context, name: str, table: pd.DataFrame, runs: list[PlannedRun], store: RunStore,
-           show: tuple[str, list[str], list[str]] | None, **extra: Any) -> Path:
+           show: tuple[str, list[str], list[str]] | None, **extra: Any) -> tuple[Path, dict[str, Any]]:
     """Write the table with its provenance (profile, seeds, runs, whether the data was synthetic) and print it:
-    `show` = (title, key columns, value columns) for `print_table`, None for a plain listing."""
+    `show` = (title, key columns, value columns) for `print_table`, None for a plain listing. Returns the path
+    and the provenance."""
     synthetic = any(rec.result().get("synthetic_data") for _, rec in done_records(runs, store))
     note = _note(ctx, synthetic)
-    prov = artefact_provenance(ctx, name, runs, store, std_ddof=ctx.switches["std_ddof"], note=note,
-                               synthetic_data=synthetic, **extra)
+    prov = cfaug_provenance(ctx, name, runs, store, std_ddof=ctx.switches["std_ddof"], note=note,
+                            synthetic_data=synthetic, **extra)
     path = write_table(table, output_path(ctx, name, "table"), prov)
     if show:
         print_table(table, *show)
@@ -47,7 +80,7 @@ def _write(ctx: Context, name: str, table: pd.DataFrame, runs: list[PlannedRun],
         from rich.console import Console
 
         Console().print(f"[yellow]{note}[/yellow]")
-    return path
+    return path, prov
 
 
 def _improvement(table: pd.DataFrame, split: str, published: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +111,7 @@ def accuracy_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> lis
     table["paper_flag"] = published["flag"].values
     details = {rec.key: rec.result().get("details", {}) for _, rec in done[:1]}
     return [_write(ctx, name, table, runs, store, (f"cfaug {name} ({metric}, %)", KEYS, values),
-                   selection=f"val/{metric}, first maximum (§6.5)", dataset_details=details)]
+                   selection=f"val/{metric}, first maximum (§6.5)", dataset_details=details)[0]]
 
 
 def _ours(dataset: str) -> dict[str, str]:
@@ -97,7 +130,7 @@ def _ours(dataset: str) -> dict[str, str]:
 
 def hyperparameter_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """Table 8: per parameter, the paper's value and ours for each dataset (init under the C-1 switch)."""
-    from repro.papers.cfaug import init_for
+    from repro.papers.cfaug import init_for, model_init, profile_setting
 
     published = read_published("cfaug", "table8")
     datasets = {"in9": "in9", "wb": "waterbirds", "cct": "cct"}
@@ -111,7 +144,10 @@ def hyperparameter_table(ctx: Context, runs: list[PlannedRun], store: RunStore) 
             row[f"{col}_paper"], row[f"{col}_ours"] = p[col], ours[col][p["parameter"]]
         rows.append(row)
     table = pd.DataFrame(rows)
-    return [_write(ctx, "table8", table, runs, store, None, recipe="no training runs: the settings repro uses")]
+    model = profile_setting(ctx, "model", "bit_r50x1")
+    inits = ", ".join(f"{d}: {model_init(model, init_for(ctx, d))}" for d in datasets.values())
+    return [_write(ctx, "table8", table, runs, store, None, init=inits,
+                   recipe="no training runs: the settings repro uses")[0]]
 
 
 def run_device(ctx: Context) -> Any:
@@ -148,7 +184,7 @@ def saliency_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> lis
     table["paper_flag"] = published["flag"].values
     return [_write(ctx, name, table, runs, store, (f"cfaug {name} (saliency AUPR and accuracy/AUC, %)", keys, values),
                    saliency=settings, attribution="captum DeepLiftShap, target = label, per-pixel sum of squared "
-                   "attributions, per-image average precision against the fg mask (§7.3)")]
+                   "attributions, per-image average precision against the fg mask (§7.3)")[0]]
 
 
 def shift_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
@@ -166,18 +202,8 @@ def shift_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[P
     frame = pd.DataFrame(rows)
     table = aggregate(frame, KEYS, ["shift"], ctx.switches["std_ddof"])
     mean = dict(zip(table["method"], table["shift_mean"]))
-    claims = {
-        "CF(CAGAN) shifts least of the single methods": ["CF(CAGAN)", "F(Shuffle)", "Sal"],
-        "CF and F both shift less than Sal": ["CF(CAGAN)", "F(Shuffle)"],
-        "combining all three shifts less still": ["CF(CAGAN)+F(Shuffle)+Sal"]}
-    checks = {}
-    if all(m in mean for m in ("CF(CAGAN)", "F(Shuffle)", "Sal", "CF(CAGAN)+F(Shuffle)+Sal")):
-        single = {m: mean[m] for m in ("CF(CAGAN)", "F(Shuffle)", "Sal")}
-        checks = {list(claims)[0]: min(single, key=single.get) == "CF(CAGAN)",
-                  list(claims)[1]: max(single, key=single.get) == "Sal",
-                  list(claims)[2]: mean["CF(CAGAN)+F(Shuffle)+Sal"] < min(single.values())}
-    path = _write(ctx, "table3", table, runs, store, None, text_claims=checks,
-                  published="none: the table body is missing from the paper's text (spec §1.3)")
-    for claim, ok in checks.items():
-        print(f"{'holds' if ok else 'fails'}: {claim} (paper text)")
-    return [path]
+    checks = check_expectations(SHIFT_CLAIMS, mean)
+    path, prov = _write(ctx, "table3", table, runs, store, None,
+                        published="none: the table body is missing from the paper's text (spec §1.3)")
+    return [path, report_claims(ctx, "table3", checks, prov,
+                                {c: claim_note(ctx, prov["synthetic_data"]) for c in checks})]

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from repro.papers import Context, PlannedRun
-from repro.report.artefacts import artefact_provenance, done_records, output_path
+from repro.report.artefacts import done_records, output_path
+from repro.report.cfaug_report import cfaug_provenance, run_device
 from repro.report.figures import new_figure, save_figure
 from repro.runs.store import RunStore
 
@@ -28,7 +29,6 @@ def scatter(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     from repro.cfaug.metrics import r_squared
     from repro.cfaug.posthoc import saliency_of_run
     from repro.papers.cfaug import SCATTERS, saliency_settings
-    from repro.report.cfaug_report import run_device
 
     dataset = runs[0].cell["dataset"]
     name, (_, sets, paper_r2) = next((n, v) for n, v in SCATTERS.items() if v[0] == dataset)
@@ -57,9 +57,10 @@ def scatter(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         ax.set_xlabel("saliency AUPR (%)")
         ax.set_ylabel("AUC (%)" if dataset == "cct" else "accuracy (%)")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"cfaug {name}: {dataset}, {len(frame) // max(len(sets), 1)} runs ({ctx.profile} profile)")
     synthetic = any(rec.result().get("synthetic_data") for _, rec in done_records(runs, store))
-    prov = artefact_provenance(ctx, name, runs, store, r_squared=r2, paper_r_squared=paper_r2, saliency=settings,
+    fig.suptitle(f"cfaug {name}: {dataset}, {len(frame) // max(len(sets), 1)} runs ({ctx.profile} profile)"
+                 + (" (synthetic data)" if synthetic else ""))
+    prov = cfaug_provenance(ctx, name, runs, store, r_squared=r2, paper_r_squared=paper_r2, saliency=settings,
                                synthetic_data=synthetic, points="one per trained run (seed), §7.5")
     arrays = {"aupr": frame.get("aupr", pd.Series(dtype=float)).to_numpy(dtype=float),
               "value": frame.get("value", pd.Series(dtype=float)).to_numpy(dtype=float),

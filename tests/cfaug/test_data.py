@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
-from repro.cfaug.data import SourceBatchSampler, collate, in9_fg_mask, item_boxes, load_cfaug, stratified_subset
+from repro.cfaug.data import (FG_MASK_RULES, SourceBatchSampler, collate, in9_fg_mask, in9_mask_and_box, item_boxes,
+                              load_cfaug, stratified_subset)
 from repro.cfaug.listings import EVALS
 from repro.cfaug.fixtures import CCT_IDS, write_fixtures
 from repro.cfaug.transforms import EvalTransform, box_mask, resize_bbox
@@ -54,13 +55,61 @@ def test_in9_fg_mask_zero_and_different_rule():
     no_fg = original.copy()
     no_fg[1:3, 1:4] = 0
     original[1, 1] = (0, 0, 0)  # genuinely black fg pixel: a hole
-    original[2, 3, 1] = 0  # one channel equals no_fg's 0: not "different in every channel"
+    original[2, 3, 1] = 0  # one channel equals no_fg's 0: that channel does not qualify
     no_fg[0, 0] = original[0, 0] = 0  # black in both: background
-    mask = in9_fg_mask(Image.fromarray(original), Image.fromarray(no_fg))
-    want = np.zeros((4, 5), bool)
+    qualifies = in9_fg_mask(Image.fromarray(original), Image.fromarray(no_fg))
+    want = np.zeros((4, 5, 3), bool)
     want[1:3, 1:4] = True
-    want[1, 1] = want[2, 3] = False
-    assert torch.equal(mask, torch.from_numpy(want))
+    want[1, 1] = False
+    want[2, 3, 1] = False
+    assert torch.equal(qualifies, torch.from_numpy(want))
+
+
+def _spec_example(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """§3.1's example: a 6x6 object with one zero channel (blacked out in no_fg) plus one dark background pixel
+    that no_fg turns to 0 in every channel."""
+    original = np.full((size, size, 3), 90, np.uint8)
+    original[40:46, 40:46] = (200, 150, 0)
+    no_fg = original.copy()
+    no_fg[40:46, 40:46] = 0
+    original[2, 2], no_fg[2, 2] = (1, 1, 1), (0, 0, 0)
+    return original, no_fg
+
+
+def test_in9_mask_rules_differ_and_the_crop_bbox_takes_every_channel():
+    original, no_fg = _spec_example()
+    qualifies = in9_fg_mask(Image.fromarray(original), Image.fromarray(no_fg))
+    code, box_code = in9_mask_and_box(qualifies, "code")
+    every, box_every = in9_mask_and_box(qualifies, "all_channel")
+    assert int(code.sum()) == 37 and bool(code[40:46, 40:46].all()) and bool(code[2, 2])
+    assert int(every.sum()) == 1 and bool(every[2, 2])
+    assert box_code.tolist() == box_every.tolist() == [[2, 2, 1, 1]]  # the dark pixel alone, under both rules
+    none, no_box = in9_mask_and_box(qualifies[..., :2] & False, "code")
+    assert not none.any() and no_box.shape == (0, 4)
+    with pytest.raises(ValueError):
+        in9_mask_and_box(qualifies, "any")
+
+
+def test_in9_loader_applies_the_mask_rule_after_the_same_crop(tmp_path):
+    root = write_fixtures(tmp_path, "in9", per_class=1, size=32, seed=0)
+    train = root / "bg_challenge" / "train"
+    name = next((train / "original" / "train" / CLASSES[1]).iterdir()).name
+    original, no_fg = _spec_example()
+    Image.fromarray(original).save(train / "original" / "train" / CLASSES[1] / name)
+    Image.fromarray(no_fg).save(train / "no_fg" / "train" / CLASSES[1] / name)
+    sets = {rule: load_cfaug("in9", root, size=56, fg_mask=rule).train for rule in FG_MASK_RULES}  # resize 64
+    index = next(i for i, it in enumerate(sets["code"].items) if it.image.name == name and it.label == 1)
+    sums = []
+    for stream in range(12):
+        for train_set in sets.values():
+            train_set.set_stream(stream)
+        code, every = sets["code"][index], sets["all_channel"][index]
+        assert torch.equal(code["x"], every["x"])  # one crop, drawn from the every-channel bbox, under both rules
+        sums.append((int(code["mask"].sum()), int(every["mask"].sum())))
+        assert bool(code["has_bbox"]) and bool(every["has_bbox"]) == (sums[-1][1] == 1)
+    assert (37, 1) in sums and all(c == 36 + e for c, e in sums)  # the object counts under the code's rule only
+    with pytest.raises(ValueError):
+        load_cfaug("in9", root, fg_mask="any")
 
 
 def test_in9_counts_labels_and_splits(root):

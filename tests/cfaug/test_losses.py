@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.cfaug.generators import counterfactual, factual
-from repro.cfaug.losses import (CfaugMethod, cf_loss, label_smoothing_loss, mixup, mixup_loss, sal_penalty,
+from repro.cfaug.losses import (CF_FORMS, CfaugMethod, cf_loss, label_smoothing_loss, mixup, mixup_loss, sal_penalty,
                                 step_loss)
 
 B, C, S = 4, 3, 8
@@ -66,6 +66,36 @@ def test_cf_loss_stable_and_pushes_target_logit_down():
     zm = torch.randn(3, 4, generator=gen(2), requires_grad=True)
     cf_loss(zm, torch.tensor([1, 3, 0])).sum().backward()
     assert zm.grad[0, 1] > 0 and zm.grad[1, 3] > 0 and zm.grad[2, 0] > 0  # descent lowers z_c
+
+
+def test_cf_loss_code_form_cancels_in_fp32_where_the_stable_form_does_not():
+    """z = (20, 0, 0), c = 0: 1 - p_c = 2e^-20 ~ 4e-9 is below fp32's resolution at 1, so the code's
+    sum_k e^(z_k-M) - e^(z_c-M) is exactly 0 and its loss the 1e-20 floor, -log(1e-20) = 20 ln 10."""
+    z, c = torch.tensor([[20.0, 0.0, 0.0]]), torch.tensor([0])
+    exact = -math.log(2 * math.exp(-20) / (1 + 2 * math.exp(-20)))
+    losses, norms = {}, {}
+    for form in CF_FORMS:
+        zg = z.clone().requires_grad_(True)
+        loss = cf_loss(zg, c, form=form)
+        loss.sum().backward()
+        losses[form], norms[form] = float(loss.detach()), float(zg.grad.norm())
+    assert losses["code"] == pytest.approx(20 * math.log(10), rel=1e-6)  # 46.0517
+    assert losses["stable"] == pytest.approx(exact, rel=1e-6)  # 19.307
+    assert norms["code"] > 1e10 and norms["stable"] < 2
+    moderate = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
+    assert torch.allclose(cf_loss(moderate, torch.tensor([0, 2]), form="code"),
+                          cf_loss(moderate, torch.tensor([0, 2]), form="stable"), atol=1e-5)
+    with pytest.raises(ValueError):
+        cf_loss(z, c, form="naive")
+
+
+def test_cf_loss_two_classes_is_ce_against_the_other_class_in_both_forms():
+    z = torch.tensor([[30.0, -30.0], [1.0, 2.0], [-5.0, 40.0]])
+    c = torch.tensor([0, 1, 1])
+    want = F.cross_entropy(z, 1 - c, reduction="none")
+    assert float(want[0]) == pytest.approx(60.0, rel=1e-5)  # no 1e-20 floor: p_other = e^-60
+    for form in CF_FORMS:
+        assert torch.allclose(cf_loss(z, c, form=form), want, atol=1e-5)
 
 
 def test_cf_loss_uniform_variants():
@@ -147,7 +177,8 @@ def test_method_validation_and_from_args():
     assert m.cf == "grey" and m.f is None and m.sal == 1e-4
     assert CfaugMethod.from_args(m.to_dict()) == m
     for bad in ({"mixup": 0.2, "cf": "grey"}, {"ls": 0.1, "f": "shuffle"}, {"ls": 0.1, "sal": 1.0},
-                {"mixup": 0.2, "ls": 0.1}, {"cf": "blur"}, {"f": "grey"}, {"loss_norm": "mean"}, {"sal": -1.0}):
+                {"mixup": 0.2, "ls": 0.1}, {"cf": "blur"}, {"f": "grey"}, {"loss_norm": "mean"}, {"sal": -1.0},
+                {"cf_form": "naive"}):
         with pytest.raises(ValueError):
             CfaugMethod.from_args(bad)
     with pytest.raises(ValueError):

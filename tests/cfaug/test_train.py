@@ -128,6 +128,10 @@ def test_saliency_and_shift_tables_reuse_the_accuracy_runs(tmp_path):
     shift = pd.read_csv(next((tmp_path / "out").rglob("table3.csv")))
     assert list(shift["method"]) == ["Orig", "Sal", "CF(CAGAN)", "F(Shuffle)", "CF(CAGAN)+F(Shuffle)+Sal"]
     assert shift["shift_mean"].notna().all() and (shift["shift_n"] == 2).all()
+    claims = pd.read_csv(tmp_path / "out" / "tables" / "cfaug" / "table3_claims.csv")
+    assert len(claims) == 3 and set(claims["result"]) <= {"holds", "does not hold"}
+    assert claims["note"].str.contains("synthetic data").all() and (claims["profile"] == "smoke").all()
+    assert "synthetic data" in res.output
     runs_before = {p.name for p in (tmp_path / "runs").iterdir()}
     res = CliRunner().invoke(app, ["cfaug", "table2", *args])
     assert res.exit_code == 0, res.output

@@ -97,6 +97,16 @@ def test_constrained_crop_range_follows_the_spec():
     assert len(tops) > 10 and len(lefts) > 25  # uniform over the range, not a fixed crop
 
 
+def test_constrained_crop_draws_over_the_union_of_the_boxes():
+    """§3.4 (code): the range comes from the boxes' union, re-drawn until some box is inside, so every accepted
+    crop is equally likely; drawing one box first would give the lone-position box A half the crops."""
+    boxes = torch.tensor([[0, 0, 1, 1], [36, 36, 4, 4]])  # A: only crop (0, 0) holds it; B: 16 crops
+    accepted = {(0, 0)} | {(i, j) for i in range(5, 9) for j in range(5, 9)}
+    draws = [constrained_crop(boxes, 40, 40, 32, _gen(seed)) for seed in range(340)]
+    assert set(draws) == accepted
+    assert 0 < draws.count((0, 0)) < 0.15 * len(draws)  # ~1/17, not 1/2
+
+
 def test_no_box_gives_an_ordinary_random_crop_and_zero_mask():
     image, _ = _scene(40, 40, (0, 0, 1, 1))
     t = TrainTransform(28)

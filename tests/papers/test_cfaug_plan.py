@@ -47,6 +47,39 @@ def test_switches_reach_the_run_and_change_its_key():
     assert fixed.model_args["init"] == "bit_s" and code.key != fixed.key
 
 
+def test_fidelity_switches_c26_c27_reach_the_runs():
+    """C-26 (IN-9 fg mask rule) reaches the IN-9 data settings only; C-27 (CF loss form) the objective."""
+    row = next(r for r in ROWS["in9"] if r.cf == "grey")
+    default = run_config(_ctx(), "in9", row, 5, SOURCE)
+    other = run_config(_ctx(in9_fg_mask="all_channel", cf_loss="code"), "in9", row, 5, SOURCE)
+    assert (default.data["fg_mask"], default.method_args["cf_form"]) == ("code", "stable")
+    assert (other.data["fg_mask"], other.method_args["cf_form"]) == ("all_channel", "code")
+    assert default.key != other.key
+    assert "fg_mask" not in run_config(_ctx(), "waterbirds", ROWS["waterbirds"][0], 5, SOURCE).data
+    with pytest.raises(ValueError):
+        _ctx(in9_fg_mask="any")
+
+
+def test_artefact_init_is_the_runs_own_not_the_cli_init(tmp_path):
+    from repro.papers import PlannedRun
+    from repro.report.cfaug_report import cfaug_provenance, run_inits
+    from repro.runs.store import RunStore
+
+    def planned(ctx, dataset):
+        return PlannedRun(dataset, {"dataset": dataset, "seed": 5}, run_config(ctx, dataset, ROWS[dataset][0], 5,
+                                                                                 SOURCE))
+
+    store, ctx = RunStore(tmp_path), _ctx()
+    assert ctx.init == "imagenet"
+    assert run_inits([planned(ctx, "in9")], store) == "random"  # C-1 default: IN-9 from scratch
+    assert run_inits([planned(ctx, "waterbirds"), planned(ctx, "cct")], store) == "bit_s"
+    assert run_inits([planned(_ctx(in9_init="bit_s"), "in9")], store) == "bit_s"
+    assert run_inits([planned(ctx, "in9"), planned(ctx, "waterbirds")], store) == "bit_s, random"
+    assert run_inits([planned(_ctx("smoke"), "waterbirds")], store) == "random"  # the tiny model has no weights
+    assert run_inits([], store) == "none"
+    assert cfaug_provenance(ctx, "table4", [planned(ctx, "waterbirds")], store)["init"] == "bit_s"
+
+
 def test_fgsm_epsilon_of_waterbirds_is_a_switch():
     row = next(r for r in ROWS["waterbirds"] if r.f == "fgsm")
     assert run_config(_ctx(), "waterbirds", row, 5, SOURCE).method_args["fgsm_eps"] == 0.5
