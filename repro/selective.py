@@ -9,13 +9,16 @@ import torch
 from torch import Tensor
 
 SCORES = ("code", "product_max")
+ARGMAXES = ("product", "code")
 
 
-def selective_scores(p_init: Tensor, p_final: Tensor, score: str = "code") -> tuple[Tensor, Tensor]:
+def selective_scores(p_init: Tensor, p_final: Tensor, score: str = "code", argmax: str = "product"
+                     ) -> tuple[Tensor, Tensor]:
     """(scores, predictions) from the softmax probabilities (N, K) of best_erm and the finetuned model.
 
-    r = p_init * p_final; prediction = argmax r; score "code" = max softmax(r) (the code's second softmax),
-    "product_max" = max r (the paper's P_init * P_final, D-13)."""
+    r = p_init * p_final; score "code" = max softmax(r) (the code's second softmax), "product_max" = max r
+    (the paper's P_init * P_final, D-13); prediction "product" = argmax r, "code" = argmax softmax(r), which
+    ties to class 0 when exp(r) rounds to the same float for every class (D-13a)."""
     r = p_init * p_final
     if score == "code":
         s = r.softmax(1).amax(1)
@@ -23,7 +26,9 @@ def selective_scores(p_init: Tensor, p_final: Tensor, score: str = "code") -> tu
         s = r.amax(1)
     else:
         raise ValueError(f"unknown selective score {score!r}; known: {', '.join(SCORES)}")
-    return s, r.argmax(1)
+    if argmax not in ARGMAXES:
+        raise ValueError(f"unknown selective argmax {argmax!r}; known: {', '.join(ARGMAXES)}")
+    return s, (r.softmax(1) if argmax == "code" else r).argmax(1)
 
 
 def sr_scores(p: Tensor) -> tuple[Tensor, Tensor]:

@@ -75,3 +75,13 @@ def test_sr_scores_and_unknown_score():
     assert scores.tolist() == pytest.approx([0.8, 0.9]) and pred.tolist() == [1, 0]
     with pytest.raises(ValueError, match="unknown selective score"):
         selective_scores(p, p, "sum")
+
+
+def test_argmax_of_the_second_softmax_ties_to_class_0_when_the_products_underflow():
+    # fp32: p_init = [1e-8, 1], p_final = [1, 2e-8]; r = [1e-8, 2e-8], exp(r) == 1 for both, softmax = [.5, .5]
+    p, q = torch.tensor([[1e-8, 1.0]]), torch.tensor([[1.0, 2e-8]])
+    _, product = selective_scores(p, q, "code", "product")
+    _, code = selective_scores(p, q, "code", "code")
+    assert product.tolist() == [1] and code.tolist() == [0]
+    with pytest.raises(ValueError, match="unknown selective argmax"):
+        selective_scores(p, q, "code", "max")

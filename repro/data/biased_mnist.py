@@ -51,6 +51,17 @@ def _split(grey: np.ndarray, digits: np.ndarray, ratio: float, sampling: str, co
     return split, squared
 
 
+def _test_sets(grey: np.ndarray, digits: np.ndarray, colour: tuple[int, int, int]) -> tuple[ImageSplit, ImageSplit]:
+    """`test_original` and `test_biased` (every 5-9 squared), both in MNIST order so that position i is the same
+    digit in both; groups 0 = clean, 1 = squared (test evaluation only, §7.9)."""
+    order, _, squared = square_flags(digits, 1.0, "code")
+    squared = squared[np.argsort(order)]  # back from digit order to MNIST order
+    labels, names = (digits >= 5).astype(np.int64), [f"{i}.png" for i in range(len(digits))]
+    clean = np.zeros(len(digits), dtype=bool)
+    return (ImageSplit(labels, names, draw(grey, clean), groups=clean.astype(np.int64)),
+            ImageSplit(labels, names, draw(grey, squared, colour), groups=squared.astype(np.int64)))
+
+
 def load_biased_mnist(mnist_dir: Path, seed: int, conflict_ratio: float = 0.01, sampling: str = "code",
                       colour: tuple[int, int, int] = RED, train_subset: bool | None = None) -> ImageDataset:
     """Splits `train`, `val` (seeded 20% of the biased training images), `test_original`, `test_biased`.
@@ -63,9 +74,8 @@ def load_biased_mnist(mnist_dir: Path, seed: int, conflict_ratio: float = 0.01, 
     full, squared = _split(grey, digits, conflict_ratio, sampling, colour, rng)
     val_idx = np.sort(rng.choice(len(full), int(round(VAL_FRACTION * len(full))), replace=False))
     train_idx = np.setdiff1d(np.arange(len(full)), val_idx)
-    original = ImageSplit((test_digits >= 5).astype(np.int64), [f"{i}.png" for i in range(len(test_digits))],
-                          draw(test_grey, np.zeros(len(test_digits), dtype=bool)))
-    biased, test_squared = _split(test_grey, test_digits, 1.0, "code", colour, rng)
+    original, biased = _test_sets(test_grey, test_digits, colour)
+    test_squared = biased.groups.astype(bool)
     details = {
         "train_source": str(img_path), "train_subset": subset,
         "note": (f"official train-images-idx3-ubyte.gz absent: built from the {len(full):,}-image subset "

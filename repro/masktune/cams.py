@@ -27,8 +27,9 @@ def _display(x: torch.Tensor, kind: str) -> np.ndarray:
 
 
 def overlays(erm: RunRecord, tuned: RunRecord, dataset: str, pick: Callable[[Any], np.ndarray]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, ERM overlays, MaskTune overlays), uint8 (k, H, W, 3), for the test images `pick` chooses."""
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(images, ERM overlays, MaskTune overlays), uint8 (k, H, W, 3), for the test images `pick` chooses, and
+    each model's predicted classes {"labels", "ERM", "MaskTune"} (the labels are the true classes)."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     from repro.saliency.xgradcam import cam_maps
@@ -40,8 +41,11 @@ def overlays(erm: RunRecord, tuned: RunRecord, dataset: str, pick: Callable[[Any
     gen = torch.Generator().manual_seed(0)
     x = torch.cat([b for b, _ in Feeder(ds.transforms, torch.device("cpu"), 64).batches(split, "eval", gen)])
     shown = _display(x, ds.transforms)
-    out = []
-    for record, weights in ((erm, "best"), (tuned, "finetuned")):
-        maps = cam_maps(load_weights(record, weights), x).numpy()
+    out, preds = [], {"labels": split.labels}
+    for name, record, weights in (("ERM", erm, "best"), ("MaskTune", tuned, "finetuned")):
+        model = load_weights(record, weights)
+        with torch.no_grad():
+            preds[name] = model(x)[0].argmax(1).numpy()
+        maps = cam_maps(model, x).numpy()
         out.append(np.stack([show_cam_on_image(img.astype(np.float32), m, use_rgb=True) for img, m in zip(shown, maps)]))
-    return (shown * 255).round().astype(np.uint8), out[0], out[1]
+    return (shown * 255).round().astype(np.uint8), out[0], out[1], preds

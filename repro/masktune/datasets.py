@@ -73,13 +73,17 @@ def read_source(folder: Path) -> dict[str, Any]:
 
 
 def _limited(ds: ImageDataset, limits: dict[str, int]) -> ImageDataset:
-    """Seeded subsets (sorted) of the splits named in `limits` (reduced profiles)."""
+    """Seeded subsets (sorted) of the splits named in `limits` (reduced profiles). Test sets of one size share
+    one draw, so parallel test sets (biased MNIST's original and biased) keep the same images."""
     rng = np.random.RandomState(LIMIT_SEED)
     for split, n in limits.items():
+        picks: dict[int, np.ndarray] = {}
         for name in [k for k in ds.splits if k == split or (split == "test" and k.startswith("test"))]:
             s = ds.splits[name]
             if n < len(s):
-                ds.splits[name] = s.subset(np.sort(rng.choice(len(s), n, replace=False)))
+                if len(s) not in picks:
+                    picks[len(s)] = np.sort(rng.choice(len(s), n, replace=False))
+                ds.splits[name] = s.subset(picks[len(s)])
     return ds
 
 

@@ -229,12 +229,13 @@ def train_finetune(record: RunRecord, device: torch.device, emit: Events, profil
               "finetune_lr": history[0]["lr"], "details": ds.details,
               "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
     if args.get("selective"):
-        result["selective"] = selective(erm, logits, args.get("selective_score", "code"), args["selective"])
+        result["selective"] = selective(erm, logits, args.get("selective_score", "code"), args["selective"],
+                                        args.get("selective_argmax", "product"))
     return finish(record, result, emit)
 
 
-def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, coverages: list[float]
-              ) -> dict[str, list[dict[str, float]]]:
+def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, coverages: list[float],
+              argmax: str = "product") -> dict[str, list[dict[str, float]]]:
     """§6.3 from best_erm x finetuned ("masktune") and best_erm alone ("sr"), val thresholds, test metrics."""
     from repro.selective import selective_metrics, selective_scores, sr_scores
 
@@ -243,8 +244,8 @@ def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, cover
     p1 = {k: final_logits[k].softmax(1) for k in ("val", "test")}
     labels = init["test"]["labels"]
     out = {}
-    for name, (val, test) in {"masktune": (selective_scores(p0["val"], p1["val"], score),
-                                           selective_scores(p0["test"], p1["test"], score)),
+    for name, (val, test) in {"masktune": (selective_scores(p0["val"], p1["val"], score, argmax),
+                                           selective_scores(p0["test"], p1["test"], score, argmax)),
                               "sr": (sr_scores(p0["val"]), sr_scores(p0["test"]))}.items():
         out[name] = selective_metrics(val[0], test[0], test[1], labels, tuple(coverages))
     return out

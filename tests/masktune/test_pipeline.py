@@ -59,15 +59,21 @@ def test_erm_resumes_from_last_checkpoint_to_the_same_weights(mnist_ctx, tmp_pat
         torch.testing.assert_close(resumed["model"][k], v)
 
 
-def test_finetune_starts_from_last_erm_at_the_decayed_lr_and_reuses_masks(mnist_ctx):
+def _erm_lrs(ctx, rec) -> list[float]:
+    import json
+
+    erm = RunStore(ctx.runs_dir).record(train.erm_config(rec.config))
+    return [json.loads(line)["lr"] for line in erm.path("metrics.jsonl").read_text().splitlines()]
+
+
+def test_finetune_starts_from_last_erm_at_the_constant_lr_and_reuses_masks(mnist_ctx):
     rec = _record(mnist_ctx, "masktune")
+    assert rec.config.method_args["lr_schedule"] == "code_constant"  # D-1 default: the scheduler is never stepped
     train.train_finetune(rec, torch.device("cpu"), lambda e: None, "smoke")
     res = rec.result()
     erm = RunStore(mnist_ctx.runs_dir).record(train.erm_config(rec.config))
     assert erm.state() == "done" and res["erm_run"] == erm.key
-    # smoke: 2 epochs, milestones [25, 50, 75] of 100 scaled to [1, 2]: two decays by 0.5 before the finetune
-    assert rec.config.method_args["milestones"] == [1, 2]
-    assert res["finetune_lr"] == pytest.approx(0.01 * 0.25)
+    assert _erm_lrs(mnist_ctx, rec) == [0.01, 0.01] and res["finetune_lr"] == pytest.approx(0.01)
     masking = res["rounds"][0]["masking"]
     assert 0 < masking["masked_fraction_mean"] < 0.5
     caches = list((mnist_ctx.runs_dir / "masks").iterdir())
@@ -78,6 +84,14 @@ def test_finetune_starts_from_last_erm_at_the_decayed_lr_and_reuses_masks(mnist_
     assert (caches[0] / "masked.npy").stat().st_mtime_ns == stamp  # reused, not rewritten
     assert len(again.result()["rounds"]) == 2
     assert len(list((mnist_ctx.runs_dir / "masks").iterdir())) == 2  # round 2 masks with the finetuned model
+
+
+def test_paper_schedule_decays_before_the_finetune(mnist_ctx):
+    rec = _record(mnist_ctx, "masktune", lr_schedule="paper")
+    train.train_finetune(rec, torch.device("cpu"), lambda e: None, "smoke")
+    # smoke: 2 epochs, milestones [25, 50, 75] of 100 scaled to [1, 2]: two decays by 0.5 before the finetune
+    assert rec.config.method_args["milestones"] == [1, 2]
+    assert _erm_lrs(mnist_ctx, rec) == [0.01, 0.005] and rec.result()["finetune_lr"] == pytest.approx(0.01 * 0.25)
 
 
 def test_cutout_zeroes_one_square_per_image():

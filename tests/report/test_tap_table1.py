@@ -89,3 +89,13 @@ def test_text_claims_compare_tap_with_rrr_and_rbr_per_arch_and_mode():
     assert claims.loc[(time, "RRR"), "paper_table1"] == pytest.approx(100 * 3.0 / 12.0)  # printed 3.0 / 12.0 it/s
     assert claims.loc[(mem, "RBR"), "paper_table1"] == "OOM"  # DenseNet-121 + RBR did not fit on 10 GB
     assert claims.loc[(time, "RRR"), "published"] == "25" and claims.loc[(mem, "RRR"), "published"] == "0.5"
+
+
+def test_rbr_rows_carry_the_skipped_eval_forward_note():
+    rows = [_row("densenet121", m, "device", it, mem) for m, it, mem in
+            (("No XS", 20.0, 4.0), ("RRR", 5.0, 9.0), ("RBR", 2.0, 12.0), ("TAP", 19.0, 4.5))]
+    table = t1.assemble(rows)
+    assert table.set_index("method")["note"].to_dict() == {"No XS": "", "RRR": "", "RBR": t1.RBR_NOTE, "TAP": ""}
+    claims = t1.text_claims(table)
+    assert set(claims.loc[claims["versus"] == "RBR", "note"]) == {t1.RBR_NOTE}
+    assert set(claims.loc[claims["versus"] == "RRR", "note"]) == {""}
