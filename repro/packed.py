@@ -6,6 +6,8 @@ the members' batches concatenated along the batch dimension (member m owns rows 
 outputs are concatenated the same way, so objectives and metrics see an ordinary model (`repro.methods`
 reduces every term per member). Ordinary autograd runs through `vmap`, double backward included (gradmask,
 RRR, RBR differentiate input gradients); BatchNorm updates each member's running statistics.
+A pack equals one-by-one training up to rounding: its batched convolutions round differently (1e-17 in
+float64), which can pick another of exactly tied max-pool inputs (binary images) for the gradient.
 
 Not packed (trained one by one instead): models with dropout, whose random masks could not equal the
 one-by-one runs' draws, and RBR's code-order influence (D-9), which differentiates through the input tensor

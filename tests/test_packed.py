@@ -35,9 +35,14 @@ def _records(root: Path, configs):
 
 
 def _float64_data(name, args, seed, device, prepared_root):
+    """The dataset in float64, its training images jittered by up to 1e-3 (seeded). Binary images tie
+    exactly inside max-pool windows, and the pack's batched convolutions round differently from one model's
+    (1e-17), which moves the input gradient to another of the tied pixels: an equally valid subgradient that
+    gradmask's double backward then amplifies. Without ties a pack must equal one-by-one runs to rounding."""
     data = build_dataset(name, args, seed, device, prepared_root)
     cast = lambda t: t.double() if t.is_floating_point() else t  # noqa: E731
-    data.x, data.mask = cast(data.x), cast(data.mask)
+    jitter = torch.rand(data.x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    data.x, data.mask = cast(data.x) + 1e-3 * jitter.to(data.x.device), cast(data.mask)
     data.evals = {k: (cast(x), y) for k, (x, y) in data.evals.items()}
     return data
 
