@@ -79,6 +79,18 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
     assert (table["valid_n"] == 1).all() and table["valid_mean"].between(0, 1).all()
     prov = json.loads((out / "tables" / "actdiff" / "table1.json").read_text())
     assert prov["profile"] == "smoke" and len(set(prov["run_keys"])) == 21 and prov["seeds"] == [0]
+    assert prov["reading"] == "final"
+    claims = pd.read_csv(out / "tables" / "actdiff" / "table1_claims.csv")
+    assert claims["claim"].str.contains("ResNet Actdiff generalises").any()
+    assert claims["result"].isin(["holds", "does not hold", "n/a"]).all()
+    _assert_table1_reading(table, runs, "final")
+    logs = sorted(p.stat().st_size for p in Path(runs).rglob("metrics.jsonl"))
+    best = tmp_path / "best"  # A-17 option: the best-valid reading from the same runs, nothing trained
+    res = invoke("actdiff", "table1", "--profile", "smoke", "--runs-dir", runs, "--out", str(best),
+                 "--switch", "table1_reading=best", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "start" not in res.output and logs == sorted(p.stat().st_size for p in Path(runs).rglob("metrics.jsonl"))
+    _assert_table1_reading(pd.read_csv(best / "tables" / "actdiff" / "table1.csv"), runs, "best")
     for fig in ("figure3", "figure7"):
         res = invoke("actdiff", fig, "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--device", "cpu")
         assert res.exit_code == 0, res.output
@@ -90,6 +102,22 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
     assert "table1" in status
     listing = invoke("list", "--profile", "smoke", "--runs-dir", runs).output
     assert "complete" in listing and "not implemented yet" in listing
+
+
+def _assert_table1_reading(table: pd.DataFrame, runs: str, reading: str) -> None:
+    """Each Table 1 row (one seed) holds its run's result.json values at `reading` ("final" or "best")."""
+    from repro.papers import actdiff
+    from repro.runs.store import RunStore
+
+    paper = get_paper("actdiff")
+    ctx = paper.context("smoke", None, "code", {"table1_reading": reading}, Path("unused"), None)
+    store = RunStore(Path(runs))
+    for run in actdiff.plan_grid(ctx):
+        res = store.record(run.config).result()
+        row = table[(table["model"] == run.cell["model"]) & (table["method"] == run.cell["method"])].iloc[0]
+        assert row["train_mean"] == pytest.approx(res[reading]["train"]["accuracy"])
+        assert row["valid_mean"] == pytest.approx(res[reading]["valid"]["accuracy"])
+        assert row["best_epoch_mean"] == res["best_epoch"]
 
 
 def test_data_check_exits_0_with_nothing_present(tmp_path):

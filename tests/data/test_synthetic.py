@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repro.data.synthetic import BOX_COLS, BOX_ROWS, build_synthetic, generate_pool, load_split
+from repro.data.synthetic import BOX_COLS, BOX_ROWS, build_synthetic, draw_crosses, generate_pool, load_split
 
 
 def test_pool_counts_labels_and_image_is_crosses_or_box():
@@ -21,12 +21,32 @@ def test_pool_counts_labels_and_image_is_crosses_or_box():
     assert set(sizes[labels == 1]) <= {5, 9}
     two = sizes[labels == 0]
     assert np.isin(two, [10, 18]).mean() > 0.95  # two disjoint crosses of one arm length; a few overlap
-    assert two.max() <= 18 and two.min() >= 5
+    assert set(two) <= {8, 10, 16, 18}  # never collinear, so never 9, 15 or 17 (spec §5.2)
 
 
-def test_pools_are_independent_and_deterministic():
-    images = np.concatenate([generate_pool(p)[0] for p in range(3)])
-    assert len({im.tobytes() for im in images}) == 3 * 512  # no image twice, within or across splits
+def _centres(seg: np.ndarray) -> np.ndarray:
+    """Pixels set with all four neighbours set: the centres of disjoint plus signs."""
+    s = np.pad(seg, 1)
+    core = s[1:-1, 1:-1] * s[:-2, 1:-1] * s[2:, 1:-1] * s[1:-1, :-2] * s[1:-1, 2:]
+    return np.argwhere(core > 0)
+
+
+def test_two_crosses_never_share_a_row_or_a_column():
+    rng = np.random.default_rng(0)
+    segs = [draw_crosses(rng, 2) for _ in range(3000)]
+    disjoint = [_centres(s) for s in segs if s.sum() in (10, 18)]
+    assert len(disjoint) > 2800 and all(len(c) == 2 for c in disjoint)
+    assert all(a[0] != b[0] and a[1] != b[1] for a, b in disjoint)  # an independent draw: ~8% collinear
+
+
+def test_pools_repeat_images_and_are_deterministic():
+    """Drawn with repetition, as the authors' pools (spec §5.2): some class-1 images recur within a pool
+    and train images recur in valid and test; the draw is the same every time."""
+    pools = [generate_pool(p) for p in range(3)]
+    one_cross = pools[0][0][pools[0][2] == 1]
+    assert 200 < len({im.tobytes() for im in one_cross}) < 256
+    train = {im.tobytes() for im in pools[0][0]}
+    assert all(0 < sum(im.tobytes() in train for im in pool[0]) < 100 for pool in pools[1:])
     assert np.array_equal(generate_pool(2)[0], generate_pool(2)[0])
 
 

@@ -34,7 +34,8 @@ def fake_done_runs(runs_dir: Path, out: Path) -> None:
         rec = store.record(run.config)
         store.init(rec)
         best = dict.fromkeys(("train", "valid", "test", "test_clean"), {"accuracy": 0.8125 + i / 10_000})
-        atomic_write_json(rec.path("result.json"), {"best": best, "best_epoch": 3, "device": "cpu (test)"})
+        result = {"best": best, "final": best, "best_epoch": 3, "device": "cpu (test)"}
+        atomic_write_json(rec.path("result.json"), result)
         rec.path("done").write_text("")
 
 
