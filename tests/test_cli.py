@@ -91,6 +91,12 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
     assert res.exit_code == 0, res.output
     assert "start" not in res.output and logs == sorted(p.stat().st_size for p in Path(runs).rglob("metrics.jsonl"))
     _assert_table1_reading(pd.read_csv(best / "tables" / "actdiff" / "table1.csv"), runs, "best")
+    res = invoke("actdiff", "table2", "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--device", "cpu")
+    t2 = pd.read_csv(out / "tables" / "actdiff" / "table2.csv").set_index(["model", "method"])
+    claims2 = pd.read_csv(out / "tables" / "actdiff" / "table2_claims.csv").set_index("claim")["result"]
+    resnet = t2.loc[("ResNet", "Actdiff"), "synthetic_test_mean"]
+    verdict = "holds" if resnet >= 0.7 else "does not hold"
+    assert claims2["ResNet Actdiff generalises to the test set (>= 0.7)"] == verdict
     for fig in ("figure3", "figure7"):
         res = invoke("actdiff", fig, "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--device", "cpu")
         assert res.exit_code == 0, res.output

@@ -12,7 +12,7 @@ import pandas as pd
 from repro.papers import Context, PlannedRun
 from repro.papers import actdiff as paper
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
-from repro.report.claims import Values, check_expectations, report_claims
+from repro.report.claims import Checks, Rules, Values, check_expectations, report_claims, verdict
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, compare, print_table, read_published, write_table
 from repro.runs.store import RunStore
@@ -94,9 +94,21 @@ def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
         return {f"synthetic_{s}": res["best"][s][metric] for s in splits}
 
     columns = {f"synthetic_{s}": ("synthetic", "synthetic_std", tol) for s in splits}
-    return [_table(ctx, runs, store, "table2", values, columns,
-                   {"metric": metric, "note": "both synthetic test variants vs the paper's synthetic column (A-2); "
-                                              "MSD columns need the MSD runs (not built yet)"})[0]]
+    extra = {"metric": metric, "note": "both synthetic test variants vs the paper's synthetic column (A-2); "
+                                       "MSD columns need the MSD runs (not built yet)"}
+    path, table = _table(ctx, runs, store, "table2", values, columns, extra)
+    means = {(r.model, r.method): getattr(r, f"synthetic_{splits[0]}_mean") for r in table.itertuples()}
+    checks = check_expectations(TABLE2_CLAIMS, means)
+    note = f"on {splits[0]} (A-2 synthetic_test) at the best-valid epoch"
+    prov = artefact_provenance(ctx, "table2", runs, store, **extra)
+    return [path, report_claims(ctx, "table2", checks, prov, dict.fromkeys(checks, note))]
+
+
+TABLE2_CLAIMS: Rules = {
+    "ResNet Actdiff generalises to the test set (>= 0.7)": lambda v: v["ResNet", "Actdiff"] >= 0.7,
+    "Classify models that overfit are selected at chance (ResNet, Conv AE, UNet Classify within 0.05 of 0.50)":
+        lambda v: all(abs(v[m, "Classify"] - 0.5) <= 0.05 for m in ("ResNet", "Conv AE", "UNet")),
+}
 
 
 def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
@@ -233,17 +245,19 @@ def figure7(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     return [save_figure(fig, output_path(ctx, "figure7", "figure"), prov, arrays)]
 
 
-def _xray_checks(value: float, expectation: str, actdiff: float, masked: float) -> str:
-    """The text's qualitative statements about a Fig. 5b row (§1.3), checked on our means: 'holds' / 'fails'."""
-    checks = []
+def _xray_checks(row: str, value: float, expectation: str, actdiff: float, masked: float) -> Checks:
+    """The text's qualitative statements about a Fig. 5b row (§1.3), checked on our means ("<0.5", ">0.5",
+    "similar to Masked / Actdiff": within 0.05); None (n/a) where a mean is missing."""
+    checks: Checks = {}
     for claim in filter(None, (c.strip() for c in expectation.split(";"))):
-        if claim in ("<0.5", ">0.5"):
-            ok = value < 0.5 if claim == "<0.5" else value > 0.5
-        else:  # "similar to Masked" / "similar to Actdiff (upper bound)": within 0.05
-            other = masked if "Masked" in claim else actdiff
-            ok = abs(value - other) <= 0.05
-        checks.append(f"{claim}: {'holds' if ok else 'fails'}")
-    return "; ".join(checks)
+        other = masked if "Masked" in claim else actdiff
+        if value != value or (claim not in ("<0.5", ">0.5") and other != other):
+            checks[f"{row}: {claim}"] = None
+        elif claim in ("<0.5", ">0.5"):
+            checks[f"{row}: {claim}"] = value < 0.5 if claim == "<0.5" else value > 0.5
+        else:
+            checks[f"{row}: {claim}"] = abs(value - other) <= 0.05
+    return checks
 
 
 def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
@@ -260,18 +274,18 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
     table["diff"] = table["test_mean"] - pub
     table["within_tol"] = ["" if d != d else bool(tol.within(d, float("nan"))) for d in table["diff"]]
     means = dict(zip(table["row"], table["test_mean"]))
-    table["text_check"] = [_xray_checks(m, e, means.get("Actdiff SPC 90%", np.nan),
-                                        means.get("Masked inputs SPC 90%", np.nan)) if m == m else ""
-                           for m, e in zip(table["test_mean"], table["expectation"])]
+    per_row = [_xray_checks(r, m, e, means.get("Actdiff SPC 90%", np.nan), means.get("Masked inputs SPC 90%", np.nan))
+               for r, m, e in zip(table["row"], table["test_mean"], table["expectation"])]
+    table["text_check"] = ["; ".join(f"{c.split(': ', 1)[1]}: {verdict(ok)}" for c, ok in checks.items())
+                           for checks in per_row]
     masked = "train, valid and test" if ctx.switches["xray_masked_splits"] == "all" else "test only (the code)"
     prov = artefact_provenance(ctx, "figure5b", runs, store, metric=metric,
                                masked_row=f"A-8: outside-disc pixels zeroed in {masked}",
                                datasets={r.cell["row"]: rec.result().get("details", {})
                                          for r, rec in done_records(runs, store)[:1]})
     path = write_table(table, output_path(ctx, "figure5b", "table"), prov)
-    print(table[["row", "test_mean", "test_std", "test_n", "published", "text_check"]].to_string(
-        index=False, float_format="%.3f"))
-    return [path]
+    print(table[["row", "test_mean", "test_std", "test_n", "published"]].to_string(index=False, float_format="%.3f"))
+    return [path, report_claims(ctx, "figure5b", {k: v for c in per_row for k, v in c.items()}, prov)]
 
 
 def _xray_images(ctx: Context, ratio: float) -> dict[str, np.ndarray]:

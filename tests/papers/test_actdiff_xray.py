@@ -21,6 +21,10 @@ def test_figure5b_9_and_5a_through_the_cli(tmp_path):
     table = pd.read_csv(next((tmp_path / "out").rglob("figure5b.csv")), keep_default_na=False)
     assert list(table["row"]) == list(XRAY_ROWS) and (table["test_n"] == 1).all()
     assert float(table.loc[1, "published"]) == 0.44 and table.loc[1, "text_check"].startswith("<0.5: ")
+    claims = pd.read_csv(next((tmp_path / "out").rglob("figure5b_claims.csv")))
+    spc = claims[claims["claim"] == "Classify SPC 90%: <0.5"]["result"].item()
+    assert spc == ("holds" if table.loc[1, "test_mean"] < 0.5 else "does not hold")
+    assert table.loc[1, "text_check"] == f"<0.5: {spc}"
     prov = json.loads(next((tmp_path / "out").rglob("figure5b.json")).read_text())
     assert "train, valid and test" in prov["masked_row"]  # A-8 default: the paper's reading
     means = np.load(next((tmp_path / "out").rglob("figure9.npz")))
