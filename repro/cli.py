@@ -1,4 +1,4 @@
-"""The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, data."""
+"""The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, bench, report, data."""
 
 from __future__ import annotations
 
