@@ -92,6 +92,7 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
     assert "start" not in res.output and logs == sorted(p.stat().st_size for p in Path(runs).rglob("metrics.jsonl"))
     _assert_table1_reading(pd.read_csv(best / "tables" / "actdiff" / "table1.csv"), runs, "best")
     res = invoke("actdiff", "table2", "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--device", "cpu")
+    assert res.exit_code == 0, res.output
     t2 = pd.read_csv(out / "tables" / "actdiff" / "table2.csv").set_index(["model", "method"])
     claims2 = pd.read_csv(out / "tables" / "actdiff" / "table2_claims.csv").set_index("claim")["result"]
     resnet = t2.loc[("ResNet", "Actdiff"), "synthetic_test_mean"]

@@ -21,14 +21,16 @@ KEYS = ["model", "method"]
 
 
 def _table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, values: Any,
-           columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]) -> tuple[Path, pd.DataFrame]:
+           columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]
+           ) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
+    """Write the table beside the paper's; returns its path, the table and its provenance (for its claims)."""
     per_run = per_run_frame(runs, store, values)
     agg = aggregate(per_run, KEYS, list(columns))
     table = compare(agg, read_published("actdiff", name), KEYS, columns)
-    path = write_table(table, output_path(ctx, name, "table"),
-                       artefact_provenance(ctx, name, runs, store, **extra))
+    prov = artefact_provenance(ctx, name, runs, store, **extra)
+    path = write_table(table, output_path(ctx, name, "table"), prov)
     print_table(table, f"actdiff {name} ({ctx.profile} profile)", KEYS, list(columns))
-    return path, table
+    return path, table, prov
 
 
 TABLE1_READINGS = {"final": "train/valid at the final epoch (A-17: the values the paper's table fits)",
@@ -48,12 +50,11 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     columns = {v: (f"{v}_mean", f"{v}_std", tol[v]) for v in ("train", "valid", "best_epoch")}
     note = f"{TABLE1_READINGS[reading]}; valid = inverted-distractor synthetic valid; best epoch 0-based"
     extra = {"metric": metric, "reading": reading, "note": note}
-    path, table = _table(ctx, runs, store, "table1", values, columns, extra)
+    path, table, prov = _table(ctx, runs, store, "table1", values, columns, extra)
     means = {(r.model, r.method, v): getattr(r, f"{v}_mean") for r in table.itertuples() for v in ("train", "valid")}
     checks = check_expectations({text: rule for text, (_, rule) in TABLE1_CLAIMS.items()}, means)
     epochs = {(r.cell["model"], r.cell["method"]): r.config.epochs for r in runs}
     notes = {claim: table1_claim_note(claim, ok, reading, epochs) for claim, ok in checks.items()}
-    prov = artefact_provenance(ctx, "table1", runs, store, **extra)
     return [path, report_claims(ctx, "table1", checks, prov, notes)]
 
 
@@ -96,11 +97,10 @@ def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     columns = {f"synthetic_{s}": ("synthetic", "synthetic_std", tol) for s in splits}
     extra = {"metric": metric, "note": "both synthetic test variants vs the paper's synthetic column (A-2); "
                                        "MSD columns need the MSD runs (not built yet)"}
-    path, table = _table(ctx, runs, store, "table2", values, columns, extra)
+    path, table, prov = _table(ctx, runs, store, "table2", values, columns, extra)
     means = {(r.model, r.method): getattr(r, f"synthetic_{splits[0]}_mean") for r in table.itertuples()}
     checks = check_expectations(TABLE2_CLAIMS, means)
     note = f"on {splits[0]} (A-2 synthetic_test) at the best-valid epoch"
-    prov = artefact_provenance(ctx, "table2", runs, store, **extra)
     return [path, report_claims(ctx, "table2", checks, prov, dict.fromkeys(checks, note))]
 
 
@@ -245,18 +245,18 @@ def figure7(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     return [save_figure(fig, output_path(ctx, "figure7", "figure"), prov, arrays)]
 
 
-def _xray_checks(row: str, value: float, expectation: str, actdiff: float, masked: float) -> Checks:
+def _xray_checks(value: float, expectation: str, actdiff: float, masked: float) -> Checks:
     """The text's qualitative statements about a Fig. 5b row (§1.3), checked on our means ("<0.5", ">0.5",
     "similar to Masked / Actdiff": within 0.05); None (n/a) where a mean is missing."""
     checks: Checks = {}
     for claim in filter(None, (c.strip() for c in expectation.split(";"))):
         other = masked if "Masked" in claim else actdiff
         if value != value or (claim not in ("<0.5", ">0.5") and other != other):
-            checks[f"{row}: {claim}"] = None
+            checks[claim] = None
         elif claim in ("<0.5", ">0.5"):
-            checks[f"{row}: {claim}"] = value < 0.5 if claim == "<0.5" else value > 0.5
+            checks[claim] = value < 0.5 if claim == "<0.5" else value > 0.5
         else:
-            checks[f"{row}: {claim}"] = abs(value - other) <= 0.05
+            checks[claim] = abs(value - other) <= 0.05
     return checks
 
 
@@ -274,10 +274,9 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
     table["diff"] = table["test_mean"] - pub
     table["within_tol"] = ["" if d != d else bool(tol.within(d, float("nan"))) for d in table["diff"]]
     means = dict(zip(table["row"], table["test_mean"]))
-    per_row = [_xray_checks(r, m, e, means.get("Actdiff SPC 90%", np.nan), means.get("Masked inputs SPC 90%", np.nan))
-               for r, m, e in zip(table["row"], table["test_mean"], table["expectation"])]
-    table["text_check"] = ["; ".join(f"{c.split(': ', 1)[1]}: {verdict(ok)}" for c, ok in checks.items())
-                           for checks in per_row]
+    per_row = [_xray_checks(m, e, means.get("Actdiff SPC 90%", np.nan), means.get("Masked inputs SPC 90%", np.nan))
+               for m, e in zip(table["test_mean"], table["expectation"])]
+    table["text_check"] = ["; ".join(f"{c}: {verdict(ok)}" for c, ok in checks.items()) for checks in per_row]
     masked = "train, valid and test" if ctx.switches["xray_masked_splits"] == "all" else "test only (the code)"
     prov = artefact_provenance(ctx, "figure5b", runs, store, metric=metric,
                                masked_row=f"A-8: outside-disc pixels zeroed in {masked}",
@@ -285,7 +284,8 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
                                          for r, rec in done_records(runs, store)[:1]})
     path = write_table(table, output_path(ctx, "figure5b", "table"), prov)
     print(table[["row", "test_mean", "test_std", "test_n", "published"]].to_string(index=False, float_format="%.3f"))
-    return [path, report_claims(ctx, "figure5b", {k: v for c in per_row for k, v in c.items()}, prov)]
+    claims = {f"{row}: {c}": ok for row, checks in zip(table["row"], per_row) for c, ok in checks.items()}
+    return [path, report_claims(ctx, "figure5b", claims, prov)]
 
 
 def _xray_images(ctx: Context, ratio: float) -> dict[str, np.ndarray]:
