@@ -1,10 +1,16 @@
-"""Training runs: seed, build data/model/objective, train, evaluate every epoch, checkpoint, write records;
-for one run, or for a pack of runs of one architecture and recipe (`repro.packed`), each with its own records."""
+"""The one training loop (`fit`) for every paper, and the packed job of actdiff and TAP.
+
+A paper supplies a `Job`: its members' models, optimisers and generators, one epoch of its objective over its data
+feed (resident tensors or a DataLoader), its evaluation, its selection rule and its extra stages' hooks. `fit` owns
+resume, selection, checkpoint cadence, NaN handling, progress events and the run-folder contract
+(`repro.runs.record`). `PackJob` trains runs of one architecture and recipe (`repro.packed`) together, each with
+its own records; `repro.papers` names each paper's own jobs (cfaug's augmented batches, MaskTune's stages)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import traceback
 from collections import defaultdict
@@ -20,13 +26,12 @@ from repro.methods import build_pack_objective
 from repro.metrics import compute
 from repro.models import build_model
 from repro.provenance import device_name, provenance
+from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
 from repro.seeding import seed_everything
 
 Events = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 512
-# Runs whose `method_args["trainer"]` names a paper's own training loop (never packed): module:function.
-TRAINERS = {"masktune": "repro.masktune.train:train_masktune_run", "cfaug": "repro.cfaug.train:train_cfaug_run"}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -126,7 +131,7 @@ def save_predictions(record: RunRecord, logits: dict[str, Tensor], evals: dict[s
     variant can be recomputed without retraining (tap spec §10)."""
     out = {name: {"logits": logits[name].cpu(), "labels": y.cpu()} for name, (_, y) in evals.items()
            if name != "train"}
-    atomic_write(record.path("predictions.pt"), lambda f: torch.save(out, f))
+    atomic_write(record.path(contract.PREDICTIONS), lambda f: torch.save(out, f))
 
 
 def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
@@ -145,7 +150,7 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
                 gens: list[torch.Generator]) -> list[dict[str, float]]:
     """One pass over each member's training tensors `train` = (x, y, mask), each (M, N, ...), in the member's
     own seeded random order; `batch` turns stored images into model inputs. Returns the mean loss parts per
-    member; a member with a non-finite loss raises NonFiniteLoss naming it."""
+    member."""
     x, y, mask = train
     members, n = y.shape[:2]
     rows = torch.arange(members, device=y.device)[:, None]
@@ -158,11 +163,7 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
         sums["loss"] += sum(parts.values()) * idx.shape[1]
         for k, v in parts.items():
             sums[k] += v * idx.shape[1]
-    means = [{k: (v[m] / n).item() for k, v in sums.items()} for m in range(members)]
-    bad = [m for m, d in enumerate(means) if not all(math.isfinite(v) for v in d.values())]
-    if bad:
-        raise NonFiniteLoss(f"non-finite training loss: {[means[m] for m in bad]}", bad)
-    return means
+    return [{k: (v[m] / n).item() for k, v in sums.items()} for m in range(members)]
 
 
 def metric_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
@@ -192,13 +193,66 @@ def make_optimizer(model: nn.Module, spec: dict[str, Any], lr: float) -> torch.o
     raise ValueError(f"unknown optimizer {name!r}; known: adam, sgd, rmsprop")
 
 
+class Job:
+    """A paper's part of one run, or of a pack of runs that train together, driven by `fit`.
+
+    A job sets `records` (one per member), `epochs`, `selection` ("split/metric", or "final": the last epoch)
+    and `gens` (one generator per member), and implements the methods below. `resumable = False` restarts an
+    interrupted run from scratch; `keep_last` keeps the final checkpoint as `last.pt` for a later stage."""
+
+    records: list[RunRecord]
+    epochs: int
+    selection: str
+    gens: list[torch.Generator]
+    resumable: bool = True
+    keep_last: bool = False
+
+    def states(self) -> list[dict[str, Any]]:
+        """Each member's state dicts: "model" (its weights, in the one-by-one format) and every other stateful
+        object (optimizer, scheduler, AMP scaler), as they go into its checkpoint."""
+        raise NotImplementedError
+
+    def load(self, member: int, checkpoint: dict[str, Any]) -> None:
+        """Restore a member's state dicts from its checkpoint (before `ready`)."""
+        raise NotImplementedError
+
+    def ready(self) -> None:
+        """Called once the members are restored, before the first epoch."""
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        """One epoch of training; per member, the numbers to log (its loss parts, with "loss" for the total)."""
+        raise NotImplementedError
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        """Per member, {split: {metric: value}}, with at least the selection split."""
+        raise NotImplementedError
+
+    def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+        """After the selection, before the checkpoint (a scheduler steps here)."""
+
+    def selected(self, member: int, epoch: int) -> None:
+        """The member's selection moved to this epoch."""
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """After the last epoch (final weights saved): the member's extra files and result keys (which may
+        replace `best` and `final`)."""
+        return {}
+
+    def provenance(self, member: int) -> dict[str, Any]:
+        """Extra provenance fields of a member."""
+        return {}
+
+
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
     import random
 
     import numpy as np
 
-    return {"gen": gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    state = {"gen": gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
@@ -210,57 +264,143 @@ def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _resume(record: RunRecord, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-            best: Best, device: torch.device) -> int:
-    """Restore the last checkpoint and cut metrics.jsonl back to it; returns the next epoch."""
-    ckpt_path = record.path("checkpoint.pt")
-    if not ckpt_path.exists():
-        record.path("metrics.jsonl").unlink(missing_ok=True)
+def _restore(job: Job, member: int, best: Best, device: torch.device) -> int:
+    """Restore a member from its checkpoint and cut its metrics.jsonl back to it; returns the next epoch."""
+    record = job.records[member]
+    ckpt_path = record.path(contract.CHECKPOINT)
+    if not job.resumable or not ckpt_path.exists():
+        record.path(contract.METRICS).unlink(missing_ok=True)
         return 0
     ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    _set_rng_state(gen, ckpt["rng"])
+    job.load(member, ckpt)
+    _set_rng_state(job.gens[member], ckpt["rng"])
     for k, v in ckpt["best"].items():
         setattr(best, k, v)
     start = ckpt["epoch"] + 1
     kept = []
-    if record.path("metrics.jsonl").exists():
-        for line in record.path("metrics.jsonl").read_text().splitlines():
+    if record.path(contract.METRICS).exists():
+        for line in record.path(contract.METRICS).read_text().splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut by the kill
             if rec["epoch"] < start:
                 kept.append(line)
-    atomic_write_text(record.path("metrics.jsonl"), "".join(k + "\n" for k in kept))
+    atomic_write_text(record.path(contract.METRICS), "".join(k + "\n" for k in kept))
     return start
 
 
-def _checkpoint(record: RunRecord, epoch: int, model_state: dict[str, Tensor], opt_state: dict[str, Any],
-                gen: torch.Generator, best: Best) -> None:
-    state = {"epoch": epoch, "model": model_state, "optimizer": opt_state, "rng": _rng_state(gen),
-             "best": best.to_dict()}
-    atomic_write(record.path("checkpoint.pt"), lambda f: torch.save(state, f))
-    atomic_write_json(record.path("checkpoint.json"), {"epoch": epoch})  # read by the launcher to group packs
+def _checkpoint(record: RunRecord, epoch: int, state: dict[str, Any], gen: torch.Generator, best: Best) -> None:
+    ckpt = {"epoch": epoch, **state, "rng": _rng_state(gen), "best": best.to_dict()}
+    atomic_write(record.path(contract.CHECKPOINT), lambda f: torch.save(ckpt, f))
+    atomic_write_json(record.path(contract.CHECKPOINT_INFO), {"epoch": epoch})  # read by the launcher for packs
+
+
+def _non_finite(logged: list[dict[str, Any]]) -> list[int]:
+    """The members whose logged numbers are NaN or infinite."""
+    return [m for m, d in enumerate(logged)
+            if not all(math.isfinite(v) for v in d.values() if isinstance(v, (int, float)))]
+
+
+def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float = 60.0,
+        profile: str = "paper") -> list[dict[str, Any]]:
+    """Train a job's runs to completion, each resuming from its own checkpoint (all at the same epoch), and
+    write each run's records by the run-folder contract. A member's non-finite loss raises NonFiniteLoss."""
+    records = job.records
+    for r in records:
+        r.path(contract.FAILED).unlink(missing_ok=True)
+    bests = [Best.from_selection(job.selection) for _ in records]
+    starts = [_restore(job, i, best, device) for i, best in enumerate(bests)]
+    start = starts[0]
+    if any(s != start for s in starts):
+        raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(
+            f"{r.key} at {s}" for r, s in zip(records, starts)))
+    job.ready()
+    for i, r in enumerate(records):
+        atomic_write_json(r.path(contract.PROVENANCE), provenance(
+            device=device_name(device), profile=profile, run_key=r.key, **job.provenance(i)))
+        r.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
+              + (f", packed with {len(records) - 1} other runs" if len(records) > 1 else ""))
+        emit({"event": "start", "key": r.key, "epoch": start, "epochs": job.epochs})
+    t_run, t_ckpt = time.perf_counter(), time.monotonic()
+    finals: list[dict[str, dict[str, float]]] = [{} for _ in records]
+    logs = [open(r.path(contract.METRICS), "a") for r in records]
+    try:
+        for epoch in range(start, job.epochs):
+            t0 = time.perf_counter()
+            logged = job.train_epoch(epoch)
+            bad = _non_finite(logged)
+            if bad:
+                raise NonFiniteLoss(f"non-finite training loss: {[logged[m] for m in bad]}", bad)
+            last = epoch == job.epochs - 1
+            metrics = job.evaluate(epoch, last, bests)
+            selected = [best.selects(metrics[i], last) for i, best in enumerate(bests)]
+            job.end_epoch(epoch, metrics)
+            seconds = round((time.perf_counter() - t0) / len(records), 4)
+            checkpoint = job.resumable and (last or time.monotonic() - t_ckpt >= checkpoint_seconds)
+            states = job.states() if checkpoint or any(selected) else []
+            for i, r in enumerate(records):
+                if selected[i]:
+                    bests[i].update(epoch, metrics[i], states[i]["model"])
+                    job.selected(i, epoch)
+                rec = {"key": r.key, "epoch": epoch, **logged[i],
+                       **{f"{s}_{k}": v for s, d in metrics[i].items() for k, v in d.items()}, "seconds": seconds}
+                logs[i].write(json.dumps(rec) + "\n")
+                logs[i].flush()
+                if checkpoint:
+                    _checkpoint(r, epoch, states[i], job.gens[i], bests[i])
+            if checkpoint:
+                t_ckpt = time.monotonic()
+            for r in records:  # after every member's records: a kill here leaves the pack at one epoch
+                emit({"event": "epoch", "key": r.key, "epoch": epoch + 1, "epochs": job.epochs})
+            finals = metrics
+    finally:
+        for f in logs:
+            f.close()
+    if start == job.epochs:  # resumed at the end: evaluate the final weights
+        finals = job.evaluate(job.epochs - 1, True, bests)
+    states = job.states()
+    results = []
+    for i, r in enumerate(records):
+        atomic_write(r.path(contract.BEST), lambda f: torch.save(bests[i].state, f))
+        atomic_write(r.path(contract.FINAL), lambda f: torch.save(states[i]["model"], f))
+        result = {"key": r.key, "epochs": job.epochs, "selection": job.selection, "best_epoch": bests[i].epoch,
+                  "best": bests[i].metrics, "final": finals[i],
+                  "seconds": round((time.perf_counter() - t_run) / len(records), 2), "device": device_name(device)}
+        result |= job.finish(i, bests[i], finals[i])
+        atomic_write_json(r.path(contract.RESULT), result)
+        atomic_write_text(r.path(contract.DONE), "")
+        if job.keep_last and r.path(contract.CHECKPOINT).exists():
+            os.replace(r.path(contract.CHECKPOINT), r.path(contract.LAST))
+        for name in (contract.CHECKPOINT, contract.CHECKPOINT_INFO):
+            r.path(name).unlink(missing_ok=True)
+        r.log(f"done: selected epoch {bests[i].epoch} ({job.selection})")
+        emit({"event": "done", "key": r.key})
+        results.append(result)
+    return results
 
 
 def train_run(record: RunRecord, device: torch.device, events: Events | None = None,
               checkpoint_seconds: float = 60.0, profile: str = "paper") -> dict[str, Any]:
-    """Train one run to completion (resuming from its checkpoint) and write its records.
+    """Train one run to completion (resuming from its checkpoint) and write its records: through its paper's
+    own job when its config names one (`method_args["trainer"]`: `repro.papers.Paper.job`), else `PackJob`.
 
-    A NaN loss marks the run failed; any other exception is recorded and re-raised.
-    """
-    trainer = record.config.method_args.get("trainer")
-    if trainer in TRAINERS:  # a paper's own loop: MaskTune's two stages (§0), cfaug's augmented batches (§5.1)
-        import importlib
+    A NaN loss marks the run failed; any other exception is recorded and re-raised."""
+    if record.config.method_args.get("trainer"):
+        from repro.papers import get_paper
 
-        module, name = TRAINERS[trainer].split(":")
-        train = getattr(importlib.import_module(module), name)
         emit = events or (lambda e: None)
-        return _guarded([record], emit, lambda: [train(record, device, emit, profile)])[0]
+
+        def stage(other: RunRecord) -> dict[str, Any]:  # an earlier stage of a pipeline, through this same path
+            return train_run(other, device, events, checkpoint_seconds, profile)
+
+        make = get_paper(record.config.paper).job
+        return _guarded([record], emit, lambda: fit(make(record, device, stage), device, emit, checkpoint_seconds,
+                                                    profile))[0]
     return train_pack([record], device, events, checkpoint_seconds, profile)[0]
 
 
@@ -274,7 +414,17 @@ def train_pack(records: list[RunRecord], device: torch.device, events: Events | 
     A NaN loss marks the members it concerns failed (the others keep their checkpoints); any other exception
     is recorded for every member and re-raised."""
     emit = events or (lambda e: None)
-    return _guarded(records, emit, lambda: _train(records, device, emit, checkpoint_seconds, profile))
+
+    def train() -> list[dict[str, Any]]:
+        job = PackJob(records, device)
+        if job.unpackable:  # e.g. dropout: train one by one instead
+            for r in records:
+                r.log(f"not packed ({job.unpackable})")
+            return [res for r in records for res in fit(PackJob([r], device), device, emit, checkpoint_seconds,
+                                                         profile)]
+        return fit(job, device, emit, checkpoint_seconds, profile)
+
+    return _guarded(records, emit, train)
 
 
 def _guarded(records: list[RunRecord], emit: Events, train: Callable[[], Any]) -> Any:
@@ -283,7 +433,7 @@ def _guarded(records: list[RunRecord], emit: Events, train: Callable[[], Any]) -
     except Exception as e:
         hit = records if not isinstance(e, NonFiniteLoss) or e.members is None else [records[m] for m in e.members]
         for record in hit:
-            atomic_write_text(record.path("failed"), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
+            atomic_write_text(record.path(contract.FAILED), traceback.format_exc() + f"{type(e).__name__}: {e}\n")
             record.log(f"failed: {type(e).__name__}: {e}")
             emit({"event": "failed", "key": record.key, "error": f"{type(e).__name__}: {e}"})
         if not isinstance(e, NonFiniteLoss):
@@ -293,29 +443,79 @@ def _guarded(records: list[RunRecord], emit: Events, train: Callable[[], Any]) -
 
 @dataclass
 class Member:
-    """One run of a pack: its record, data, model (before packing), optimiser, generator and selection."""
+    """One run of a pack: its data, model (before packing) and optimiser."""
 
-    record: RunRecord
     data: TrainData
     model: nn.Module
     opt: torch.optim.Optimizer
-    gen: torch.Generator
-    best: Best
-    start: int
 
 
-def _member(record: RunRecord, device: torch.device) -> Member:
-    """Build a run exactly as when it trains alone (seed, data, model, optimiser, generator), resumed."""
-    cfg: RunConfig = record.config
-    record.path("failed").unlink(missing_ok=True)
-    seed_everything(cfg.seed)
-    data = build_dataset(cfg.dataset, cfg.data, cfg.seed, device, prepared_root=record.dir.parents[1] / "prepared")
-    model = build_model(cfg.model, **cfg.model_args).to(device)
-    opt = build_optimizer(model, cfg)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
-    best = Best.from_selection(cfg.selection)
-    start = _resume(record, model, opt, gen, best, device)
-    return Member(record, data, model, opt, gen, best, start)
+class PackJob(Job):
+    """Runs of one architecture and recipe (actdiff, TAP) on resident tensors, trained as one `repro.packed.Pack`
+    (one run: its model itself), each member built exactly as when it trains alone."""
+
+    def __init__(self, records: list[RunRecord], device: torch.device):
+        self.records, self.device = records, device
+        cfg: RunConfig = records[0].config
+        self.cfg, self.epochs, self.selection = cfg, cfg.epochs, cfg.selection
+        self.members, self.gens = [], []
+        for r in records:
+            c = r.config
+            seed_everything(c.seed)
+            data = build_dataset(c.dataset, c.data, c.seed, device, prepared_root=r.dir.parents[1] / "prepared")
+            model = build_model(c.model, **c.model_args).to(device)
+            self.members.append(Member(data, model, build_optimizer(model, c)))
+            self.gens.append(torch.Generator(device=device).manual_seed(c.seed + 1_000_003))
+        specs = [r.config.method_args["objective"] for r in records]
+        self.objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
+        self.own = [{"loss", "ce", *(k for k, v in spec.items() if float(v["weight"]) != 0)} for spec in specs]
+        self.unpackable = None
+        if len(records) > 1:
+            from repro.packed import packable
+
+            self.unpackable = packable(self.members[0].model, self.objective) or _unstackable(
+                [m.data for m in self.members])
+        self.datas = [m.data for m in self.members]
+        self.options = metric_options(cfg)
+        self.final_logits: list[dict[str, Tensor]] = [{} for _ in records]  # filled at the last epoch
+
+    def load(self, member: int, checkpoint: dict[str, Any]) -> None:
+        self.members[member].model.load_state_dict(checkpoint["model"])
+        self.members[member].opt.load_state_dict(checkpoint["optimizer"])
+
+    def ready(self) -> None:
+        self.net, self.opt = _packed(self.members, self.cfg)
+        self.train = tuple(stack_members([getattr(d, k) for d in self.datas]) for k in ("x", "y", "mask"))
+
+    def states(self) -> list[dict[str, Any]]:
+        models, opts = _states(self.net, self.opt, len(self.members))
+        return [{"model": m, "optimizer": o} for m, o in zip(models, opts)]
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        losses = train_epoch(self.net, self.objective, self.opt, self.train, self.datas[0].batch,
+                             self.cfg.batch_size, self.gens)
+        return [{k: v for k, v in loss.items() if k in self.own[i]}  # a pack's zero-weight terms are not a run's
+                for i, loss in enumerate(losses)]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        """The selection split every epoch; the other splits only at a selected epoch and at the end: the
+        code's lazy test (§8.3)."""
+        every, transform, metrics = bests[0].split or "valid", self.datas[0].transform, self.cfg.metrics
+        keep = self.final_logits if last else None
+        out = evaluate_members(self.net, [{every: d.evals[every]} for d in self.datas], metrics, transform,
+                               self.options, keep)
+        if last or any(b.selects(out[i], last) for i, b in enumerate(bests)):
+            rest = evaluate_members(self.net, [{k: v for k, v in d.evals.items() if k != every} for d in self.datas],
+                                    metrics, transform, self.options, keep)
+            out = [a | b for a, b in zip(out, rest)]
+        return out
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        save_predictions(self.records[member], self.final_logits[member], self.datas[member].evals)
+        return {"packed_with": len(self.records)}
+
+    def provenance(self, member: int) -> dict[str, Any]:
+        return {"packed_with": len(self.records)}
 
 
 def _packed(members: list[Member], cfg: RunConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -352,105 +552,12 @@ def _unstackable(datas: list[TrainData]) -> str | None:
     return None if all(shapes(d) == first for d in datas) else "the runs' data differ in shape"
 
 
-def _train(records: list[RunRecord], device: torch.device, emit: Events, checkpoint_seconds: float,
-           profile: str) -> list[dict[str, Any]]:
-    members = [_member(r, device) for r in records]
-    cfg: RunConfig = records[0].config
-    specs = [r.config.method_args["objective"] for r in records]
-    objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
-    if len(members) > 1:
-        from repro.packed import packable
-
-        reason = packable(members[0].model, objective) or _unstackable([m.data for m in members])
-        if reason is not None:  # e.g. dropout: train one by one instead
-            for m in members:
-                m.record.log(f"not packed ({reason})")
-            return [r for rec in records for r in _train([rec], device, emit, checkpoint_seconds, profile)]
-    start = members[0].start
-    if any(m.start != start for m in members):
-        raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(
-            f"{m.record.key} at {m.start}" for m in members))
-    net, opt = _packed(members, cfg)
-    gens, datas = [m.gen for m in members], [m.data for m in members]
-    train = tuple(stack_members([getattr(d, k) for d in datas]) for k in ("x", "y", "mask"))  # once, not per epoch
-    for m in members:
-        atomic_write_json(m.record.path("provenance.json"), provenance(
-            device=device_name(device), profile=profile, run_key=m.record.key, packed_with=len(members)))
-        m.record.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
-                       + (f", packed with {len(members) - 1} other runs" if len(members) > 1 else ""))
-        emit({"event": "start", "key": m.record.key, "epoch": start, "epochs": cfg.epochs})
-    own = [{"loss", "ce", *(k for k, v in spec.items() if float(v["weight"]) != 0)} for spec in specs]
-    t_run, t_ckpt = time.perf_counter(), time.monotonic()
-    options = metric_options(cfg)
-    transform = datas[0].transform
-    finals: list[dict[str, dict[str, float]]] = [{} for _ in members]
-    final_logits: list[dict[str, Tensor]] = [{} for _ in members]  # filled at the last epoch
-    logs = [open(m.record.path("metrics.jsonl"), "a") for m in members]
-    try:
-        for epoch in range(start, cfg.epochs):
-            t0 = time.perf_counter()
-            losses = [{k: v for k, v in loss.items() if k in own[i]}  # a pack's zero-weight terms are not a run's
-                      for i, loss in enumerate(train_epoch(net, objective, opt, train, datas[0].batch, cfg.batch_size,
-                                                           gens))]
-            every = members[0].best.split or "valid"
-            last = epoch == cfg.epochs - 1
-            keep = final_logits if last else None
-            metrics = evaluate_members(net, [{every: d.evals[every]} for d in datas], cfg.metrics, transform,
-                                       options, keep)
-            selected = [m.best.selects(metrics[i], last) for i, m in enumerate(members)]
-            if last or any(selected):
-                # The other splits only matter at a selected epoch and at the end: the code's lazy test (§8.3).
-                rest = evaluate_members(net, [{k: v for k, v in d.evals.items() if k != every} for d in datas],
-                                        cfg.metrics, transform, options, keep)
-                metrics = [a | b for a, b in zip(metrics, rest)]
-            seconds = round((time.perf_counter() - t0) / len(members), 4)
-            checkpoint = last or time.monotonic() - t_ckpt >= checkpoint_seconds
-            model_states, opt_states = _states(net, opt, len(members)) if checkpoint or any(selected) else ([], [])
-            for i, m in enumerate(members):
-                if selected[i]:
-                    m.best.update(epoch, metrics[i], model_states[i])
-                rec = {"key": m.record.key, "epoch": epoch, **losses[i],
-                       **{f"{s}_{k}": v for s, d in metrics[i].items() for k, v in d.items()}, "seconds": seconds}
-                logs[i].write(json.dumps(rec) + "\n")
-                logs[i].flush()
-                if checkpoint:
-                    _checkpoint(m.record, epoch, model_states[i], opt_states[i], m.gen, m.best)
-            if checkpoint:
-                t_ckpt = time.monotonic()
-            for m in members:  # after every member's records: a kill here leaves the pack at one epoch
-                emit({"event": "epoch", "key": m.record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
-            finals = metrics
-    finally:
-        for f in logs:
-            f.close()
-    model_states, _ = _states(net, opt, len(members))
-    if not finals[0]:  # nothing left to train (resumed at the end): evaluate the final weights
-        finals = evaluate_members(net, [d.evals for d in datas], cfg.metrics, transform, options, final_logits)
-    results = []
-    for i, m in enumerate(members):
-        torch.save(m.best.state, m.record.path("best.pt"))
-        torch.save(model_states[i], m.record.path("final.pt"))
-        save_predictions(m.record, final_logits[i], datas[i].evals)
-        result = {"key": m.record.key, "best_epoch": m.best.epoch, "selection": cfg.selection,
-                  "best": m.best.metrics, "final": finals[i], "epochs": cfg.epochs,
-                  "seconds": round((time.perf_counter() - t_run) / len(members), 2), "device": device_name(device),
-                  "packed_with": len(members)}
-        atomic_write_json(m.record.path("result.json"), result)
-        atomic_write_text(m.record.path("done"), "")
-        for name in ("checkpoint.pt", "checkpoint.json"):
-            m.record.path(name).unlink(missing_ok=True)
-        m.record.log(f"done: selected epoch {m.best.epoch} ({cfg.selection})")
-        emit({"event": "done", "key": m.record.key})
-        results.append(result)
-    return results
-
-
 def load_weights(record: RunRecord, which: str, device: torch.device | str = "cpu") -> nn.Module:
     """The model of a done run with its `best` or `final` weights, in eval mode (built without pretrained
     weights, which the run's own replace: no download needed)."""
     cfg = record.config
     args = {**cfg.model_args, "init": "random"} if "init" in cfg.model_args else cfg.model_args
     model = build_model(cfg.model, **args)
-    model.load_state_dict(torch.load(record.path(f"{which}.pt"), map_location=device, weights_only=True))
+    model.load_state_dict(torch.load(contract.weights_file(record.dir, which), map_location=device, weights_only=True))
     return model.to(device).eval()
 

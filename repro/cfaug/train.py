@@ -1,17 +1,14 @@
-"""One cfaug run (spec §5-6): augmented batches through `repro.cfaug.losses.step_loss`, the dataset's optimiser
-and per-epoch schedule, gradient clipping (C-11), fp16 AMP where the spec says (C-10), every evaluation set
-after every epoch, and the first best-validation epoch's metrics as the result (§6.5).
+"""One cfaug run (spec §5-6) as a job of the one loop (`repro.engine.fit`): augmented batches through
+`repro.cfaug.losses.step_loss`, decoded by DataLoader workers, the dataset's optimiser and per-epoch schedule,
+gradient clipping (C-11), fp16 AMP where the spec says (C-10), every evaluation set after every epoch, and the
+first best-validation epoch as the selection (§6.5).
 
-The run folder holds `metrics.jsonl` (one record per epoch, all sets), `best.pt` and `predictions.pt` (the
-selected epoch's weights and its logits on every evaluation set), `last.pt` (weights, optimiser, scheduler, AMP
-scaler and generator state: the per-epoch resume point) and `result.json`.
+Besides the run-folder contract's files, `predictions.pt` holds the selected epoch's logits on every evaluation
+set, and the checkpoint also holds the scheduler and the AMP scaler.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
@@ -22,14 +19,12 @@ from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from repro.config import RunConfig
-from repro.engine import NonFiniteLoss, build_optimizer
+from repro.engine import Best, Job, build_optimizer
 from repro.models import build_model
-from repro.provenance import device_name, provenance
-from repro.runs.epochs import finish, resume
-from repro.runs.store import RunRecord, atomic_write, atomic_write_json
+from repro.runs import record as contract
+from repro.runs.store import RunRecord, atomic_write
 from repro.seeding import seed_everything, seed_worker
 
-Events = Callable[[dict[str, Any]], None]
 LIMIT_SEED = 0  # reduced profiles: the same subsets for every run
 
 
@@ -117,10 +112,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.
         for k, v in {"loss": loss, **parts}.items():
             sums[k] = sums.get(k, 0) + torch.as_tensor(v, device=device).detach().float()
         n += 1
-    out = {k: (v / max(n, 1)).item() for k, v in sums.items()}
-    if not math.isfinite(out.get("loss", 0.0)):
-        raise NonFiniteLoss(f"non-finite training loss: {out}")
-    return out
+    return {k: (v / max(n, 1)).item() for k, v in sums.items()}
 
 
 @torch.no_grad()
@@ -165,55 +157,63 @@ def _data(record: RunRecord) -> tuple[Any, dict[str, Any]]:
     return data, source
 
 
-def train_cfaug_run(record: RunRecord, device: torch.device, emit: Events, profile: str) -> dict[str, Any]:
-    """Train (or resume) one run to completion and write its records."""
-    cfg, args = record.config, record.config.method_args
-    seed_everything(cfg.seed)
-    data, source = _data(record)
-    model = _model(cfg, source, device)
-    opt = build_optimizer(model, cfg)
-    sched = build_scheduler(opt, args["schedule"])
-    scaler = torch.amp.GradScaler(device.type, enabled=uses_amp(cfg, device))
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
-    metric = cfg.metrics[0]
-    best: dict[str, Any] = {"epoch": -1, "value": -math.inf, "metrics": {}}
-    start = 0
-    ckpt = resume(record, device, model=model, optimizer=opt, scheduler=sched, scaler=scaler)
-    if ckpt is not None:
-        gen.set_state(ckpt["gen"])
-        best, start = ckpt["best"], ckpt["epoch"] + 1
-    atomic_write_json(record.path("provenance.json"), provenance(
-        device=device_name(device), profile=profile, run_key=record.key, synthetic_data=source["synthetic"],
-        amp=uses_amp(cfg, device)))
-    record.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}")
-    emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
-    workers = args["workers"]
-    evals = {k: loader(ds, args["eval_batch"], workers, device, None) for k, ds in data.evals.items()}
-    t_run = time.perf_counter()
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        losses = train_epoch(model, opt, scaler, train_loader(data, cfg, device, epoch), cfg, device, gen)
-        logits = {k: logits_on(model, b, device) for k, b in evals.items()}
-        metrics = {k: split_metrics(z, y, metric, args["auc_scores"]) for k, (z, y) in logits.items()}
-        if metrics["val"][metric] > best["value"]:  # strictly greater: the first maximum wins (§6.5)
-            best = {"epoch": epoch, "value": metrics["val"][metric], "metrics": metrics}
-            atomic_write(record.path("best.pt"), lambda f: torch.save(model.state_dict(), f))
-            preds = {k: {"logits": z, "labels": y} for k, (z, y) in logits.items()}
-            atomic_write(record.path("predictions.pt"), lambda f: torch.save(preds, f))
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(metrics["val"]["ce"])
+class CfaugJob(Job):
+    """One cfaug run: selection on the val set's metric (strictly greater: the first maximum wins, §6.5)."""
+
+    def __init__(self, record: RunRecord, device: torch.device):
+        cfg, args = record.config, record.config.method_args
+        self.records, self.device, self.cfg, self.epochs = [record], device, cfg, cfg.epochs
+        seed_everything(cfg.seed)
+        self.data, self.source = _data(record)
+        self.model = _model(cfg, self.source, device)
+        self.opt = build_optimizer(self.model, cfg)
+        self.sched = build_scheduler(self.opt, args["schedule"])
+        self.scaler = torch.amp.GradScaler(device.type, enabled=uses_amp(cfg, device))
+        self.gens = [torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)]
+        self.metric = cfg.metrics[0]
+        self.selection = f"val/{self.metric}"
+        self.evals = {k: loader(ds, args["eval_batch"], args["workers"], device, None)
+                      for k, ds in self.data.evals.items()}
+        self.logits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict()}]
+
+    def load(self, member: int, checkpoint: dict[str, Any]) -> None:
+        for name, obj in (("model", self.model), ("optimizer", self.opt), ("scheduler", self.sched),
+                          ("scaler", self.scaler)):
+            obj.load_state_dict(checkpoint[name])
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        lr = self.opt.param_groups[0]["lr"]
+        batches = train_loader(self.data, self.cfg, self.device, epoch)
+        return [{"lr": lr, **train_epoch(self.model, self.opt, self.scaler, batches, self.cfg, self.device,
+                                         self.gens[0])}]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        self.logits = {k: logits_on(self.model, b, self.device) for k, b in self.evals.items()}
+        scores = self.cfg.method_args["auc_scores"]
+        return [{k: split_metrics(z, y, self.metric, scores) for k, (z, y) in self.logits.items()}]
+
+    def selected(self, member: int, epoch: int) -> None:
+        preds = {k: {"logits": z, "labels": y} for k, (z, y) in self.logits.items()}
+        atomic_write(self.records[0].path(contract.PREDICTIONS), lambda f: torch.save(preds, f))
+
+    def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(metrics[0]["val"]["ce"])
         else:
-            sched.step()
-        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "gen": gen.get_state(),
-                 "best": best}
-        atomic_write(record.path("last.pt"), lambda f: torch.save(state, f))
-        with open(record.path("metrics.jsonl"), "a") as log:
-            log.write(json.dumps({"key": record.key, "epoch": epoch, "lr": lr, **losses, "sets": metrics,
-                                  "seconds": round(time.perf_counter() - t0, 4)}) + "\n")
-        emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
-    result = {"key": record.key, "best_epoch": best["epoch"], "best": best["metrics"], "metric": metric,
-              "details": data.details, "synthetic_data": source["synthetic"], "amp": uses_amp(cfg, device),
-              "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
-    return finish(record, result, emit)
+            self.sched.step()
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        return {"metric": self.metric, "details": self.data.details, "synthetic_data": self.source["synthetic"],
+                "amp": uses_amp(self.cfg, self.device)}
+
+    def provenance(self, member: int) -> dict[str, Any]:
+        return {"synthetic_data": self.source["synthetic"], "amp": uses_amp(self.cfg, self.device)}
+
+
+def cfaug_job(record: RunRecord, device: torch.device, stage: Callable[[RunRecord], Any]) -> CfaugJob:
+    """The paper registry's job factory (`repro.papers.Paper.job`)."""
+    return CfaugJob(record, device)

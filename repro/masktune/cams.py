@@ -42,7 +42,7 @@ def overlays(erm: RunRecord, tuned: RunRecord, dataset: str, pick: Callable[[Any
     x = torch.cat([b for b, _ in Feeder(ds.transforms, torch.device("cpu"), 64).batches(split, "eval", gen)])
     shown = _display(x, ds.transforms)
     out, preds = [], {"labels": split.labels}
-    for name, record, weights in (("ERM", erm, "best"), ("MaskTune", tuned, "finetuned")):
+    for name, record, weights in (("ERM", erm, "best"), ("MaskTune", tuned, "final")):
         model = load_weights(record, weights)
         with torch.no_grad():
             preds[name] = model(x)[0].argmax(1).numpy()

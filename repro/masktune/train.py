@@ -1,19 +1,19 @@
-"""MaskTune runs (masktune spec §0, §5): the ERM stage and the finetune stage, each a run in the store.
+"""MaskTune runs (masktune spec §0, §5) as jobs of the one loop (`repro.engine.fit`): the ERM stage and the
+finetune stage, each a run in the store.
 
 An `erm` run trains for `epochs` with the dataset's optimiser, weight decay and (D-1) per-epoch MultiStepLR,
-keeps `best.pt` (first highest val accuracy) and `last.pt` (weights, optimiser and scheduler state, RNG:
-also the per-epoch resume point), and stores best_erm's logits on val and every test set.
+selects the first highest val accuracy (`best.pt`), keeps its final checkpoint as `last.pt` (weights, optimiser
+and scheduler state) and stores best_erm's logits on val and every test set.
 
-A `masktune` or `randmask` run names its ERM run by config: it trains that run first if it is not done,
-then masks the training images with best_erm (cached, `repro.masktune.masks`) or cuts random squares out
-on the fly (RandMask), loads last_erm with its optimiser state and trains exactly one epoch at the lr in
-force, without a scheduler step (§5.3); `rounds` > 1 repeats mask + finetune from the finetuned model.
+A `masktune` or `randmask` run names its ERM run by config: that run is trained first (through the same loop)
+if it is not done; then the training images are masked with best_erm (cached, `repro.masktune.masks`) or cut
+with random squares on the fly (RandMask), last_erm is loaded with its optimiser state and trained for exactly
+one epoch at the lr in force, without a scheduler step (§5.3); `rounds` > 1 repeats mask + finetune from the
+finetuned model. A finetune run is not resumed mid-way: it restarts from last_erm (its masks stay cached).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from typing import Any, Callable
 
@@ -23,16 +23,15 @@ from torch import Tensor, nn
 
 from repro.config import RunConfig
 from repro.data.image_sets import ImageDataset, ImageSplit
-from repro.engine import NonFiniteLoss, build_optimizer, load_weights
+from repro.engine import Best, Job, build_optimizer, load_weights
 from repro.masktune import datasets
 from repro.masktune.feed import Feeder
 from repro.models import build_model
-from repro.provenance import device_name, provenance
-from repro.runs.epochs import finish, resume
-from repro.runs.store import Claim, RunRecord, RunStore, atomic_write, atomic_write_json
+from repro.runs import record as contract
+from repro.runs.store import Claim, RunRecord, RunStore, atomic_write
 from repro.seeding import seed_everything
 
-Events = Callable[[dict[str, Any]], None]
+Stage = Callable[[RunRecord], Any]
 
 
 def erm_config(cfg: RunConfig) -> RunConfig:
@@ -53,7 +52,8 @@ def _model(cfg: RunConfig, device: torch.device, pretrained: bool = True) -> nn.
 
 def _scheduler(cfg: RunConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
     a = cfg.method_args
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(a.get("milestones", [])), gamma=a.get("gamma", 1.0))
+    milestones, gamma = list(a.get("milestones", [])), a.get("gamma", 1.0)
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, feeder: Feeder, split: ImageSplit,
@@ -74,10 +74,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, feeder: Feeder, sp
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
     n = len(split)
-    out = {"loss": (loss_sum / n).item(), "train_accuracy": 100 * (correct / n).item()}
-    if not math.isfinite(out["loss"]):
-        raise NonFiniteLoss(f"non-finite training loss: {out}")
-    return out
+    return {"loss": (loss_sum / n).item(), "train_accuracy": 100 * (correct / n).item()}
 
 
 @torch.no_grad()
@@ -115,10 +112,6 @@ def _save_predictions(record: RunRecord, name: str, logits: dict[str, Tensor], d
     atomic_write(record.path(name), lambda f: torch.save(out, f))
 
 
-def _rng(gen: torch.Generator) -> dict[str, Any]:
-    return {"gen": gen.get_state(), "torch": torch.get_rng_state()}
-
-
 def _context(record: RunRecord, device: torch.device) -> tuple[RunConfig, ImageDataset, Feeder, torch.Generator]:
     cfg = record.config
     seed_everything(cfg.seed)
@@ -128,110 +121,129 @@ def _context(record: RunRecord, device: torch.device) -> tuple[RunConfig, ImageD
     return cfg, ds, feeder, gen
 
 
-def train_erm(record: RunRecord, device: torch.device, emit: Events, profile: str) -> dict[str, Any]:
-    """Train (or resume) an ERM run to completion and write its records."""
-    cfg, ds, feeder, gen = _context(record, device)
-    model = _model(cfg, device)
-    opt = build_optimizer(model, cfg)
-    sched = _scheduler(cfg, opt)
-    best = {"epoch": -1, "val_accuracy": -math.inf}
-    start = 0
-    ckpt = resume(record, device, model=model, optimizer=opt, scheduler=sched)
-    if ckpt is not None:
-        gen.set_state(ckpt["rng"]["gen"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        best, start = ckpt["best"], ckpt["epoch"] + 1
-    atomic_write_json(record.path("provenance.json"), provenance(device=device_name(device), profile=profile,
-                                                                 run_key=record.key))
-    record.log(f"{'resuming at' if start else 'starting'} ERM epoch {start} on {device_name(device)}")
-    emit({"event": "start", "key": record.key, "epoch": start, "epochs": cfg.epochs})
-    constant = cfg.method_args.get("lr_schedule", "paper") == "code_constant"
-    t_run = time.perf_counter()
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        losses = train_epoch(model, opt, feeder, ds.splits["train"], gen)
-        val = split_metrics(split_logits(model, feeder, ds.splits["val"], gen), ds.splits["val"], cfg.batch_size)
-        if val["accuracy"] > best["val_accuracy"]:  # strictly greater: the first maximum wins (§5.1)
-            best = {"epoch": epoch, "val_accuracy": val["accuracy"]}
-            atomic_write(record.path("best.pt"), lambda f: torch.save(model.state_dict(), f))
-        if not constant:
-            sched.step()  # D-1 paper: per epoch, after validation
-        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "rng": _rng(gen), "best": best}
-        atomic_write(record.path("last.pt"), lambda f: torch.save(state, f))
-        with open(record.path("metrics.jsonl"), "a") as log:
-            log.write(json.dumps({"key": record.key, "epoch": epoch, "lr": lr, **losses,
-                                  "val_accuracy": val["accuracy"], "val_accuracy_code": val["accuracy_code"],
-                                  "seconds": round(time.perf_counter() - t0, 4)}) + "\n")
-        emit({"event": "epoch", "key": record.key, "epoch": epoch + 1, "epochs": cfg.epochs})
-    model.load_state_dict(torch.load(record.path("best.pt"), map_location=device, weights_only=True))
-    metrics, logits = evaluate(model, ds, feeder, gen)
-    _save_predictions(record, "predictions.pt", logits, ds)
-    result = {"key": record.key, "stage": "erm", "best_epoch": best["epoch"], "best": metrics,
-              "final_lr": opt.param_groups[0]["lr"], "epochs": cfg.epochs, "details": ds.details,
-              "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
-    return finish(record, result, emit)
+class ErmJob(Job):
+    """The ERM stage: selection on val accuracy (strictly greater: the first maximum wins, §5.1)."""
+
+    selection = "val/accuracy"
+    keep_last = True  # last_erm: the finetune stage continues from it
+
+    def __init__(self, record: RunRecord, device: torch.device):
+        self.records = [record]
+        self.cfg, self.ds, self.feeder, gen = _context(record, device)
+        self.gens, self.epochs = [gen], self.cfg.epochs
+        self.model = _model(self.cfg, device)
+        self.opt = build_optimizer(self.model, self.cfg)
+        self.sched = _scheduler(self.cfg, self.opt)
+        self.constant = self.cfg.method_args.get("lr_schedule", "paper") == "code_constant"
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict()}]
+
+    def load(self, member: int, checkpoint: dict[str, Any]) -> None:
+        for name, obj in (("model", self.model), ("optimizer", self.opt), ("scheduler", self.sched)):
+            obj.load_state_dict(checkpoint[name])
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        lr = self.opt.param_groups[0]["lr"]
+        return [{"lr": lr, **train_epoch(self.model, self.opt, self.feeder, self.ds.splits["train"], self.gens[0])}]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        val = self.ds.splits["val"]
+        return [{"val": split_metrics(split_logits(self.model, self.feeder, val, self.gens[0]), val,
+                                      self.cfg.batch_size)}]
+
+    def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+        if not self.constant:
+            self.sched.step()  # D-1 paper: per epoch, after validation
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """best_erm's metrics and logits on val and every test set."""
+        record = self.records[0]
+        final_lr = self.opt.param_groups[0]["lr"]
+        self.model.load_state_dict(best.state)
+        metrics, logits = evaluate(self.model, self.ds, self.feeder, self.gens[0])
+        _save_predictions(record, contract.PREDICTIONS, logits, self.ds)
+        return {"stage": "erm", "best": metrics, "final_lr": final_lr, "details": self.ds.details}
 
 
-def ensure_erm(record: RunRecord, device: torch.device, emit: Events, profile: str) -> RunRecord:
-    """The finetune run's ERM run, trained here first unless it is done (another process training it is
-    waited for)."""
+def ensure_erm(record: RunRecord, stage: Stage) -> RunRecord:
+    """The finetune run's ERM run, trained here first (by `stage`) unless it is done; another process training
+    it is waited for."""
     erm = RunStore(record.dir.parents[1]).record(erm_config(record.config))
     while erm.state() != "done":
         with Claim(erm) as claim:
             if claim.acquire():
                 if erm.state() != "done":
-                    train_erm(erm, device, emit, profile)
+                    RunStore(erm.dir.parents[1]).init(erm)
+                    stage(erm)
                 continue
         time.sleep(2.0)
     return erm
 
 
-def train_finetune(record: RunRecord, device: torch.device, emit: Events, profile: str) -> dict[str, Any]:
-    """A MaskTune or RandMask run: ERM (reused), masking (cached) or cutouts, one finetune epoch per round."""
-    from repro.masktune import masks, randmask
+class FinetuneJob(Job):
+    """A MaskTune or RandMask run: ERM (reused), masking (cached) or cutouts, one finetune epoch per round; the
+    last round is the selection."""
 
-    erm = ensure_erm(record, device, emit, profile)
-    cfg, ds, feeder, gen = _context(record, device)
-    args = cfg.method_args
-    atomic_write_json(record.path("provenance.json"), provenance(device=device_name(device), profile=profile,
-                                                                 run_key=record.key, erm_run=erm.key))
-    emit({"event": "start", "key": record.key, "epoch": 0, "epochs": args.get("rounds", 1)})
-    t_run = time.perf_counter()
-    model = _model(cfg, device, pretrained=False)
-    opt = build_optimizer(model, cfg)
-    ckpt = torch.load(erm.path("last.pt"), map_location=device, weights_only=False)
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])  # the lr in force and the momentum / Adam moments (D-2, D-3)
-    source = load_weights(erm, "best", device)  # best_erm makes the first masks (§5.4)
-    rounds, history, train = args.get("rounds", 1), [], ds.splits["train"]
-    for r in range(rounds):
-        if cfg.method == "randmask":
-            split, corrupt, stats = train, randmask.cutout, {}
+    selection = "final"
+    resumable = False
+
+    def __init__(self, record: RunRecord, device: torch.device, stage: Stage):
+        self.erm = ensure_erm(record, stage)
+        self.records, self.device = [record], device
+        self.cfg, self.ds, self.feeder, gen = _context(record, device)
+        self.gens, self.args = [gen], self.cfg.method_args
+        self.epochs = self.args.get("rounds", 1)
+        self.model = _model(self.cfg, device, pretrained=False)
+        self.opt = build_optimizer(self.model, self.cfg)
+        ckpt = torch.load(self.erm.path(contract.LAST), map_location=device, weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])  # the lr in force and the momentum / Adam moments (D-2, D-3)
+        self.source = load_weights(self.erm, "best", device)  # best_erm makes the first masks (§5.4)
+        self.train = self.ds.splits["train"]
+        self.history: list[dict[str, Any]] = []
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}]
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        from repro.masktune import masks, randmask
+
+        if self.cfg.method == "randmask":
+            split, corrupt, stats = self.train, randmask.cutout, {}
         else:
-            base = train if args.get("accumulative") else ds.splits["train"]
-            cache = masks.cache_dir(record, erm.key if r == 0 else f"{record.key}-round{r}", args)
-            split, stats = masks.masked_split(source, base, ds, feeder, cache, args, gen)
+            base = self.train if self.args.get("accumulative") else self.ds.splits["train"]
+            source = self.erm.key if epoch == 0 else f"{self.records[0].key}-round{epoch}"
+            cache = masks.cache_dir(self.records[0], source, self.args)
+            split, stats = masks.masked_split(self.source, base, self.ds, self.feeder, cache, self.args, self.gens[0])
             corrupt = None
-        lr = opt.param_groups[0]["lr"]
-        losses = train_epoch(model, opt, feeder, split, gen, corrupt)
-        val = split_metrics(split_logits(model, feeder, ds.splits["val"], gen), ds.splits["val"], cfg.batch_size)
-        history.append({"round": r + 1, "lr": lr, **losses, "val_accuracy": val["accuracy"], "masking": stats})
-        with open(record.path("metrics.jsonl"), "a") as log:
-            log.write(json.dumps({"key": record.key, "epoch": r, **history[-1]}) + "\n")
-        train, source = split, model  # the next round masks with the finetuned model (§5.5)
-        emit({"event": "epoch", "key": record.key, "epoch": r + 1, "epochs": rounds})
-    atomic_write(record.path("finetuned.pt"), lambda f: torch.save(model.state_dict(), f))
-    metrics, logits = evaluate(model, ds, feeder, gen)
-    _save_predictions(record, "predictions.pt", logits, ds)
-    result = {"key": record.key, "stage": cfg.method, "erm_run": erm.key, "final": metrics, "rounds": history,
-              "finetune_lr": history[0]["lr"], "details": ds.details,
-              "seconds": round(time.perf_counter() - t_run, 2), "device": device_name(device)}
-    if args.get("selective"):
-        result["selective"] = selective(erm, logits, args.get("selective_score", "code"), args["selective"],
-                                        args.get("selective_argmax", "product"))
-    return finish(record, result, emit)
+        lr = self.opt.param_groups[0]["lr"]
+        losses = train_epoch(self.model, self.opt, self.feeder, split, self.gens[0], corrupt)
+        self.train, self.source = split, self.model  # the next round masks with the finetuned model (§5.5)
+        self.history.append({"round": epoch + 1, "lr": lr, **losses, "masking": stats})
+        return [self.history[-1]]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        val = self.ds.splits["val"]
+        metrics = split_metrics(split_logits(self.model, self.feeder, val, self.gens[0]), val, self.cfg.batch_size)
+        self.history[-1]["val_accuracy"] = metrics["accuracy"]
+        return [{"val": metrics}]
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """The finetuned model's metrics and logits on val and every test set, and the selective metrics."""
+        record, args = self.records[0], self.args
+        metrics, logits = evaluate(self.model, self.ds, self.feeder, self.gens[0])
+        _save_predictions(record, contract.PREDICTIONS, logits, self.ds)
+        result = {"stage": self.cfg.method, "erm_run": self.erm.key, "best": metrics, "final": metrics,
+                  "rounds": self.history, "finetune_lr": self.history[0]["lr"], "details": self.ds.details}
+        if args.get("selective"):
+            result["selective"] = selective(self.erm, logits, args.get("selective_score", "code"), args["selective"],
+                                            args.get("selective_argmax", "product"))
+        return result
+
+    def provenance(self, member: int) -> dict[str, Any]:
+        return {"erm_run": self.erm.key}
 
 
 def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, coverages: list[float],
@@ -251,8 +263,8 @@ def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, cover
     return out
 
 
-def train_masktune_run(record: RunRecord, device: torch.device, emit: Events, profile: str) -> dict[str, Any]:
-    """Entry point from the engine for `trainer: masktune` runs."""
+def masktune_job(record: RunRecord, device: torch.device, stage: Stage) -> Job:
+    """The paper registry's job factory (`repro.papers.Paper.job`): the ERM or the finetune stage."""
     if record.config.method == "erm":
-        return train_erm(record, device, emit, profile)
-    return train_finetune(record, device, emit, profile)
+        return ErmJob(record, device)
+    return FinetuneJob(record, device, stage)

@@ -85,6 +85,9 @@ class Paper:
     switches: tuple[Switch, ...] = ()
     default_seeds: int = 1
     prepare: Callable[[Context], None] | None = None  # `repro data prepare <paper>`: all its derived data
+    # (record, device, stage) -> the `repro.engine.Job` of runs whose method_args name a "trainer"; `stage` trains
+    # another run (an earlier stage of a pipeline) through the same loop.
+    job: Callable[..., Any] | None = None
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
                 out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet",

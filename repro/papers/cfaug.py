@@ -382,6 +382,7 @@ PAPER = Paper(
     default_seeds=len(SEEDS),
     switches=SWITCHES,
     prepare=prepare_for(None),
+    job=lazy("repro.cfaug.train", "cfaug_job"),
     artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table",
                                                              int(kv[0].removeprefix("table").removeprefix("figure"))))),
 )

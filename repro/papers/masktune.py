@@ -212,5 +212,6 @@ PAPER = Paper(
     default_seeds=SEEDS,
     switches=SWITCHES,
     prepare=preparer(*sorted({d for v in DATASETS_OF.values() for d in v}), skip_missing=True),
+    job=lazy("repro.masktune.train", "masktune_job"),
     artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table", kv[0]))),
 )

@@ -27,7 +27,7 @@ def estimate_seconds(todo: list[RunRecord], done: list[RunRecord]) -> float:
     """Seconds to train `todo` sequentially, using the speed of done runs of the same kind when known."""
     measured: dict[tuple, list[float]] = defaultdict(list)
     for r in done:
-        res = r.result()
+        res = r.result()  # the contract's keys, also for runs written before it
         measured[_kind(r)].append(res["seconds"] / max(1, res["epochs"]) / _n_train(r))
     total = 0.0
     for r in todo:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from repro.config import RunConfig
+from repro.runs import record as contract
 from repro.runs.store import DONE, FAILED, RUNNING, Claim, RunRecord, RunStore
 
 Events = Callable[[dict[str, Any]], None]
@@ -64,8 +65,10 @@ def _worker_devices(device: str, workers: int) -> list[str]:
 
 def start_epoch(record: RunRecord) -> int:
     """The epoch a run resumes at (0 without a checkpoint)."""
-    path = record.path("checkpoint.json")
-    return json.loads(path.read_text())["epoch"] + 1 if path.exists() and record.path("checkpoint.pt").exists() else 0
+    path = record.path(contract.CHECKPOINT_INFO)
+    if not (path.exists() and record.path(contract.CHECKPOINT).exists()):
+        return 0
+    return json.loads(path.read_text())["epoch"] + 1
 
 
 def packs(records: list[RunRecord], size: int) -> list[list[RunRecord]]:

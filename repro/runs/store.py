@@ -1,9 +1,5 @@
-"""The run store: one folder per run, named by the hash of its resolved config.
-
-Layout of `<runs_dir>/<paper>/<key>/`: `config.json`, `metrics.jsonl` (one record per epoch),
-`result.json`, `done`, `failed`, `log.txt`, `checkpoint.pt` (resume), `best.pt` and `final.pt`
-(model weights), `provenance.json`, and `claim.lock`, an advisory lock held while a process trains it.
-"""
+"""The run store: one folder per run under `<runs_dir>/<paper>/<key>/`, named by the hash of its resolved config;
+the files of a folder are the run-folder contract's (`repro.runs.record`)."""
 
 from __future__ import annotations
 
@@ -17,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from repro.config import RunConfig
+from repro.runs import record as contract
 
 DONE, RUNNING, FAILED, PARTIAL, PENDING = "done", "running", "failed", "partial", "pending"
 
@@ -76,19 +73,19 @@ class RunRecord:
 
     def state(self) -> str:
         """done, running (claimed by a live process), failed, partial (checkpoint), or pending."""
-        if self.path("done").exists():
+        if self.path(contract.DONE).exists():
             return DONE
-        if self.path("claim.lock").exists() and self._locked_elsewhere():
+        if self.path(contract.CLAIM).exists() and self._locked_elsewhere():
             return RUNNING
-        if self.path("failed").exists():
+        if self.path(contract.FAILED).exists():
             return FAILED
-        if self.path("checkpoint.pt").exists():
+        if self.path(contract.CHECKPOINT).exists():
             return PARTIAL
         return PENDING
 
     def _locked_elsewhere(self) -> bool:
         try:
-            fd = os.open(self.path("claim.lock"), os.O_RDONLY)
+            fd = os.open(self.path(contract.CLAIM), os.O_RDONLY)
         except FileNotFoundError:
             return False
         try:
@@ -100,16 +97,26 @@ class RunRecord:
         return False
 
     def result(self) -> dict[str, Any]:
-        return read_json(self.path("result.json"))
+        """The run's result.json with the contract's keys (`repro.runs.record.RESULT_KEYS`); one written before
+        the contract is upgraded on read. A result without them raises StoreError naming the fix."""
+        path = self.path(contract.RESULT)
+        result = read_json(path)
+        if isinstance(result, dict):
+            result = contract.upgrade_result(result, self.config.to_dict())
+        missing = contract.missing_keys(result)
+        if missing:
+            raise StoreError(f"run record {path} lacks {', '.join(missing)}. Delete its run folder ({self.dir}) "
+                             "to retrain that run; every other run is kept.")
+        return result
 
     def log(self, text: str) -> None:
         """Append a timestamped line to the run's `log.txt`."""
-        with open(self.path("log.txt"), "a") as f:
+        with open(self.path(contract.LOG), "a") as f:
             f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text + "\n")
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch records, in epoch order."""
-        path = self.path("metrics.jsonl")
+        path = self.path(contract.METRICS)
         if not path.exists():
             return []
         out = []
@@ -122,7 +129,7 @@ class RunRecord:
 
     def failure(self) -> str:
         """Last line of the recorded error of a failed run."""
-        lines = self.path("failed").read_text().strip().splitlines()
+        lines = self.path(contract.FAILED).read_text().strip().splitlines()
         return lines[-1] if lines else "unknown error"
 
 
@@ -135,7 +142,7 @@ class Claim:
 
     def acquire(self) -> bool:
         self.record.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.record.path("claim.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.record.path(contract.CLAIM), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -179,5 +186,5 @@ class RunStore:
 
     def init(self, record: RunRecord) -> None:
         """Write the config of a run the first time it is planned for training."""
-        if not record.path("config.json").exists():
-            atomic_write_json(record.path("config.json"), record.config.to_dict())
+        if not record.path(contract.CONFIG).exists():
+            atomic_write_json(record.path(contract.CONFIG), record.config.to_dict())

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from repro.cfaug.train import train_cfaug_run
+from repro.engine import train_run
 from repro.papers import get_paper
 from repro.papers.cfaug import RATIOS, ratio_plan, scatter_plan, plan
 from repro.runs.store import RunStore
@@ -31,7 +31,7 @@ def _train(ctx, runs):
         rec = store.record(r.config)
         if not rec.path("done").exists():
             store.init(rec)
-            train_cfaug_run(rec, CPU, lambda e: None, "smoke")
+            train_run(rec, CPU, profile="smoke")
     return store
 
 

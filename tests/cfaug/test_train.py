@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.cfaug.train import train_cfaug_run
+from repro.engine import train_run
 from repro.papers import get_paper
 from repro.papers.cfaug import ROWS, run_config
 from repro.runs.store import RunStore
@@ -40,14 +40,15 @@ def _metrics(rec) -> list[dict]:
                                             ("cct", "CF(Tile)+F(Shuffle)")])
 def test_a_run_records_every_set_at_its_best_epoch(tmp_path, dataset, method):
     rec = _record(_ctx(tmp_path), dataset, method)
-    res = train_cfaug_run(rec, CPU, lambda e: None, "smoke")
+    res = train_run(rec, CPU, profile="smoke")
     sets = {"in9": {"val", "original", "mixed_same", "mixed_rand", "mixed_next"},
             "waterbirds": {"val", "original", "flip"}, "cct": {"val", "cis_test", "trans_test"}}[dataset]
     assert set(res["best"]) == sets and res["best_epoch"] == 0 and rec.path("done").exists()
     metric = "auc" if dataset == "cct" else "accuracy"
     assert all(0 <= res["best"][s][metric] <= 100 for s in sets if res["best"][s][metric] == res["best"][s][metric])
     record = _metrics(rec)[0]
-    assert record["sets"] == res["best"] and record["loss"] > 0
+    assert {f"{s}_{k}": v for s, d in res["best"].items() for k, v in d.items()}.items() <= record.items()
+    assert record["loss"] > 0 and res["final"] == res["best"]  # one epoch: selected and final
     preds = torch.load(rec.path("predictions.pt"), weights_only=True)
     assert set(preds) == sets and preds["val"]["logits"].shape[1] == rec.config.model_args["num_classes"]
 
@@ -56,7 +57,7 @@ def test_same_config_gives_the_same_result_and_resume_is_exact(tmp_path):
     """Interrupted after epoch 1 and relaunched, a 2-epoch run ends exactly where an uninterrupted one does; so
     does the same config in a second runs folder."""
     first = _record(_ctx(tmp_path, "a"), "waterbirds", "CF(Random)", epochs=2)
-    train_cfaug_run(first, CPU, lambda e: None, "smoke")
+    train_run(first, CPU, profile="smoke")
     second = _record(_ctx(tmp_path, "b"), "waterbirds", "CF(Random)", epochs=2)
 
     def stop(event):
@@ -64,9 +65,9 @@ def test_same_config_gives_the_same_result_and_resume_is_exact(tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        train_cfaug_run(second, CPU, stop, "smoke")
-    assert second.path("last.pt").exists() and not second.path("done").exists()
-    train_cfaug_run(second, CPU, lambda e: None, "smoke")
+        train_run(second, CPU, stop, checkpoint_seconds=0, profile="smoke")
+    assert second.state() == "failed" and second.path("checkpoint.pt").exists() and not second.path("done").exists()
+    train_run(second, CPU, profile="smoke")
     assert _metrics(first) == [{**m, "key": first.key} for m in _metrics(second)]
     a, b = (torch.load(r.path("best.pt"), weights_only=True) for r in (first, second))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -77,7 +78,7 @@ def test_methods_change_training(tmp_path):
     losses = {}
     for method in ("Orig", "CF(Grey)", "Sal"):
         rec = _record(ctx, "in9", method)
-        train_cfaug_run(rec, CPU, lambda e: None, "smoke")
+        train_run(rec, CPU, profile="smoke")
         losses[method] = _metrics(rec)[0]["loss"]
     assert len(set(losses.values())) == 3
     assert "sal" in _metrics(_record(ctx, "in9", "Sal"))[0]
@@ -154,5 +155,5 @@ def test_loader_workers_do_not_change_the_result(tmp_path):
         rec = RunStore(ctx.runs_dir).record(rec.config.replace(method_args={**rec.config.method_args,
                                                                            "workers": workers}))
         RunStore(ctx.runs_dir).init(rec)
-        results.append(train_cfaug_run(rec, CPU, lambda e: None, "smoke")["best"])
+        results.append(train_run(rec, CPU, profile="smoke")["best"])
     assert results[0] == results[1]

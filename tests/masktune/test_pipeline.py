@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from repro.engine import train_run
 from repro.masktune import train
 from repro.masktune.randmask import cutout
 from repro.papers import get_paper
@@ -44,16 +45,16 @@ def test_erm_resumes_from_last_checkpoint_to_the_same_weights(mnist_ctx, tmp_pat
             raise Stop
 
     with pytest.raises(Stop):
-        train.train_erm(rec, dev, stop_after_first_epoch, "smoke")
-    assert rec.path("last.pt").exists() and not rec.path("done").exists()
-    train.train_erm(rec, dev, lambda e: None, "smoke")
+        train_run(rec, dev, stop_after_first_epoch, checkpoint_seconds=0, profile="smoke")
+    assert rec.state() == "failed" and rec.path("checkpoint.pt").exists() and not rec.path("done").exists()
+    train_run(rec, dev, profile="smoke")
     resumed = torch.load(rec.path("last.pt"), weights_only=False)
     assert resumed["epoch"] == 1 and len(rec.path("metrics.jsonl").read_text().splitlines()) == 2
 
     other = get_paper("masktune").context("smoke", None, "code", {}, tmp_path / "o2", SHARED_DATA, tmp_path / "runs2")
     get_paper("masktune").artefacts["figure2"].prepare(other)
     fresh = _record(other, "erm")
-    train.train_erm(fresh, dev, lambda e: None, "smoke")
+    train_run(fresh, dev, profile="smoke")
     straight = torch.load(fresh.path("last.pt"), weights_only=False)
     for k, v in straight["model"].items():
         torch.testing.assert_close(resumed["model"][k], v)
@@ -69,7 +70,7 @@ def _erm_lrs(ctx, rec) -> list[float]:
 def test_finetune_starts_from_last_erm_at_the_constant_lr_and_reuses_masks(mnist_ctx):
     rec = _record(mnist_ctx, "masktune")
     assert rec.config.method_args["lr_schedule"] == "code_constant"  # D-1 default: the scheduler is never stepped
-    train.train_finetune(rec, torch.device("cpu"), lambda e: None, "smoke")
+    train_run(rec, torch.device("cpu"), profile="smoke")
     res = rec.result()
     erm = RunStore(mnist_ctx.runs_dir).record(train.erm_config(rec.config))
     assert erm.state() == "done" and res["erm_run"] == erm.key
@@ -80,7 +81,7 @@ def test_finetune_starts_from_last_erm_at_the_constant_lr_and_reuses_masks(mnist
     assert len(caches) == 1 and (caches[0] / "masked.npy").exists()
     stamp = (caches[0] / "masked.npy").stat().st_mtime_ns
     again = _record(mnist_ctx, "masktune", rounds=2)  # a different run with the same round-1 masks
-    train.train_finetune(again, torch.device("cpu"), lambda e: None, "smoke")
+    train_run(again, torch.device("cpu"), profile="smoke")
     assert (caches[0] / "masked.npy").stat().st_mtime_ns == stamp  # reused, not rewritten
     assert len(again.result()["rounds"]) == 2
     assert len(list((mnist_ctx.runs_dir / "masks").iterdir())) == 2  # round 2 masks with the finetuned model
@@ -88,7 +89,7 @@ def test_finetune_starts_from_last_erm_at_the_constant_lr_and_reuses_masks(mnist
 
 def test_paper_schedule_decays_before_the_finetune(mnist_ctx):
     rec = _record(mnist_ctx, "masktune", lr_schedule="paper")
-    train.train_finetune(rec, torch.device("cpu"), lambda e: None, "smoke")
+    train_run(rec, torch.device("cpu"), profile="smoke")
     # smoke: 2 epochs, milestones [25, 50, 75] of 100 scaled to [1, 2]: two decays by 0.5 before the finetune
     assert rec.config.method_args["milestones"] == [1, 2]
     assert _erm_lrs(mnist_ctx, rec) == [0.01, 0.005] and rec.result()["finetune_lr"] == pytest.approx(0.01 * 0.25)
