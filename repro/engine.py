@@ -26,7 +26,8 @@ from repro.seeding import seed_everything
 Events = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 512
 # Runs whose `method_args["trainer"]` names a paper's own training loop (never packed): module:function.
-TRAINERS = {"masktune": "repro.papers.masktune.train:train_masktune_run", "cfaug": "repro.papers.cfaug.train:train_cfaug_run"}
+TRAINERS = {"masktune": "repro.papers.masktune.train:train_masktune_run",
+            "cfaug": "repro.papers.cfaug.train:train_cfaug_run"}
 
 
 class NonFiniteLoss(RuntimeError):

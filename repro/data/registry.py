@@ -1,4 +1,5 @@
-"""Dataset builders by name (each paper registers its own: `repro.papers.Paper.registers`): each turns a run's data settings into tensors on the training device."""
+"""Dataset builders by name, registered by each paper (`repro.papers.Paper.registers`): each turns
+a run's data settings into tensors on the training device."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ The artefact registry; settings and plans are in `plans` (torch-free at import).
 from __future__ import annotations
 
 from functools import partial
+
 from repro.papers import Artefact, Context, Paper, PlannedRun, Tolerance, lazy, stub_artefacts
-from repro.papers.actdiff.plans import ACCURACY_TOL, EPOCH_TOL, SWITCHES, SYNTHETIC, XRAY_PREPARE, plan_figure3, plan_figure6, plan_grid, plan_xray, plan_xray_maps
+from repro.papers.actdiff.plans import (ACCURACY_TOL, EPOCH_TOL, SWITCHES, SYNTHETIC, XRAY_PREPARE, plan_figure3,
+                                        plan_figure6, plan_grid, plan_xray, plan_xray_maps)
 
 _report = partial(lazy, "repro.papers.actdiff.report")
 
@@ -40,7 +42,13 @@ ARTEFACTS = {
 PAPER = Paper(
     name="actdiff",
     bench_cases=lazy("repro.papers.actdiff.bench", "bench_cases"),
-    registers=("repro.papers.actdiff.penalty_actdiff", "repro.papers.actdiff.penalty_gradmask", "repro.papers.actdiff.penalty_recon", "repro.papers.actdiff.model_unet", "repro.papers.actdiff.model_resnet", "repro.papers.actdiff.data_synthetic", "repro.papers.actdiff.data_xray",),
+    registers=("repro.papers.actdiff.penalty_actdiff",
+               "repro.papers.actdiff.penalty_gradmask",
+               "repro.papers.actdiff.penalty_recon",
+               "repro.papers.actdiff.model_unet",
+               "repro.papers.actdiff.model_resnet",
+               "repro.papers.actdiff.data_synthetic",
+               "repro.papers.actdiff.data_xray"),
     title="Viviano et al.: activation difference (actdiff) and gradient masking (gradmask)",
     artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table", len(kv[0]), kv[0]))),
     switches=SWITCHES,

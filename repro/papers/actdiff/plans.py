@@ -152,7 +152,8 @@ XRAY_PROFILES = {"paper": {}, "quick": {"epochs": 4, "limit": 64}, "smoke": {"ep
 
 
 def xray_run(ctx: Context, row: str, seed: int) -> PlannedRun:
-    """One Fig. 5b run: the row's SPC split (prepared by `repro.papers.actdiff.xray_sources`), objective and masking (A-8)."""
+    """One Fig. 5b run: the row's SPC split (prepared by `repro.papers.actdiff.xray_sources`), objective and masking
+    (A-8)."""
     from repro.papers.actdiff.xray_sources import xray_source
 
     ratio, penalties, masked = XRAY_ROWS[row]

@@ -1,7 +1,8 @@
 """Where actdiff's X-ray splits come from (spec §7): `repro actdiff figure5b` (and 5a, 9) first prepares, per SPC
 ratio, the selected NIH + PadChest images as tensors in `<runs>/prepared/actdiff/xray-r<ratio>/`
-(`repro.papers.actdiff.data_xray.prepare_xray`); runs name that folder and its fingerprint. The smoke profile prepares them from
-synthetic CSVs and PNGs written in the official layout (`repro.papers.actdiff.data_xray.write_fixtures`), marked `synthetic`."""
+(`repro.papers.actdiff.data_xray.prepare_xray`); runs name that folder and its fingerprint. The smoke profile
+prepares them from synthetic CSVs and PNGs written in the official layout
+(`repro.papers.actdiff.data_xray.write_fixtures`), marked `synthetic`."""
 
 from __future__ import annotations
 

@@ -6,8 +6,11 @@ The artefact registry; settings and plans are in `plans` (torch-free at import).
 from __future__ import annotations
 
 from functools import partial
+
 from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
-from repro.papers.cfaug.plans import EXAMPLE_ROWS, EXAMPLE_TITLES, RATIO_SET, SALIENCY_TABLES, SCATTERS, SEEDS, SHIFT_ROWS, SWITCHES, TABLE_DATASET, _saliency_rows, plan, prepare_for, ratio_plan, scatter_plan
+from repro.papers.cfaug.plans import (EXAMPLE_ROWS, EXAMPLE_TITLES, RATIO_SET, SALIENCY_TABLES, SCATTERS, SEEDS,
+                                      SHIFT_ROWS, SWITCHES, TABLE_DATASET, _saliency_rows, plan, prepare_for,
+                                      ratio_plan, scatter_plan)
 
 _report = partial(lazy, "repro.papers.cfaug.report")
 

@@ -2,7 +2,8 @@
 Generation" (CVPR 2021; specs/cfaug.md, papers/cfaug.txt).
 
 Every table cell is a config of §2 (CF infill, F infill, Sal λ, or the Mixup / LS baselines) trained with seeds
-5, 10 and 100 on a BiT ResNet-v2 50x1 by `repro.papers.cfaug.train`; the tables are built in `repro.papers.cfaug.report`.
+5, 10 and 100 on a BiT ResNet-v2 50x1 by `repro.papers.cfaug.train`; the tables are built in
+`repro.papers.cfaug.report`.
 """
 
 from __future__ import annotations

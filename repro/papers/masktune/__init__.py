@@ -6,6 +6,7 @@ The artefact registry; settings and plans are in `plans` (torch-free at import).
 from __future__ import annotations
 
 from functools import partial
+
 from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
 from repro.papers.masktune.plans import DATASETS_OF, SEEDS, SWITCHES, plan, preparer
 

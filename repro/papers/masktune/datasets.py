@@ -35,7 +35,8 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {
-    "biased_mnist": Source(("MNIST",), lazy("repro.papers.masktune.data_biased_mnist", "load_biased_mnist"), seeded=True),
+    "biased_mnist": Source(("MNIST",), lazy("repro.papers.masktune.data_biased_mnist", "load_biased_mnist"),
+                           seeded=True),
     "celeba": Source(("celeba",), lazy("repro.data.celeba", "load_celeba")),
     "waterbirds": Source(("waterbird_corrected",), lazy("repro.data.waterbirds", "load_waterbirds")),
     "in9l": Source(("bg_challenge/train/in9l", "bg_challenge/test"), lazy("repro.data.in9", "load_in9")),

@@ -3,7 +3,8 @@ specs/masktune.md, papers/masktune.txt).
 
 Every reproduced cell comes from three kinds of runs per dataset and seed: `erm` (best_erm and last_erm),
 `masktune` (XGradCAM masks from best_erm, one finetune epoch from last_erm) and, for Figure 2, `randmask`.
-The runs are trained by `repro.papers.masktune.train`; the tables and figures are built in `repro.papers.masktune.report`.
+The runs are trained by `repro.papers.masktune.train`; the tables and figures are built in
+`repro.papers.masktune.report`.
 """
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ ARTEFACTS = {
     "table1": Artefact("table1", "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x "
                        "VGG-16, ResNet-18, DenseNet-121, measured on this device; the text's cost claims", no_runs,
                        lazy("repro.papers.tap.report_table1", "table1")),
-    "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, RBR, TAP",
-                        lazy("repro.papers.tap.figure1", "plan_figure1"), lazy("repro.papers.tap.report_maps", "figure1"),
+    "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, "
+                        "RBR, TAP", lazy("repro.papers.tap.figure1", "plan_figure1"),
+                        lazy("repro.papers.tap.report_maps", "figure1"),
                         prepare=prepare_xray),
     "figure4": Artefact("figure4", "Contaminated examples: decoy MNIST, PNEU, KNEE", no_runs,
                         lazy("repro.papers.tap.report_maps", "figure4"), prepare=prepare_all),
@@ -62,7 +63,13 @@ ARTEFACTS = {
 PAPER = Paper(
     name="tap",
     bench_cases=lazy("repro.papers.tap.bench", "bench_cases"),
-    registers=("repro.papers.tap.penalty_tap", "repro.papers.tap.penalty_rrr", "repro.papers.tap.penalty_rbr", "repro.papers.tap.model_tap_cnn", "repro.papers.tap.model_imagenet", "repro.papers.tap.data_decoy_mnist", "repro.papers.tap.data_tagged_xray",),
+    registers=("repro.papers.tap.penalty_tap",
+               "repro.papers.tap.penalty_rrr",
+               "repro.papers.tap.penalty_rbr",
+               "repro.papers.tap.model_tap_cnn",
+               "repro.papers.tap.model_imagenet",
+               "repro.papers.tap.data_decoy_mnist",
+               "repro.papers.tap.data_tagged_xray"),
     title="Zhang et al.: targeted activation penalties (TAP) vs RRR and RBR",
     default_seeds=MNIST["seeds"],
     switches=SWITCHES,

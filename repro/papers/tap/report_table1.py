@@ -1,5 +1,6 @@
 """TAP Table 1: training it/s and peak memory of No XS, RRR, RBR and TAP per architecture, measured here
-(`repro.papers.tap.table1_timing`), beside the paper's RTX 3080 numbers and the authors' code on an H100 (spec §1.1)."""
+(`repro.papers.tap.table1_timing`), beside the paper's RTX 3080 numbers and the authors' code on an H100
+(spec §1.1)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repro.papers.actdiff.data_synthetic import BOX_COLS, BOX_ROWS, build_synthetic, draw_crosses, generate_pool, load_split
+from repro.papers.actdiff.data_synthetic import (BOX_COLS, BOX_ROWS, build_synthetic, draw_crosses, generate_pool,
+                                                 load_split)
 
 
 def test_pool_counts_labels_and_image_is_crosses_or_box():

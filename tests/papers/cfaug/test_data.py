@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
-from repro.papers.cfaug.data import (FG_MASK_RULES, SourceBatchSampler, collate, in9_fg_mask, in9_mask_and_box, item_boxes,
+from repro.papers.cfaug.data import (FG_MASK_RULES, SourceBatchSampler, collate, in9_fg_mask, in9_mask_and_box,
+                                     item_boxes,)
                               load_cfaug, stratified_subset)
 from repro.papers.cfaug.listings import EVALS
 from repro.papers.cfaug.fixtures import CCT_IDS, write_fixtures

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from repro.papers.cfaug.transforms import (EvalTransform, Geometry, TrainTransform, box_mask, constrained_crop, crop_boxes,
+from repro.papers.cfaug.transforms import (EvalTransform, Geometry, TrainTransform, box_mask, constrained_crop,
+                                           crop_boxes,)
                                     hflip_boxes, mask_extent, resize_bbox, train_resize)
 
 
