@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repro.papers import Context, PlannedRun
+from repro.papers import Context, PlannedRun, get_paper
 from repro.papers.actdiff import plans as paper
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.claims import Checks, Rules, Values, check_expectations, report_claims, verdict
@@ -41,7 +41,7 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """Train and valid metric at the final epoch (A-17; `table1_reading=best`: at the best-valid epoch) and the
     best epoch (first best-valid epoch, 0-based), mean ± std over seeds, with the paper's claims checked."""
     metric, reading = ctx.switches["selection_metric"], ctx.switches["table1_reading"]
-    tol = paper.ARTEFACTS["table1"].tolerance
+    tol = get_paper("actdiff").artefacts["table1"].tolerance
 
     def values(res: dict[str, Any]) -> dict[str, float]:
         return {"train": res[reading]["train"][metric], "valid": res[reading]["valid"][metric],
@@ -86,7 +86,7 @@ def table1_claim_note(claim: str, ok: bool | None, reading: str, epochs: dict[tu
 def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """Synthetic test metric at the best-valid epoch, on the HEAD test set and the distractor-free one (A-2)."""
     metric = ctx.switches["selection_metric"]
-    tol = paper.ARTEFACTS["table2"].tolerance["synthetic"]
+    tol = get_paper("actdiff").artefacts["table2"].tolerance["synthetic"]
     splits = ["test", "test_clean"]
     if ctx.switches["synthetic_test"] == "test_clean":
         splits.reverse()
@@ -269,7 +269,7 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
     published = read_published("actdiff", "figure5b")
     table = published[["row", "config"]].merge(agg, on="row", how="left")
     table["published"], table["expectation"] = published["published"], published["expectation"]
-    tol = paper.ARTEFACTS["figure5b"].tolerance["test"]
+    tol = get_paper("actdiff").artefacts["figure5b"].tolerance["test"]
     pub = pd.to_numeric(published["published"].replace("", None), errors="coerce")
     table["diff"] = table["test_mean"] - pub
     table["within_tol"] = ["" if d != d else bool(tol.within(d, float("nan"))) for d in table["diff"]]

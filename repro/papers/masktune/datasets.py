@@ -50,7 +50,7 @@ def prepared_folder(runs_dir: Path, name: str) -> Path:
     return runs_dir / "prepared" / "masktune" / name
 
 
-def register_source(name: str, data_root: Path, runs_dir: Path) -> dict[str, Any]:
+def record_source(name: str, data_root: Path, runs_dir: Path) -> dict[str, Any]:
     """Load dataset `name` from `data_root` once (validating its layout; DatasetError otherwise) and write
     its source.json: the folders, the fingerprint of its split lists, and the loader's details."""
     src = SOURCES[name]
@@ -118,4 +118,4 @@ def prepare_sources(ctx: Any, names: tuple[str, ...], skip_missing: bool = False
         if recorded.exists() and not missing and json.loads(recorded.read_text())["folders"] == [
                 str((Path(ctx.data_root) / f).resolve()) for f in SOURCES[name].folders]:
             continue  # same files as recorded: the fingerprint is checked again when a run loads them
-        register_source(name, Path(ctx.data_root), ctx.runs_dir)
+        record_source(name, Path(ctx.data_root), ctx.runs_dir)

@@ -19,7 +19,7 @@ MaskSource = Callable[..., Tensor]
 SOURCES: dict[str, MaskSource] = {}
 
 
-def register_source(name: str) -> Callable[[MaskSource], MaskSource]:
+def register_mask_source(name: str) -> Callable[[MaskSource], MaskSource]:
     def deco(fn: MaskSource) -> MaskSource:
         SOURCES[name] = fn
         return fn
@@ -27,7 +27,7 @@ def register_source(name: str) -> Callable[[MaskSource], MaskSource]:
     return deco
 
 
-@register_source("gt")
+@register_mask_source("gt")
 def ground_truth(gt: Tensor, **_: Any) -> Tensor:
     """The tag boxes themselves: get_mask of 1 - box at tau = 0.01 is exactly the box (§4.1)."""
     return gt.bool()
@@ -36,7 +36,7 @@ def ground_truth(gt: Tensor, **_: Any) -> Tensor:
 CHUNK = 256  # images per get_mask call: bounds the float32 copies of a large saliency file
 
 
-@register_source("teacher")
+@register_mask_source("teacher")
 def teacher(gt: Tensor, runs_dir: Path, saliency: str, tau: float, tau_mode: str = "percentile",
             **_: Any) -> Tensor:
     """get_mask of a teacher's saliency at `tau` (§5.3): `saliency` is a float16 (N, h, w) .npy file under
@@ -57,7 +57,7 @@ def teacher(gt: Tensor, runs_dir: Path, saliency: str, tau: float, tau_mode: str
     return torch.cat(parts).to(gt.device)
 
 
-@register_source("random")
+@register_mask_source("random")
 def random_mask(gt: Tensor, seed: int, tau: float, channels: int = 3, size: int | None = None,
                 **_: Any) -> Tensor:
     """"rnd" (§5.5): get_mask of E ~ N(0, 1) with the input's channels, at the training resolution `size`

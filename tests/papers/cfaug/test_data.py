@@ -14,8 +14,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
 from repro.papers.cfaug.data import (FG_MASK_RULES, SourceBatchSampler, collate, in9_fg_mask, in9_mask_and_box,
-                                     item_boxes,)
-                              load_cfaug, stratified_subset)
+                                     item_boxes, load_cfaug, stratified_subset)
 from repro.papers.cfaug.listings import EVALS
 from repro.papers.cfaug.fixtures import CCT_IDS, write_fixtures
 from repro.papers.cfaug.transforms import EvalTransform, box_mask, resize_bbox

@@ -11,8 +11,7 @@ from torch import nn
 
 from repro.papers.cfaug.generators import counterfactual, factual
 from repro.papers.cfaug.losses import (CF_FORMS, CfaugMethod, cf_loss, label_smoothing_loss, mixup, mixup_loss,
-                                       sal_penalty,)
-                                step_loss)
+                                       sal_penalty, step_loss)
 
 B, C, S = 4, 3, 8
 

@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 
 from repro.papers.cfaug.transforms import (EvalTransform, Geometry, TrainTransform, box_mask, constrained_crop,
-                                           crop_boxes,)
-                                    hflip_boxes, mask_extent, resize_bbox, train_resize)
+                                           crop_boxes, hflip_boxes, mask_extent, resize_bbox, train_resize)
 
 
 def _gen(seed: int) -> torch.Generator:
