@@ -151,7 +151,7 @@ def lazy_targets() -> list[tuple[str, str, str]]:
         for label, fn in fns:
             if fn is not None and (target := _targets(fn)):
                 out.append((label, *target))
-        out += [(f"{paper} registers", module, "") for module in p.registers]
+        out += [(f"{paper} registers", f"repro.papers.{paper}.{module}", "") for module in p.registers]
     return out
 
 

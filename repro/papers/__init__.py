@@ -85,8 +85,8 @@ class Paper:
     switches: tuple[Switch, ...] = ()
     default_seeds: int = 1
     prepare: Callable[[Context], None] | None = None  # `repro data prepare <paper>`: all its derived data
-    # Its modules that register penalties, models and dataset builders into the shared registries
-    # (`repro.methods`, `repro.models`, `repro.data.registry`), imported by `register_all` on a registry's first use.
+    # Its modules (names inside its folder) that register penalties, models and dataset builders into the shared
+    # registries (`repro.methods`, `repro.models`, `repro.data.registry`), imported by `register_all` on first use.
     registers: tuple[str, ...] = ()
     # `repro bench` (`repro.bench`): the paper's training-step cases (members per grid -> `repro.bench.Case`s,
     # measured by the shared bench), or rows it measures itself ((profile, device) -> (grid, label, members, measure)).
@@ -112,7 +112,7 @@ def register_all() -> None:
     lookup, so they never import a paper themselves."""
     for name in PAPER_NAMES:
         for module in get_paper(name).registers:
-            importlib.import_module(module)
+            importlib.import_module(f"repro.papers.{name}.{module}")
 
 
 def lazy(module: str, name: str) -> Callable[..., Any]:
