@@ -60,45 +60,12 @@ def train_steps(n: int, batch: int, epochs: int) -> int:
     return -(-n // batch) * epochs
 
 
-def actdiff_cases(seeds: int) -> list[Case]:
-    """Actdiff Table 1 (paper settings, `seeds` seeds) in the packs `repro.runs.launch.pack_groups` forms."""
-    from repro.papers import actdiff, get_paper
-    from repro.runs.launch import AUTO_PACK_CUDA, pack_groups
-
-    a = actdiff.SYNTHETIC
-    paper = get_paper("actdiff")
-    plan = paper.artefacts["table1"].plan(paper.context("paper", seeds, "code", {}, Path("."), None, Path(".")))
-    out = []
-    for pack in pack_groups(plan, AUTO_PACK_CUDA, lambda run: run.config):
-        c = pack[0].config
-        rows = ", ".join(dict.fromkeys(run.label.rsplit(" s", 1)[0] for run in pack))  # "CNN Classify s3"
-        out.append(Case("actdiff table1", rows, c.model, tuple(run.config.method_args["objective"] for run in pack),
-                        c.batch_size, (1, 28, 28), train_steps(a["n_train"], c.batch_size, c.epochs), c.lr, c.optimizer,
-                        c.model_args))
-    return out
-
-
 def cases(members: dict[str, int]) -> list[Case]:
-    """The benchmarked packs, from the paper modules' settings; `members` = seeds per grid."""
-    from repro.papers import masktune, tap
+    """The benchmarked packs, from each paper's `bench_cases` (its settings); `members` = seeds per grid."""
+    from repro.papers import PAPER_NAMES, get_paper
 
-    t, mt = tap.MNIST, masktune.RECIPES["biased_mnist"]
-    switches = {s.name: s.default for s in tap.SWITCHES}
-    mnist_steps = train_steps(t["n_train"], t["batch_size"], t["epochs"])
-
-    def tap_case(label: str, methods: tuple[str, ...], packed: bool = True) -> Case:
-        lams = {"RRR": 1e-3, "RBR": 1e3, "TAP": 1e-3}  # a step's cost does not depend on lambda
-        objectives = tuple(tap.penalty_objective(m, lams.get(m), switches) for m in methods
-                           for _ in range(members["tap"]))
-        return Case("tap figure5", label, t["model"], objectives, t["batch_size"], (1, 28, 28), mnist_steps, t["lr"],
-                    t["optimizer"], packed_in_pipeline=packed)
-
-    return actdiff_cases(members["actdiff"]) + [
-        tap_case("Base, No XS, RRR, TAP", ("Base", "No XS", "RRR", "TAP")),
-        tap_case("RBR", ("RBR",), packed=False),  # code-order influence: one by one (D-9)
-        Case("masktune figure2", "ERM / finetune (SmallCNN)", mt["model"], ({},) * (3 * members["masktune"]),
-             mt["batch_size"], (3, 28, 28), train_steps(48_000, mt["batch_size"], mt["epochs"] + 1), mt["lr"],
-             {**mt["optimizer"], "weight_decay": mt["weight_decay"]}, {"num_classes": 2}, packed_in_pipeline=False)]
+    return [case for name in PAPER_NAMES if (fn := get_paper(name).bench_cases)
+            for case in fn(members[name])]
 
 
 class GpuSampler:
@@ -244,13 +211,14 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
     from repro.provenance import device_name, provenance
     from repro.report.tables import write_table
 
-    from repro.cfaug.bench import cfaug_rows
+    from repro.papers import PAPER_NAMES, get_paper
 
     p = PROFILES[profile]
     rows = []
     measured = ((case.grid, case.label, case.members, lambda case=case: measure(case, p["warmup"], p["timed"], device))
                 for case in cases(p["members"]))
-    for grid, label, members, run in chain(measured, cfaug_rows(profile, device)):
+    own = (row for name in PAPER_NAMES if (fn := get_paper(name).bench_rows) for row in fn(profile, device))
+    for grid, label, members, run in chain(measured, own):
         if only and only not in grid:
             continue
         rows.append(run())

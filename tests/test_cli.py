@@ -113,7 +113,7 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
 
 def _assert_table1_reading(table: pd.DataFrame, runs: str, reading: str) -> None:
     """Each Table 1 row (one seed) holds its run's result.json values at `reading` ("final" or "best")."""
-    from repro.papers import actdiff
+    from repro.papers.actdiff import plans as actdiff
     from repro.runs.store import RunStore
 
     paper = get_paper("actdiff")

@@ -17,7 +17,7 @@ from torch import nn
 from repro import engine
 from repro.data.registry import build_dataset
 from repro.packed import Pack, packable, slice_optimizer_state, stack_optimizer_state
-from repro.papers import actdiff
+from repro.papers.actdiff import plans as actdiff
 from repro.runs.launch import LaunchOptions, execute, packs
 from repro.runs.store import DONE, PARTIAL, RunStore
 

@@ -1,4 +1,5 @@
-"""Dataset builders by name: each turns a run's data settings into tensors on the training device."""
+"""Dataset builders by name, registered by each paper (`repro.papers.Paper.registers`): each turns
+a run's data settings into tensors on the training device."""
 
 from __future__ import annotations
 
@@ -55,7 +56,9 @@ def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.devi
                   prepared_root: Path) -> TrainData:
     """Build dataset `name` with the run's data settings; `seed` is the run seed. A `prepared` setting is
     a folder relative to `prepared_root` (derived data made by `repro data prepare`)."""
-    from repro.data import decoy_mnist, synthetic, tagged_xray, xray  # noqa: F401  (registers)
+    from repro.papers import register_all
+
+    register_all()
 
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")

@@ -1,6 +1,7 @@
 """Training objectives: cross-entropy plus weighted penalties, each penalty one module.
 
-A penalty is a small class registered by name. `prepare(ctx)` runs before the main forward pass
+A penalty is a small class registered by name (each paper registers its own,
+`repro.papers.Paper.registers`). `prepare(ctx)` runs before the main forward pass
 (actdiff's masked pass must come first, spec actdiff §4.7); `__call__(ctx)` returns the unweighted term per
 sample, and `reduce` says how a run's batch turns it into the term: its `mean` or its `sum`.
 
@@ -14,16 +15,13 @@ weight 0.
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from repro.methods.masking import outside_mask, shuffle_outside
-from repro.methods.norms import composite_batch_norm
 
 PENALTIES: dict[str, type[Penalty]] = {}
 
@@ -48,7 +46,7 @@ class StepContext:
     logits: Tensor | None = None
     recon: Tensor | None = None
     activations: list[Tensor] = field(default_factory=list)
-    _shuffled: Tensor | None = None
+    cache: dict[str, Tensor] = field(default_factory=dict)  # per-step values penalties share (actdiff's shuffle)
 
     @property
     def members(self) -> int:
@@ -56,20 +54,13 @@ class StepContext:
 
     @property
     def outside(self) -> Tensor:
-        return outside_mask(self.mask)
+        """Pixels outside the ROI: every pixel where the mask is not exactly 1 (soft edges count as outside)."""
+        return self.mask != 1
 
     def per_member(self, values: Tensor, reduce: str = "mean") -> Tensor:
         """Per-sample values (N,) -> one value per member (M,), by mean or sum over its rows."""
         v = values.reshape(self.members, -1)
         return v.mean(1) if reduce == "mean" else v.sum(1)
-
-    def shuffled(self) -> Tensor:
-        """x with its pixels outside the ROI permuted per sample (drawn once per step, from each member's
-        generator for its rows)."""
-        if self._shuffled is None:
-            x, out = self.x.detach().chunk(self.members), self.outside.chunk(self.members)
-            self._shuffled = torch.cat([shuffle_outside(a, o, g) for a, o, g in zip(x, out, self.generators)])
-        return self._shuffled
 
 
 class Penalty:
@@ -79,11 +70,14 @@ class Penalty:
     needs_activations = False
     reduce = "mean"  # how a run's batch of per-sample values becomes its term: "mean" or "sum"
     unpackable: str | None = None  # why runs with this term cannot train as a pack (`repro.packed`), if so
-    third_order = False  # the step's backward differentiates this term's own second derivatives (`norms`)
     pure = True  # computing it for a member that lacks it (weight 0) changes nothing of that member's training
 
     def prepare(self, ctx: StepContext) -> None:
         """Work that must happen before the main forward pass."""
+
+    def around_step(self) -> AbstractContextManager[None]:
+        """A context the whole step runs in (RBR's full influence: batch norm differentiable three times)."""
+        return nullcontext()
 
     def __call__(self, ctx: StepContext) -> Tensor:
         raise NotImplementedError
@@ -113,7 +107,9 @@ class Objective:
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
                  generators: torch.Generator | list[torch.Generator]) -> tuple[Tensor, dict[str, Tensor]]:
         terms = [p for _, p in self.penalties.values()]
-        with composite_batch_norm() if any(p.third_order for p in terms) else nullcontext():
+        with ExitStack() as stack:
+            for p in terms:
+                stack.enter_context(p.around_step())
             return self._step(model, x, y, mask, generators, terms)
 
     def _step(self, model: nn.Module, x: Tensor, y: Tensor, mask: Tensor,
@@ -146,6 +142,9 @@ def penalty_args(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _penalty(name: str, args: dict[str, Any]) -> Penalty:
+    from repro.papers import register_all
+
+    register_all()
     if name not in PENALTIES:
         raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))}")
     return PENALTIES[name](**penalty_args(args))
@@ -193,5 +192,3 @@ def build_pack_objective(specs: list[dict[str, Any]], ce_weight: list[float] | N
         penalties[name] = (weights, penalty)
     return Objective(penalties, _ce_weight(ce_weight))
 
-
-from repro.methods import actdiff, gradmask, rbr, reconstruction, rrr, tap  # noqa: E402,F401

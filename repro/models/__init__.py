@@ -1,4 +1,4 @@
-"""Architectures, built by name from a registry.
+"""Architectures, built by name from a registry (each paper registers its own: `repro.papers.Paper.registers`).
 
 Every model returns `(logits [B, 2], reconstruction or None)` and, when its `record` flag is set,
 keeps the activations the actdiff penalty compares in `activations`.
@@ -25,9 +25,10 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 def build_model(name: str, **kwargs) -> nn.Module:
     """Build model `name`; unknown names raise KeyError listing the known ones."""
+    from repro.papers import register_all
+
+    register_all()
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[name](**kwargs)
 
-
-from repro.models import bit, imagenet, masktune_nets, resnet_small, tap_cnn, unet  # noqa: E402,F401

@@ -88,6 +88,13 @@ class Paper:
     # (record, device, stage) -> the `repro.engine.Job` of runs whose method_args name a "trainer"; `stage` trains
     # another run (an earlier stage of a pipeline) through the same loop.
     job: Callable[..., Any] | None = None
+    # Its modules (names inside its folder) that register penalties, models and dataset builders into the shared
+    # registries (`repro.methods`, `repro.models`, `repro.data.registry`), imported by `register_all` on first use.
+    registers: tuple[str, ...] = ()
+    # `repro bench` (`repro.bench`): the paper's training-step cases (members per grid -> `repro.bench.Case`s,
+    # measured by the shared bench), or rows it measures itself ((profile, device) -> (grid, label, members, measure)).
+    bench_cases: Callable[[int], list[Any]] | None = None
+    bench_rows: Callable[[str, Any], Any] | None = None
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
                 out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet",
@@ -103,19 +110,24 @@ def get_paper(name: str) -> Paper:
     return importlib.import_module(f"repro.papers.{name}").PAPER
 
 
+def register_all() -> None:
+    """Import every paper's registering modules (`Paper.registers`): the shared registries call this before a
+    lookup, so they never import a paper themselves."""
+    for name in PAPER_NAMES:
+        for module in get_paper(name).registers:
+            importlib.import_module(f"repro.papers.{name}.{module}")
+
+
 def lazy(module: str, name: str) -> Callable[..., Any]:
-    """Function `name` of `module`, imported when first called (keeps `repro --help` free of torch)."""
+    """Function `name` of `module`, imported when first called (keeps `repro --help` free of torch).
+    The closure's `target` is `(module, name)`, so a test can resolve every lazy path without calling it."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
     call.__name__ = name
+    call.target = (module, name)  # type: ignore[attr-defined]
     return call
-
-
-def report_builder(module: str, name: str) -> Callable[[Context, list[PlannedRun], Any], list[Path]]:
-    """An artefact's `build`: function `name` of `repro.report.<module>`, imported when called."""
-    return lazy(f"repro.report.{module}", name)
 
 
 def stub_artefacts(titles: dict[str, str]) -> dict[str, Artefact]:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from repro.papers import actdiff
+from repro.papers.actdiff import plans as actdiff
 from repro.runs.launch import LaunchOptions, execute
 from repro.runs.slurm import SlurmOptions, job_states, run, submit
 from repro.runs.store import DONE, RunStore

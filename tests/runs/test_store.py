@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.papers import actdiff
+from repro.papers.actdiff import plans as actdiff
 from repro.runs.launch import LaunchOptions, execute, train_claimed
 from repro.runs.store import DONE, PARTIAL, PENDING, RUNNING, Claim, RunStore, StoreError, read_json
 

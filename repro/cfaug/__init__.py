@@ -1,1 +1,0 @@
-"""Chang et al., counterfactual and factual data augmentation (specs/cfaug.md): data, generators, losses, training."""

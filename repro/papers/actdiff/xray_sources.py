@@ -1,0 +1,64 @@
+"""Where actdiff's X-ray splits come from (spec §7): `repro actdiff figure5b` (and 5a, 9) first prepares, per SPC
+ratio, the selected NIH + PadChest images as tensors in `<runs>/prepared/actdiff/xray-r<ratio>/`
+(`repro.papers.actdiff.data_xray.prepare_xray`); runs name that folder and its fingerprint. The smoke profile
+prepares them from synthetic CSVs and PNGs written in the official layout
+(`repro.papers.actdiff.data_xray.write_fixtures`), marked `synthetic`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from repro.data.image_sets import DatasetError
+
+RATIOS = (0.9, 0.5)  # SPC 90% (base_xray.yml) and balanced (base_xray_balanced.yml)
+FOLDERS = ("NIH", "PadChest")
+
+
+def _name(ratio: float, synthetic: bool) -> str:
+    return f"actdiff/{'synthetic-' if synthetic else ''}xray-r{ratio:g}"
+
+
+def _synthetic(ctx: Any) -> bool:
+    return ctx.profile == "smoke"
+
+
+def prepare_xray_sources(ctx: Any) -> None:
+    """Prepare both SPC splits from the data root (the smoke profile: from synthetic data), unless prepared from
+    the same files already; a missing NIH/ or PadChest/ is an error naming what to put where."""
+    from repro.papers.actdiff.data_xray import prepare_xray, write_fixtures
+
+    synthetic = _synthetic(ctx)
+    if synthetic:
+        root = ctx.runs_dir / "prepared" / "actdiff" / "synthetic-xray-data"
+        if not all((root / f).is_dir() for f in FOLDERS):
+            write_fixtures(root)
+    else:
+        root = Path(ctx.data_root) if ctx.data_root else None
+        missing = [f for f in FOLDERS if root is None or not (root / f).is_dir()]
+        if missing:
+            if all((ctx.runs_dir / "prepared" / _name(r, False) / "source.json").exists() for r in RATIOS):
+                return  # prepared earlier; no data root needed now
+            where = f"under --data-root {root}" if root else "(no --data-root or REPRO_DATA given)"
+            raise DatasetError(
+                f"actdiff X-ray: {', '.join(f + '/' for f in missing)} not found {where}. Put NIH ChestX-ray14 "
+                "(Data_Entry_2017.csv, images-128/) and PadChest (its labels CSV, images-128/, 16-bit) there, every "
+                "PNG pre-resized to 128x128 (spec §7.1; `repro data check` shows the expected layout), or use "
+                "--profile smoke for synthetic data.")
+    for ratio in RATIOS:
+        out = ctx.runs_dir / "prepared" / _name(ratio, synthetic)
+        if (out / "source.json").exists() and json.loads((out / "source.json").read_text())["data_root"] == str(root):
+            continue
+        prepare_xray(root, out, ratio)
+
+
+def xray_source(ctx: Any, ratio: float) -> dict[str, Any]:
+    """The prepared split's record (`source.json`) for the context's profile, with its folder under
+    `<runs>/prepared` as "prepared"."""
+    name = _name(ratio, _synthetic(ctx))
+    path = ctx.runs_dir / "prepared" / name / "source.json"
+    if not path.exists():
+        raise DatasetError(f"{path} not found: run an X-ray artefact (e.g. `repro actdiff figure5b --data-root DIR`) "
+                           "to prepare the NIH + PadChest splits first")
+    return {**json.loads(path.read_text()), "prepared": name}

@@ -1,0 +1,219 @@
+"""One cfaug run (spec §5-6) as a job of the one loop (`repro.engine.fit`): augmented batches through
+`repro.papers.cfaug.losses.step_loss`, decoded by DataLoader workers, the dataset's optimiser and per-epoch schedule,
+gradient clipping (C-11), fp16 AMP where the spec says (C-10), every evaluation set after every epoch, and the
+first best-validation epoch as the selection (§6.5).
+
+Besides the run-folder contract's files, `predictions.pt` holds the selected epoch's logits on every evaluation
+set, and the checkpoint also holds the scheduler and the AMP scaler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from repro.config import RunConfig
+from repro.engine import Best, Job, build_optimizer
+from repro.models import build_model
+from repro.runs import record as contract
+from repro.runs.store import RunRecord, atomic_write
+from repro.seeding import seed_everything, seed_worker
+
+LIMIT_SEED = 0  # reduced profiles: the same subsets for every run
+
+
+def method_of(cfg: RunConfig) -> Any:
+    """The run's objective settings as `CfaugMethod` (the method_args that are its fields)."""
+    from repro.papers.cfaug.losses import CfaugMethod
+
+    names = {f.name for f in fields(CfaugMethod)}
+    return CfaugMethod(**{k: v for k, v in cfg.method_args.items() if k in names})
+
+
+def build_scheduler(opt: torch.optim.Optimizer, schedule: dict[str, Any]) -> Any:
+    """MultiStepLR (IN-9, CCT) or ReduceLROnPlateau on the val CE (Waterbirds, C-17), stepped per epoch."""
+    if schedule["kind"] == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, schedule["milestones"], schedule["gamma"])
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=schedule["factor"],
+                                                      patience=schedule["patience"], threshold=schedule["threshold"])
+
+
+def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: int | None) -> DataLoader:
+    """Batches of `ds` (shuffled by `seed`, or in order when None: an evaluation set, whose workers then persist
+    across epochs), decoded by seeded workers."""
+    from repro.papers.cfaug.data import collate
+
+    gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+    return DataLoader(ds, batch_size=batch, shuffle=seed is not None, num_workers=workers, collate_fn=collate,
+                      worker_init_fn=seed_worker, generator=gen, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0 and seed is None)
+
+
+def train_loader(data: Any, cfg: RunConfig, device: torch.device, epoch: int) -> DataLoader:
+    """The epoch's training batches, shuffled by the run seed and epoch; with Fig 5's extra IN-9L images
+    (data_ratio > 1), each batch wholly from one source, the sources interleaved at random (§11)."""
+    from repro.papers.cfaug.data import SourceBatchSampler, collate
+
+    stream = cfg.seed * 1000 + epoch
+    data.train.set_stream(stream)  # the augmentations' draws: the same on resume
+    if data.extra is None:
+        return loader(data.train, cfg.batch_size, cfg.method_args["workers"], device, stream)
+    data.extra.set_stream(stream)
+    sampler = SourceBatchSampler([len(data.train), len(data.extra)], cfg.batch_size, cfg.seed)
+    sampler.set_epoch(epoch)
+    return DataLoader(ConcatDataset([data.train, data.extra]), batch_sampler=sampler, collate_fn=collate,
+                      num_workers=cfg.method_args["workers"], worker_init_fn=seed_worker,
+                      pin_memory=device.type == "cuda")
+
+
+def _on(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def uses_amp(cfg: RunConfig, device: torch.device) -> bool:
+    """C-10 auto: fp16 AMP on CUDA for runs without Sal (whose double backward runs in fp32)."""
+    return device.type == "cuda" and cfg.method_args["precision"] == "auto" and not cfg.method_args["sal"]
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               batch: dict[str, Tensor], method: Any, clip: float, amp: bool, gen: torch.Generator
+               ) -> tuple[Tensor, dict[str, Tensor]]:
+    """One optimiser step on one batch already on the device: `step_loss` (under fp16 autocast when `amp`), the
+    scaled backward, clipping at total norm `clip` (0 = none), the step."""
+    from repro.papers.cfaug.losses import step_loss
+
+    with torch.autocast(batch["x"].device.type, dtype=torch.float16, enabled=amp):
+        loss, parts = step_loss(model, batch, method, gen)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(opt)
+    scaler.update()
+    return loss, parts
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batches: DataLoader,
+                cfg: RunConfig, device: torch.device, gen: torch.Generator) -> dict[str, float]:
+    """One pass over the training set; the mean loss and its parts per batch."""
+    method, clip, amp = method_of(cfg), cfg.method_args["grad_clip"], uses_amp(cfg, device)
+    model.train()
+    sums: dict[str, Tensor] = {}
+    n = 0
+    for batch in batches:
+        loss, parts = train_step(model, opt, scaler, _on(batch, device), method, clip, amp, gen)
+        for k, v in {"loss": loss, **parts}.items():
+            sums[k] = sums.get(k, 0) + torch.as_tensor(v, device=device).detach().float()
+        n += 1
+    return {k: (v / max(n, 1)).item() for k, v in sums.items()}
+
+
+@torch.no_grad()
+def logits_on(model: nn.Module, batches: DataLoader, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Logits and labels of a whole evaluation set in eval mode, on the CPU (the model's mode is restored)."""
+    was = model.training
+    model.eval()
+    out, ys = [], []
+    for batch in batches:
+        out.append(model(batch["x"].to(device, non_blocking=True))[0].float().cpu())
+        ys.append(batch["y"])
+    model.train(was)
+    return torch.cat(out), torch.cat(ys)
+
+
+def split_metrics(logits: Tensor, y: Tensor, metric: str, auc_scores: str) -> dict[str, float]:
+    """The selection/report metric (accuracy %, or CCT macro AUC %, §7) and the CE on one set."""
+    from repro.papers.cfaug.metrics import accuracy, macro_auc
+
+    value = accuracy(logits, y) if metric == "accuracy" else macro_auc(logits, y, scores=auc_scores)
+    return {metric: value, "ce": F.cross_entropy(logits, y).item()}
+
+
+def _model(cfg: RunConfig, source: dict[str, Any], device: torch.device) -> nn.Module:
+    args = dict(cfg.model_args)
+    if cfg.model == "bit_r50x1" and args.get("init") == "bit_s":
+        from repro.papers.cfaug.model_bit import bit_s_path
+
+        args["weights"] = source.get("weights") or str(bit_s_path(source["root"]))
+    return build_model(cfg.model, **args).to(device)
+
+
+def _data(record: RunRecord) -> tuple[Any, dict[str, Any]]:
+    from repro.papers.cfaug.data import load_cfaug
+    from repro.papers.cfaug.sources import run_source
+
+    source = run_source(record)
+    cfg, d = record.config, record.config.data
+    data = load_cfaug(cfg.dataset, Path(source["root"]), size=d["size"], cagan=d["cagan"],
+                      limits=d.get("limits"), seed=LIMIT_SEED, preproc=d["preproc"],
+                      data_ratio=d.get("data_ratio", 1.0), fg_mask=d.get("fg_mask", "code"))
+    return data, source
+
+
+class CfaugJob(Job):
+    """One cfaug run: selection on the val set's metric (strictly greater: the first maximum wins, §6.5)."""
+
+    def __init__(self, record: RunRecord, device: torch.device):
+        cfg, args = record.config, record.config.method_args
+        self.records, self.device, self.cfg, self.epochs = [record], device, cfg, cfg.epochs
+        seed_everything(cfg.seed)
+        self.data, self.source = _data(record)
+        self.model = _model(cfg, self.source, device)
+        self.opt = build_optimizer(self.model, cfg)
+        self.sched = build_scheduler(self.opt, args["schedule"])
+        self.scaler = torch.amp.GradScaler(device.type, enabled=uses_amp(cfg, device))
+        self.gens = [torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)]
+        self.metric = cfg.metrics[0]
+        self.selection = f"val/{self.metric}"
+        self.evals = {k: loader(ds, args["eval_batch"], args["workers"], device, None)
+                      for k, ds in self.data.evals.items()}
+        self.logits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict()}]
+
+    def load(self, member: int, checkpoint: dict[str, Any]) -> None:
+        for name, obj in (("model", self.model), ("optimizer", self.opt), ("scheduler", self.sched),
+                          ("scaler", self.scaler)):
+            obj.load_state_dict(checkpoint[name])
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        lr = self.opt.param_groups[0]["lr"]
+        batches = train_loader(self.data, self.cfg, self.device, epoch)
+        return [{"lr": lr, **train_epoch(self.model, self.opt, self.scaler, batches, self.cfg, self.device,
+                                         self.gens[0])}]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        self.logits = {k: logits_on(self.model, b, self.device) for k, b in self.evals.items()}
+        scores = self.cfg.method_args["auc_scores"]
+        return [{k: split_metrics(z, y, self.metric, scores) for k, (z, y) in self.logits.items()}]
+
+    def selected(self, member: int, epoch: int) -> None:
+        preds = {k: {"logits": z, "labels": y} for k, (z, y) in self.logits.items()}
+        atomic_write(self.records[0].path(contract.PREDICTIONS), lambda f: torch.save(preds, f))
+
+    def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(metrics[0]["val"]["ce"])
+        else:
+            self.sched.step()
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        return {"metric": self.metric, "details": self.data.details, "synthetic_data": self.source["synthetic"],
+                "amp": uses_amp(self.cfg, self.device)}
+
+    def provenance(self, member: int) -> dict[str, Any]:
+        return {"synthetic_data": self.source["synthetic"], "amp": uses_amp(self.cfg, self.device)}
+
+
+def cfaug_job(record: RunRecord, device: torch.device, stage: Callable[[RunRecord], Any]) -> CfaugJob:
+    """The paper registry's job factory (`repro.papers.Paper.job`)."""
+    return CfaugJob(record, device)

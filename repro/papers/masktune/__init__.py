@@ -1,0 +1,44 @@
+"""Taghanaki et al., "MaskTune: Mitigating Spurious Correlations by Forcing to Explore" (NeurIPS 2022;
+
+The artefact registry; settings and plans are in `plans` (torch-free at import).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers.masktune.plans import DATASETS_OF, SEEDS, SWITCHES, plan, preparer
+
+_report = partial(lazy, "repro.papers.masktune.report")
+
+
+def _artefact(name: str, title: str, methods: tuple[str, ...], selective: bool = False) -> Artefact:
+    several = len(DATASETS_OF[name]) > 1  # a missing one is skipped with a note; plan() needs at least one
+    return Artefact(name, title, partial(plan, datasets=DATASETS_OF[name], methods=methods, selective=selective),
+                    _report(name), prepare=preparer(*DATASETS_OF[name], skip_missing=several))
+
+
+ARTEFACTS = {
+    "table1": _artefact("table1", "CelebA (blond hair, male): worst-group and average accuracy", ("erm", "masktune")),
+    "table2": _artefact("table2", "Waterbirds (corrected): worst-group and average accuracy", ("erm", "masktune")),
+    "table3": _artefact("table3", "Background Challenge (IN-9): accuracy per test variant", ("erm", "masktune")),
+    "table4": _artefact("table4", "Selective classification: CIFAR-10, SVHN, Cats vs Dogs at 90/95/100% coverage",
+                        ("erm", "masktune"), selective=True),
+    "figure2": _artefact("figure2", "Biased MNIST: ERM, RandMask, MaskTune on the original and biased test sets, "
+                         "with XGradCAM", ("erm", "randmask", "masktune")),
+    "figure3": _artefact("figure3", "XGradCAM of ERM and MaskTune on CelebA and Waterbirds", ("erm", "masktune")),
+}
+
+
+PAPER = Paper(
+    name="masktune",
+    bench_cases=lazy("repro.papers.masktune.bench", "bench_cases"),
+    registers=("models",),
+    title="Taghanaki et al.: MaskTune",
+    default_seeds=SEEDS,
+    switches=SWITCHES,
+    prepare=preparer(*sorted({d for v in DATASETS_OF.values() for d in v}), skip_missing=True),
+    job=lazy("repro.papers.masktune.train", "masktune_job"),
+    artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table", kv[0]))),
+)

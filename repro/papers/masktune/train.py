@@ -1,0 +1,270 @@
+"""MaskTune runs (masktune spec §0, §5) as jobs of the one loop (`repro.engine.fit`): the ERM stage and the
+finetune stage, each a run in the store.
+
+An `erm` run trains for `epochs` with the dataset's optimiser, weight decay and (D-1) per-epoch MultiStepLR,
+selects the first highest val accuracy (`best.pt`), keeps its final checkpoint as `last.pt` (weights, optimiser
+and scheduler state) and stores best_erm's logits on val and every test set.
+
+A `masktune` or `randmask` run names its ERM run by config: that run is trained first (through the same loop)
+if it is not done; then the training images are masked with best_erm (cached, `repro.papers.masktune.masks`) or cut
+with random squares on the fly (RandMask), last_erm is loaded with its optimiser state and trained for exactly
+one epoch at the lr in force, without a scheduler step (§5.3); `rounds` > 1 repeats mask + finetune from the
+finetuned model. A finetune run is not resumed mid-way: it restarts from last_erm (its masks stay cached).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from repro.config import RunConfig
+from repro.data.image_sets import ImageDataset, ImageSplit
+from repro.engine import Best, Job, build_optimizer, load_weights
+from repro.papers.masktune import datasets
+from repro.papers.masktune.feed import Feeder
+from repro.models import build_model
+from repro.runs import record as contract
+from repro.runs.store import Claim, RunRecord, RunStore, atomic_write
+from repro.seeding import seed_everything
+
+Stage = Callable[[RunRecord], Any]
+
+
+def erm_config(cfg: RunConfig) -> RunConfig:
+    """The ERM run a finetune run starts from: the same config without the finetune settings."""
+    args = {k: v for k, v in cfg.method_args.items() if k in ERM_ARGS}
+    return cfg.replace(method="erm", method_args=args)
+
+
+ERM_ARGS = ("trainer", "milestones", "gamma", "lr_schedule", "workers")
+
+
+def _model(cfg: RunConfig, device: torch.device, pretrained: bool = True) -> nn.Module:
+    args = dict(cfg.model_args)
+    if not pretrained and "init" in args:
+        args["init"] = "random"  # the weights are loaded from a checkpoint next
+    return build_model(cfg.model, **args).to(device)
+
+
+def _scheduler(cfg: RunConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
+    a = cfg.method_args
+    milestones, gamma = list(a.get("milestones", [])), a.get("gamma", 1.0)
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, feeder: Feeder, split: ImageSplit,
+                gen: torch.Generator, corrupt: Callable[[Tensor, torch.Generator], Tensor] | None = None
+                ) -> dict[str, float]:
+    """One shuffled pass in train mode (BN batch statistics); `corrupt` edits each augmented batch (RandMask)."""
+    model.train()
+    loss_sum = torch.zeros((), device=feeder.device)
+    correct = torch.zeros((), device=feeder.device)
+    for x, y in feeder.batches(split, "train", gen):
+        if corrupt is not None:
+            x = corrupt(x, gen)
+        logits = model(x)[0]
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+    n = len(split)
+    return {"loss": (loss_sum / n).item(), "train_accuracy": 100 * (correct / n).item()}
+
+
+@torch.no_grad()
+def split_logits(model: nn.Module, feeder: Feeder, split: ImageSplit, gen: torch.Generator) -> Tensor:
+    """The model's logits on a split in eval mode (the model's mode is restored), on the CPU."""
+    was = model.training
+    model.eval()
+    out = torch.cat([model(x)[0].float().cpu() for x, _ in feeder.batches(split, "eval", gen)])
+    model.train(was)
+    return out
+
+
+def split_metrics(logits: Tensor, split: ImageSplit, batch_size: int) -> dict[str, Any]:
+    """Accuracy (%) exact per sample, the code's per-batch mean (D-16), and group metrics where the split
+    has groups (test sets only, §7.9)."""
+    from repro.metrics.groups import group_accuracies, per_batch_accuracy
+
+    pred, y = logits.argmax(1), torch.from_numpy(split.labels)
+    out: dict[str, Any] = {"accuracy": 100 * (pred == y).double().mean().item(),
+                           "accuracy_code": per_batch_accuracy(pred, y, batch_size)}
+    if split.groups is not None:
+        out |= group_accuracies(pred, y, torch.from_numpy(split.groups))
+    return out
+
+
+def evaluate(model: nn.Module, ds: ImageDataset, feeder: Feeder, gen: torch.Generator
+             ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Metrics and logits on val and every test set."""
+    logits = {k: split_logits(model, feeder, ds.splits[k], gen) for k in ["val", *ds.tests]}
+    return {k: split_metrics(v, ds.splits[k], feeder.batch_size) for k, v in logits.items()}, logits
+
+
+def _save_predictions(record: RunRecord, name: str, logits: dict[str, Tensor], ds: ImageDataset) -> None:
+    out = {k: {"logits": v, "labels": torch.from_numpy(ds.splits[k].labels)} for k, v in logits.items()}
+    atomic_write(record.path(name), lambda f: torch.save(out, f))
+
+
+def _context(record: RunRecord, device: torch.device) -> tuple[RunConfig, ImageDataset, Feeder, torch.Generator]:
+    cfg = record.config
+    seed_everything(cfg.seed)
+    ds = datasets.load(cfg.data, cfg.seed, record.dir.parents[1] / "prepared")
+    feeder = Feeder(ds.transforms, device, cfg.batch_size, cfg.method_args.get("workers", 0))
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
+    return cfg, ds, feeder, gen
+
+
+class ErmJob(Job):
+    """The ERM stage: selection on val accuracy (strictly greater: the first maximum wins, §5.1)."""
+
+    selection = "val/accuracy"
+    keep_last = True  # last_erm: the finetune stage continues from it
+
+    def __init__(self, record: RunRecord, device: torch.device):
+        self.records = [record]
+        self.cfg, self.ds, self.feeder, gen = _context(record, device)
+        self.gens, self.epochs = [gen], self.cfg.epochs
+        self.model = _model(self.cfg, device)
+        self.opt = build_optimizer(self.model, self.cfg)
+        self.sched = _scheduler(self.cfg, self.opt)
+        self.constant = self.cfg.method_args.get("lr_schedule", "paper") == "code_constant"
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict()}]
+
+    def load(self, member: int, checkpoint: dict[str, Any]) -> None:
+        for name, obj in (("model", self.model), ("optimizer", self.opt), ("scheduler", self.sched)):
+            obj.load_state_dict(checkpoint[name])
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        lr = self.opt.param_groups[0]["lr"]
+        return [{"lr": lr, **train_epoch(self.model, self.opt, self.feeder, self.ds.splits["train"], self.gens[0])}]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        val = self.ds.splits["val"]
+        return [{"val": split_metrics(split_logits(self.model, self.feeder, val, self.gens[0]), val,
+                                      self.cfg.batch_size)}]
+
+    def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
+        if not self.constant:
+            self.sched.step()  # D-1 paper: per epoch, after validation
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """best_erm's metrics and logits on val and every test set."""
+        record = self.records[0]
+        final_lr = self.opt.param_groups[0]["lr"]
+        self.model.load_state_dict(best.state)
+        metrics, logits = evaluate(self.model, self.ds, self.feeder, self.gens[0])
+        _save_predictions(record, contract.PREDICTIONS, logits, self.ds)
+        return {"stage": "erm", "best": metrics, "final_lr": final_lr, "details": self.ds.details}
+
+
+def ensure_erm(record: RunRecord, stage: Stage) -> RunRecord:
+    """The finetune run's ERM run, trained here first (by `stage`) unless it is done; another process training
+    it is waited for."""
+    erm = RunStore(record.dir.parents[1]).record(erm_config(record.config))
+    while erm.state() != "done":
+        with Claim(erm) as claim:
+            if claim.acquire():
+                if erm.state() != "done":
+                    RunStore(erm.dir.parents[1]).init(erm)
+                    stage(erm)
+                continue
+        time.sleep(2.0)
+    return erm
+
+
+class FinetuneJob(Job):
+    """A MaskTune or RandMask run: ERM (reused), masking (cached) or cutouts, one finetune epoch per round; the
+    last round is the selection."""
+
+    selection = "final"
+    resumable = False
+
+    def __init__(self, record: RunRecord, device: torch.device, stage: Stage):
+        self.erm = ensure_erm(record, stage)
+        self.records, self.device = [record], device
+        self.cfg, self.ds, self.feeder, gen = _context(record, device)
+        self.gens, self.args = [gen], self.cfg.method_args
+        self.epochs = self.args.get("rounds", 1)
+        self.model = _model(self.cfg, device, pretrained=False)
+        self.opt = build_optimizer(self.model, self.cfg)
+        ckpt = torch.load(self.erm.path(contract.LAST), map_location=device, weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])  # the lr in force and the momentum / Adam moments (D-2, D-3)
+        self.source = load_weights(self.erm, "best", device)  # best_erm makes the first masks (§5.4)
+        self.train = self.ds.splits["train"]
+        self.history: list[dict[str, Any]] = []
+
+    def states(self) -> list[dict[str, Any]]:
+        return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}]
+
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        from repro.papers.masktune import masks, randmask
+
+        if self.cfg.method == "randmask":
+            split, corrupt, stats = self.train, randmask.cutout, {}
+        else:
+            base = self.train if self.args.get("accumulative") else self.ds.splits["train"]
+            source = self.erm.key if epoch == 0 else f"{self.records[0].key}-round{epoch}"
+            cache = masks.cache_dir(self.records[0], source, self.args)
+            split, stats = masks.masked_split(self.source, base, self.ds, self.feeder, cache, self.args, self.gens[0])
+            corrupt = None
+        lr = self.opt.param_groups[0]["lr"]
+        losses = train_epoch(self.model, self.opt, self.feeder, split, self.gens[0], corrupt)
+        self.train, self.source = split, self.model  # the next round masks with the finetuned model (§5.5)
+        self.history.append({"round": epoch + 1, "lr": lr, **losses, "masking": stats})
+        return [self.history[-1]]
+
+    def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
+        val = self.ds.splits["val"]
+        metrics = split_metrics(split_logits(self.model, self.feeder, val, self.gens[0]), val, self.cfg.batch_size)
+        self.history[-1]["val_accuracy"] = metrics["accuracy"]
+        return [{"val": metrics}]
+
+    def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """The finetuned model's metrics and logits on val and every test set, and the selective metrics."""
+        record, args = self.records[0], self.args
+        metrics, logits = evaluate(self.model, self.ds, self.feeder, self.gens[0])
+        _save_predictions(record, contract.PREDICTIONS, logits, self.ds)
+        result = {"stage": self.cfg.method, "erm_run": self.erm.key, "best": metrics, "final": metrics,
+                  "rounds": self.history, "finetune_lr": self.history[0]["lr"], "details": self.ds.details}
+        if args.get("selective"):
+            result["selective"] = selective(self.erm, logits, args.get("selective_score", "code"), args["selective"],
+                                            args.get("selective_argmax", "product"))
+        return result
+
+    def provenance(self, member: int) -> dict[str, Any]:
+        return {"erm_run": self.erm.key}
+
+
+def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, coverages: list[float],
+              argmax: str = "product") -> dict[str, list[dict[str, float]]]:
+    """§6.3 from best_erm x finetuned ("masktune") and best_erm alone ("sr"), val thresholds, test metrics."""
+    from repro.papers.masktune.selective import selective_metrics, selective_scores, sr_scores
+
+    init = torch.load(erm.path("predictions.pt"), weights_only=True)
+    p0 = {k: init[k]["logits"].softmax(1) for k in ("val", "test")}
+    p1 = {k: final_logits[k].softmax(1) for k in ("val", "test")}
+    labels = init["test"]["labels"]
+    out = {}
+    for name, (val, test) in {"masktune": (selective_scores(p0["val"], p1["val"], score, argmax),
+                                           selective_scores(p0["test"], p1["test"], score, argmax)),
+                              "sr": (sr_scores(p0["val"]), sr_scores(p0["test"]))}.items():
+        out[name] = selective_metrics(val[0], test[0], test[1], labels, tuple(coverages))
+    return out
+
+
+def masktune_job(record: RunRecord, device: torch.device, stage: Stage) -> Job:
+    """The paper registry's job factory (`repro.papers.Paper.job`): the ERM or the finetune stage."""
+    if record.config.method == "erm":
+        return ErmJob(record, device)
+    return FinetuneJob(record, device, stage)

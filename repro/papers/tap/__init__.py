@@ -1,0 +1,73 @@
+"""Zhang et al., "Targeted Activation Penalties Help CNNs Ignore Spurious Signals" (AAAI 2024;
+specs/tap.md, papers/tap.txt): the artefact registry.
+
+Switches, shared settings and decoy MNIST (Figure 5) are in `mnist`; the lambda sweeps (`lambdas` artefact) in
+`lambdas`; PNEU and KNEE (Figures 6, 7) are planned in `xray`, the teacher-student pipeline (Figures 8, 9) in
+`teachers`, Figure 1 in `figure1`. Table 1 (a timing, `table1_timing`) and Figure 4 (example images) train
+nothing. Torch-free at import.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers.tap.lambdas import plan_sweep
+from repro.papers.tap.mnist import METHODS, MNIST, SWITCHES, plan_figure5, prepare
+
+__all__ = ["METHODS", "MNIST", "PAPER", "SWITCHES"]
+
+_report = partial(lazy, "repro.papers.tap.report")
+
+XRAY = "repro.papers.tap.xray"
+TEACHERS = "repro.papers.tap.teachers"
+prepare_xray = lazy(XRAY, "prepare_xray")
+
+
+def prepare_all(ctx: Context) -> None:
+    """Every TAP dataset: decoy MNIST, PNEU and KNEE."""
+    prepare(ctx)
+    prepare_xray(ctx)
+
+
+def no_runs(ctx: Context) -> list[PlannedRun]:
+    """Artefacts that train nothing (a benchmark, example images)."""
+    return []
+
+
+ARTEFACTS = {
+    "figure5": Artefact("figure5", "Decoy MNIST: accuracy on the correlated test set and Delta (permuted - correlated)",
+                        plan_figure5, _report("figure5"), prepare=prepare),
+    "lambdas": Artefact("lambdas", "Lambda sweep: final-epoch permuted-val CE per lambda, the chosen value per method",
+                        plan_sweep, _report("lambdas"), prepare=prepare),
+    "table1": Artefact("table1", "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x "
+                       "VGG-16, ResNet-18, DenseNet-121, measured on this device; the text's cost claims", no_runs,
+                       lazy("repro.papers.tap.report_table1", "table1")),
+    "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, "
+                        "RBR, TAP", lazy("repro.papers.tap.figure1", "plan_figure1"),
+                        lazy("repro.papers.tap.report_maps", "figure1"),
+                        prepare=prepare_xray),
+    "figure4": Artefact("figure4", "Contaminated examples: decoy MNIST, PNEU, KNEE", no_runs,
+                        lazy("repro.papers.tap.report_maps", "figure4"), prepare=prepare_all),
+    "figure6": Artefact("figure6", "PNEU: F1 and Delta per architecture and method", lazy(XRAY, "plan_figure6"),
+                        lazy("repro.papers.tap.report_xray", "figure6"), prepare=prepare_xray),
+    "figure7": Artefact("figure7", "KNEE: MAE and Delta per architecture and method", lazy(XRAY, "plan_figure7"),
+                        lazy("repro.papers.tap.report_xray", "figure7"), prepare=prepare_xray),
+    "figure8": Artefact("figure8", "Teacher-mask precision and recall versus tau", lazy(TEACHERS, "plan_figure8"),
+                        lazy("repro.papers.tap.report_teachers", "figure8"), prepare=prepare_xray),
+    "figure9": Artefact("figure9", "TAP with teacher and random masks; teacher F-scores (text numbers)",
+                        lazy(TEACHERS, "plan_figure9"), lazy("repro.papers.tap.report_teachers", "figure9"),
+                        prepare=prepare_xray),
+}
+
+PAPER = Paper(
+    name="tap",
+    bench_cases=lazy("repro.papers.tap.bench", "bench_cases"),
+    registers=("penalty_tap", "penalty_rrr", "penalty_rbr", "model_tap_cnn", "model_imagenet", "data_decoy_mnist",
+               "data_tagged_xray"),
+    title="Zhang et al.: targeted activation penalties (TAP) vs RRR and RBR",
+    default_seeds=MNIST["seeds"],
+    switches=SWITCHES,
+    prepare=prepare_all,
+    artefacts=dict(sorted(ARTEFACTS.items(), key=lambda kv: (kv[1].kind != "table", len(kv[0]), kv[0]))),
+)

@@ -1,0 +1,179 @@
+"""TAP on the medical X-ray sets (spec §2.2-2.3, §3.2, §6, §8 E2/E3/T1): PNEU (Figure 6) and KNEE (Figure 7)
+with VGG-16, ResNet-18 and DenseNet-121; Base, No XS, RRR, RBR and TAP with ground-truth masks, each
+penalty's lambda chosen per (dataset, arch) by a seed-0 sweep on the permuted-val CE (weighted for PNEU).
+
+Torch-free at import; the preparation, the loader (`repro.papers.tap.data_tagged_xray`) and the reports import it.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from repro.config import RunConfig
+from repro.papers import Context, PlannedRun
+from repro.papers.tap import mnist as paper
+
+ARCHS = ("vgg16", "resnet18", "densenet121")  # §3.2
+COMMON = {
+    "archs": ARCHS,
+    "lr": 1e-5,                                      # §6 table (ImageNet models)
+    "batch_size": 16,                                # §6 table; Table 1 setup
+    "rbr_batch": {"densenet121": 8},                 # §1.1/§6: DenseNet-121 + RBR is OOM at 16 on 10 GB
+    "epochs": 50,                                    # §6 table; the final-epoch model is evaluated (§1.2)
+    "seeds": 5,                                      # §1.2: seeds 0-4
+    "grid": paper.MNIST["grid"],                     # §6 lambda grids: TAP, RRR 1e-9..1; RBR 1..1e9
+    "sweep_seeds": 1,                                # §6: tuning seeds unknown, assume seed 0
+    "image_size": None,                              # §2.2-2.3: 224 px as prepared, no resize
+}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "pneu": {**COMMON,
+             "title": "PNEU",
+             "num_classes": 2,                       # §3.2 K = 2 (normal, pneumonia)
+             "ce_weight": [0.7421, 0.2579],          # §2.2, D-13 code: weighted CE in training, val loss, RBR
+             "metrics": ("f1", "f1_code", "accuracy", "ce"),  # §7: F1 (pneumonia positive); D-15/D-16 variant
+             "metric": "f1"},
+    "knee": {**COMMON,
+             "title": "KNEE",
+             "num_classes": 5,                       # §3.2 K = 5 (KL grades 0-4, D-18)
+             "ce_weight": None,                      # §2.3: unweighted CE
+             "metrics": ("mae", "mae_code", "accuracy", "ce"),  # §7: MAE of the grade; D-15 variant
+             "metric": "mae"},
+}
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "quick": {"epochs": 2, "seeds": 2, "train_limit": 64, "eval_limit": 64, "image_size": 64,
+              "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
+    "smoke": {"archs": ("resnet18",), "epochs": 1, "seeds": 1, "train_limit": 8, "eval_limit": 8,
+              "image_size": 32, "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
+}
+
+
+def setting(ctx: Context, dataset: str, name: str) -> Any:
+    profile = PROFILES[ctx.profile]
+    return profile[name] if name in profile else SETTINGS[dataset].get(name)
+
+
+def prepared_folder(ctx: Context, dataset: str) -> Path:
+    return ctx.runs_dir / "prepared" / "tap" / dataset
+
+
+def trainable(ctx: Context, dataset: str) -> bool:
+    """Whether `dataset` is prepared with the train, val and test splits that its runs need."""
+    meta = prepared_folder(ctx, dataset) / "meta.json"
+    return meta.exists() and not json.loads(meta.read_text()).get("absent_splits")
+
+
+def check_prepared(ctx: Context, dataset: str) -> Path:
+    folder = prepared_folder(ctx, dataset)
+    if not (folder / "meta.json").exists():
+        raise FileNotFoundError(
+            f"{SETTINGS[dataset]['title']} is not prepared (no {folder / 'meta.json'}): run `repro data prepare "
+            f"tap --data-root DIR --runs-dir {ctx.runs_dir}` (or pass --data-root to this command), where DIR "
+            f"holds chest_xray/{{train,test}}/{{NORMAL,PNEUMONIA}} (PNEU) and kneeKL224/{{train,val,test}}/0..4 (KNEE).")
+    absent = json.loads((folder / "meta.json").read_text()).get("absent_splits")
+    if absent:
+        raise FileNotFoundError(
+            f"{SETTINGS[dataset]['title']} was prepared from raw data without the {', '.join(absent)} split(s) "
+            f"({folder}), so it cannot be trained and evaluated: place the full dataset under the data root and "
+            f"prepare it again into a fresh --runs-dir with `repro data prepare tap --data-root DIR`.")
+    return folder
+
+
+def prepare_xray(ctx: Context) -> None:
+    """Prepare PNEU and KNEE from ctx.data_root into <runs>/prepared/tap/{pneu,knee} unless already done; a
+    dataset absent under the data root is skipped with a note, a bad layout raises with the layout message."""
+    from repro.data.image_sets import DatasetError
+    from repro.papers.tap.data_prepare import SOURCES
+
+    todo = [d for d in SETTINGS if not (prepared_folder(ctx, d) / "meta.json").exists()]
+    if not todo:
+        return
+    if ctx.data_root is None:
+        raise FileNotFoundError(
+            f"{', '.join(SETTINGS[d]['title'] for d in todo)} not prepared and no data root is given: pass "
+            f"--data-root DIR (or set REPRO_DATA) where DIR holds chest_xray/ (PNEU) and/or kneeKL224/ (KNEE); "
+            f"`repro data check` shows what is found.")
+    for dataset in todo:
+        folders, prepare = SOURCES[dataset]
+        found = next((ctx.data_root / f for f in folders if (ctx.data_root / f).is_dir()), None)
+        if found is None:
+            print(f"note: {SETTINGS[dataset]['title']} skipped: none of {', '.join(folders)} under {ctx.data_root}")
+            continue
+        try:
+            prepare(found, prepared_folder(ctx, dataset), seed=paper.DATA_SEED)
+        except DatasetError as e:
+            raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
+
+
+def batch_size(dataset: str, arch: str, method: str) -> int:
+    """16, or the smaller batch of an architecture whose RBR run does not fit (DenseNet-121: 8)."""
+    common = SETTINGS[dataset]
+    return common["rbr_batch"].get(arch, common["batch_size"]) if method == "RBR" else common["batch_size"]
+
+
+def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam: float | None,
+             **data: Any) -> PlannedRun:
+    """One PNEU/KNEE run: `method` in Base (clean data), No XS, RRR, RBR, TAP; `lam` the penalty weight.
+    `data` adds loader settings (e.g. `annotation={"source": ...}`, `train_rows={...}`) to the run's data."""
+    ce_weight = SETTINGS[dataset]["ce_weight"] if ctx.switches["pneu_ce"] == "weighted" else None
+    objective = paper.penalty_objective(method, lam, ctx.switches, class_weight=ce_weight)
+    folder = check_prepared(ctx, dataset)
+    settings = {"prepared": f"tap/{dataset}", "fingerprint": paper.fingerprint(folder),
+                "variant": "clean" if method == "Base" else "contaminated"}
+    for name in ("train_limit", "eval_limit", "image_size"):
+        if setting(ctx, dataset, name):
+            settings[name] = setting(ctx, dataset, name)
+    batch = batch_size(dataset, arch, method)
+    method_args: dict[str, Any] = {"objective": objective, "metric_args": {"ce": {"batch": batch}}}
+    if ce_weight:
+        method_args["ce_weight"] = ce_weight
+    config = RunConfig(
+        paper="tap", dataset=dataset, model=arch, method=method, seed=seed, epochs=setting(ctx, dataset, "epochs"),
+        batch_size=batch, lr=SETTINGS[dataset]["lr"], data={**settings, **data},
+        model_args={"num_classes": SETTINGS[dataset]["num_classes"], "init": ctx.init,
+                    **paper.arch_args(arch, ctx.switches)},
+        method_args=method_args, optimizer=paper.sgd(ctx.switches), metrics=SETTINGS[dataset]["metrics"],
+        selection="final", semantics=paper.SEMANTICS)
+    label = f"{SETTINGS[dataset]['title']} {arch} {method}" + (f" lambda={lam:g}" if lam is not None else "") + f" s{seed}"
+    cell = {"dataset": dataset, "arch": arch, "method": method, "seed": seed, "lambda": lam}
+    return PlannedRun(label, cell, config)
+
+
+def plan_xray_sweep(ctx: Context, dataset: str, archs: tuple[str, ...] | None = None) -> list[PlannedRun]:
+    """Seed-0 runs of RRR, RBR and TAP over the lambda grid for every architecture (§6, T1)."""
+    grid = setting(ctx, dataset, "grid")
+    return [xray_run(ctx, dataset, arch, m, s, lam) for arch in archs or setting(ctx, dataset, "archs")
+            for m in paper.PENALTY for lam in grid[paper.PENALTY[m]] for s in range(SETTINGS[dataset]["sweep_seeds"])]
+
+
+def chosen_xray_lambdas(ctx: Context, dataset: str, arch: str) -> dict[str, float | None]:
+    """Per method, the lambda with the lowest final-epoch permuted-val CE (weighted for PNEU); None until
+    its sweep is done."""
+    return paper.pick_lambdas(ctx, plan_xray_sweep(ctx, dataset, (arch,)))
+
+
+def plan_figure(ctx: Context, dataset: str) -> list[PlannedRun]:
+    """The sweep, then per architecture Base, No XS and every penalty with its chosen lambda, x seeds."""
+    seeds = ctx.seeds or setting(ctx, dataset, "seeds")
+    runs = plan_xray_sweep(ctx, dataset)
+    for arch in setting(ctx, dataset, "archs"):
+        lams = chosen_xray_lambdas(ctx, dataset, arch)
+        for method, seed in product(paper.METHODS, range(seeds)):
+            if method not in paper.PENALTY:
+                runs.append(xray_run(ctx, dataset, arch, method, seed, None))
+            elif lams[method] is not None:
+                runs.append(xray_run(ctx, dataset, arch, method, seed, lams[method]))
+    return runs
+
+
+def plan_figure6(ctx: Context) -> list[PlannedRun]:
+    """Figure 6 (PNEU, E2): see `plan_figure`."""
+    return plan_figure(ctx, "pneu")
+
+
+def plan_figure7(ctx: Context) -> list[PlannedRun]:
+    """Figure 7 (KNEE, E3): see `plan_figure`."""
+    return plan_figure(ctx, "knee")
