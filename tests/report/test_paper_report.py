@@ -13,7 +13,8 @@ from repro.cli import app
 from repro.papers import PUBLISHED, get_paper
 from repro.report.claims import report_claims
 from repro.report.paper_report import owner
-from repro.runs.store import RunStore, atomic_write_json
+from repro.runs.store import RunStore
+from tests.conftest import plant_done
 
 runner = CliRunner()
 CLAIMS = {"Actdiff beats Classify": True, "Gradmask fixes the CNN": False, "Needs MSD": None}
@@ -31,12 +32,8 @@ def fake_done_runs(runs_dir: Path, out: Path) -> None:
     ctx = paper.context("smoke", None, "code", {}, out, None, runs_dir)
     store = RunStore(runs_dir)
     for i, run in enumerate(paper.artefacts["table1"].plan(ctx)):
-        rec = store.record(run.config)
-        store.init(rec)
         best = dict.fromkeys(("train", "valid", "test", "test_clean"), {"accuracy": 0.8125 + i / 10_000})
-        result = {"best": best, "final": best, "best_epoch": 3, "device": "cpu (test)"}
-        atomic_write_json(rec.path("result.json"), result)
-        rec.path("done").write_text("")
+        plant_done(store, run.config, best=best, final=best, best_epoch=3, device="cpu (test)")
 
 
 def tree(root: Path) -> set[Path]:

@@ -14,7 +14,8 @@ import torch
 from repro.papers import get_paper
 from repro.papers.cfaug import report_examples as ex
 from repro.papers.cfaug import report_figures as figs
-from repro.runs.store import RunStore, atomic_write_json
+from repro.runs.store import RunStore
+from tests.conftest import plant_done
 
 PAPER = get_paper("cfaug")
 
@@ -112,12 +113,9 @@ def _logits(labels: torch.Tensor, classes: int, right: torch.Tensor, seed: int) 
 
 def _plant(store: RunStore, run, split: str, logits: torch.Tensor, labels: torch.Tensor) -> None:
     """A done run folder with these selected-epoch predictions (best.pt is not read by these figures)."""
-    rec = store.record(run.config)
-    store.init(rec)
+    rec = plant_done(store, run.config)
     torch.save({split: {"logits": logits, "labels": labels}}, rec.path("predictions.pt"))
     rec.path("best.pt").write_bytes(b"")
-    atomic_write_json(rec.path("result.json"), {"device": "planted"})
-    rec.path("done").write_text("")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from repro.papers import get_paper
 from repro.papers.tap.figure1 import plan_figure1
 from repro.report.figures import new_figure
 from repro.papers.tap.report_maps import box_of, figure1, figure4, outline_box
-from repro.runs.store import RunStore, atomic_write_json
+from repro.runs.store import RunStore
+from tests.conftest import plant_done
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
@@ -94,11 +95,8 @@ def test_figure4_shows_pneu_tags_swapped_between_correlated_and_permuted(prepare
 def _fake_done(store: RunStore, run, val_ce: float, seed: int) -> None:
     """A done run with untrained (0-step) weights and the one result field the lambda choice reads."""
     torch.manual_seed(seed)
-    rec = store.record(run.config)
-    store.init(rec)
+    rec = plant_done(store, run.config, final={"valid": {"ce": val_ce}})
     torch.save(build_model(run.config.model, **run.config.model_args).state_dict(), rec.path("final.pt"))
-    atomic_write_json(rec.path("result.json"), {"final": {"valid": {"ce": val_ce}}, "device": "cpu"})
-    rec.path("done").write_text("")
 
 
 @needs_data

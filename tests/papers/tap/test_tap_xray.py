@@ -17,7 +17,8 @@ from repro.engine import metric_options
 from repro.methods import build_objective
 from repro.papers import Context, tap
 from repro.papers.tap import xray
-from repro.runs.store import RunStore, atomic_write_json, atomic_write_text
+from repro.runs.store import RunStore
+from tests.conftest import plant_done
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (DATA / "chest_xray").exists(), reason="../shared/data/chest_xray not present")
@@ -37,10 +38,7 @@ def runs(tmp_path_factory) -> Path:
 
 def finish(store: RunStore, run, val_ce: float) -> None:
     """Mark a planned run done with a made-up final permuted-val CE."""
-    rec = store.record(run.config)
-    store.init(rec)
-    atomic_write_json(rec.path("result.json"), {"final": {"valid": {"ce": val_ce, "accuracy": 0.5}}})
-    atomic_write_text(rec.path("done"), "")
+    plant_done(store, run.config, final={"valid": {"ce": val_ce, "accuracy": 0.5}})
 
 
 def test_plan_sweeps_first_then_every_method_with_its_chosen_lambda(runs):
