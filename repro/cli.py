@@ -157,7 +157,8 @@ def show_plan(console, records, labels: dict[str, str]) -> None:
     for rec in records:
         state = rec.state()
         counts[state] = counts.get(state, 0) + 1
-        t.add_row(state, labels[rec.key], rec.key, f"{len(rec.metrics())}/{rec.config.epochs}")
+        planned = rec.result()["epochs"] if state == "done" else rec.config.epochs  # a finetune's rounds differ
+        t.add_row(state, labels[rec.key], rec.key, f"{len(rec.metrics())}/{planned}")
     console.print(t)
     done = [r for r in records if r.state() == "done"]
     secs = estimate_seconds(todo(records), done)

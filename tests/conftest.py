@@ -48,8 +48,24 @@ def plant_done(store: RunStore, cfg, **result):
     return rec
 
 
+def plan_states(output: str) -> list[str]:
+    """The state column of every run row in a `--dry-run` plan table (wrapped continuation lines skipped)."""
+    cells = [line.split("│")[1].strip() for line in output.splitlines() if line.startswith("│")]
+    return [c for c in cells if c]
+
+
 class Stop(Exception):
     """Raised from an event callback to interrupt a run mid-training (resume tests)."""
+
+
+def stop_after_epoch(epoch: int = 1, exc: type[BaseException] = Stop):
+    """An event callback raising `exc` once `epoch` (1-based) is recorded and checkpointed."""
+
+    def callback(event: dict) -> None:
+        if event.get("event") == "epoch" and event["epoch"] == epoch:
+            raise exc
+
+    return callback
 
 
 def copy_knee_splits(dst: Path, per_split: int) -> Path:

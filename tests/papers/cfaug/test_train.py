@@ -12,7 +12,7 @@ from repro.engine import train_run
 from repro.papers import get_paper
 from repro.papers.cfaug.plans import ROWS, run_config
 from repro.runs.store import RunStore
-from tests.conftest import Stop, new_record
+from tests.conftest import Stop, new_record, plan_states, stop_after_epoch
 
 CPU = torch.device("cpu")
 
@@ -59,13 +59,8 @@ def test_same_config_gives_the_same_result_and_resume_is_exact(tmp_path):
     first = _record(_ctx(tmp_path, "a"), "waterbirds", "CF(Random)", epochs=2)
     train_run(first, CPU, profile="smoke")
     second = _record(_ctx(tmp_path, "b"), "waterbirds", "CF(Random)", epochs=2)
-
-    def stop(event):
-        if event.get("event") == "epoch" and event["epoch"] == 1:
-            raise Stop
-
     with pytest.raises(Stop):
-        train_run(second, CPU, stop, checkpoint_seconds=0, profile="smoke")
+        train_run(second, CPU, stop_after_epoch(1), checkpoint_seconds=0, profile="smoke")
     assert second.state() == "failed" and second.path("checkpoint.pt").exists() and not second.path("done").exists()
     train_run(second, CPU, profile="smoke")
     assert _metrics(first) == [{**m, "key": first.key} for m in _metrics(second)]
@@ -101,6 +96,10 @@ def test_table4_smoke_through_the_cli(tmp_path):
     assert table.loc[0, "improv_pct"] == 0 and "flip_published" in table
     prov = json.loads(next((tmp_path / "out").rglob("table4.json")).read_text())
     assert prov["profile"] == "smoke" and prov["synthetic_data"] is True and prov["seeds"] == [5, 10]
+    again = CliRunner().invoke(app, ["cfaug", "table4", "--profile", "smoke", "--runs-dir", str(tmp_path / "runs"),
+                                     "--dry-run"])
+    states = plan_states(again.output)
+    assert again.exit_code == 0 and set(states) == {"done"} and f"{len(states)} runs" in again.output, again.output
 
 
 def test_paper_profile_without_data_is_a_clear_error(tmp_path):

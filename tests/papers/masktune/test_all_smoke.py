@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from repro.cli import app
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, plan_states
 from tests.data.test_celeba import write_celeba
 from tests.data.test_in9 import write_in9
 from tests.data.test_waterbirds import write_waterbirds
@@ -60,6 +60,14 @@ def test_every_artefact_is_written(smoke_all):
         assert (out / rel).exists(), rel
         prov = json.loads((out / rel).with_suffix(".json").read_text())
         assert prov["profile"] == "smoke" and prov["init"] == "random" and not prov["missing_runs"]
+
+
+def test_dry_run_after_it_shows_every_run_done(smoke_all):
+    tmp, root, _, _ = smoke_all
+    again = CliRunner().invoke(app, ["masktune", "all", "--profile", "smoke", "--init", "random", "--data-root",
+                                     str(root), "--runs-dir", str(tmp / "runs"), "--dry-run"])
+    assert again.exit_code == 0, again.output
+    assert set(plan_states(again.output)) == {"done"}, again.output
 
 
 def test_group_tables_quote_the_paper_and_put_ours_beside_it(smoke_all):

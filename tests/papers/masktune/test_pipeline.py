@@ -13,7 +13,7 @@ from repro.papers.masktune import train
 from repro.papers.masktune.randmask import cutout
 from repro.papers import get_paper
 from repro.runs.store import RunStore
-from tests.conftest import SHARED_DATA, Stop, new_record
+from tests.conftest import SHARED_DATA, Stop, new_record, stop_after_epoch
 
 pytest.importorskip("pytorch_grad_cam")
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="../shared/data not present")
@@ -38,13 +38,8 @@ def _record(ctx, method: str, seed: int = 0, **args):
 def test_erm_resumes_from_last_checkpoint_to_the_same_weights(mnist_ctx, tmp_path):
     rec = _record(mnist_ctx, "erm")
     dev = torch.device("cpu")
-
-    def stop_after_first_epoch(event):
-        if event.get("event") == "epoch" and event["epoch"] == 1:
-            raise Stop
-
     with pytest.raises(Stop):
-        train_run(rec, dev, stop_after_first_epoch, checkpoint_seconds=0, profile="smoke")
+        train_run(rec, dev, stop_after_epoch(1), checkpoint_seconds=0, profile="smoke")
     assert rec.state() == "failed" and rec.path("checkpoint.pt").exists() and not rec.path("done").exists()
     train_run(rec, dev, profile="smoke")
     resumed = torch.load(rec.path("last.pt"), weights_only=False)

@@ -1,0 +1,85 @@
+"""The run-folder contract (`repro.runs.record`): a run store written before it is reused without retraining,
+and an interrupted cfaug or MaskTune run is partial, as an actdiff or TAP run is.
+
+tests/fixtures/store_27997b6 holds the records (config, result, done, metrics; weights dropped) that main at
+27997b6 wrote for `repro cfaug table3 --profile smoke` and `repro masktune figure2 --profile smoke`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from repro.cli import app
+from repro.engine import train_run
+from repro.papers import get_paper
+from repro.runs import record as contract
+from repro.runs.launch import todo
+from repro.runs.store import PARTIAL, RunStore
+from tests.conftest import SHARED_DATA, new_record, plan_states, stop_after_epoch
+
+OLD_STORE = Path(__file__).resolve().parents[1] / "fixtures" / "store_27997b6"
+pytestmark = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data not present")
+ARTEFACTS = [("cfaug", "table3", 10), ("masktune", "figure2", 3)]
+
+
+@pytest.fixture
+def old_runs(tmp_path: Path) -> Path:
+    runs = tmp_path / "runs"
+    shutil.copytree(OLD_STORE, runs)
+    return runs
+
+
+def _records(paper: str, artefact: str, runs: Path) -> list:
+    p = get_paper(paper)
+    ctx = p.context("smoke", None, "code", {}, runs.parent / "out", SHARED_DATA, runs)
+    p.artefacts[artefact].prepare(ctx)
+    store = RunStore(runs)
+    return [store.record(r.config) for r in p.artefacts[artefact].plan(ctx)]
+
+
+@pytest.mark.parametrize("paper,artefact,n", ARTEFACTS)
+def test_a_store_written_before_the_contract_is_reused_without_retraining(old_runs, paper, artefact, n):
+    records = _records(paper, artefact, old_runs)
+    assert len(records) == n and not todo(records)
+    for rec in records:
+        assert not contract.missing_keys(rec.result()), rec.key
+        assert rec.result()["epochs"] == len(rec.metrics())
+    res = CliRunner().invoke(app, [paper, artefact, "--profile", "smoke", "--data-root", str(SHARED_DATA),
+                                   "--runs-dir", str(old_runs), "--dry-run"])
+    assert res.exit_code == 0 and plan_states(res.output) == ["done"] * n, res.output
+
+
+def test_legacy_finetune_weights_are_found_under_their_old_name(old_runs):
+    finetune = next(r for r in _records("masktune", "figure2", old_runs) if r.config.method == "masktune")
+    (finetune.dir / "finetuned.pt").write_bytes(b"")
+    assert contract.weights_file(finetune.dir, "final") == finetune.dir / "finetuned.pt"
+    (finetune.dir / "final.pt").write_bytes(b"")
+    assert contract.weights_file(finetune.dir, "final") == finetune.dir / "final.pt"
+
+
+INTERRUPT = stop_after_epoch(1, KeyboardInterrupt)  # as Ctrl-C or a kill: no failure recorded, the checkpoint kept
+
+
+def test_an_interrupted_masktune_run_is_partial_in_status(tmp_path):
+    runs = tmp_path / "runs"
+    erm = next(r for r in _records("masktune", "figure2", runs) if r.config.method == "erm")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(erm, torch.device("cpu"), INTERRUPT, checkpoint_seconds=0, profile="smoke")
+    assert erm.state() == PARTIAL
+    status = CliRunner().invoke(app, ["status", "--profile", "smoke", "--runs-dir", str(runs)])
+    row = next(line for line in status.output.splitlines() if "masktune" in line and "figure2" in line)
+    assert [c.strip() for c in row.split("│")[3:8]] == ["0", "0", "0", "1", "2"], status.output
+
+
+def test_an_interrupted_cfaug_run_is_partial_and_resumes(tmp_path):
+    run = _records("cfaug", "table3", tmp_path / "runs")[0]
+    rec = new_record(tmp_path / "runs", run.config.replace(epochs=2))  # smoke trains one epoch: nothing to stop
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rec, torch.device("cpu"), INTERRUPT, checkpoint_seconds=0, profile="smoke")
+    assert rec.state() == PARTIAL and len(rec.metrics()) == 1
+    train_run(rec, torch.device("cpu"), profile="smoke")
+    assert rec.state() == "done" and [m["epoch"] for m in rec.metrics()] == [0, 1]
