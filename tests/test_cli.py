@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from repro.cli import app
 from repro.papers import PAPER_NAMES, get_paper
+from tests.conftest import plan_states
 
 runner = CliRunner()
 
@@ -104,7 +105,7 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
         png = out / "figures" / "actdiff" / f"{fig}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = invoke("actdiff", "table1", "--profile", "smoke", "--runs-dir", runs, "--out", str(out), "--dry-run")
-    assert "21 done" in res.output
+    assert res.exit_code == 0 and set(plan_states(res.output)) == {"done"} and "21 done;" in res.output
     status = invoke("status", "--profile", "smoke", "--runs-dir", runs).output
     assert "table1" in status
     listing = invoke("list", "--profile", "smoke", "--runs-dir", runs).output

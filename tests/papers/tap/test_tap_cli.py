@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from repro.cli import app
+from tests.conftest import plan_states
 
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
@@ -28,7 +29,7 @@ def test_figure5_smoke_prepares_sweeps_and_plots(tmp_path):
     assert [v["method"] for v in prov["values"]] == ["Base", "No XS", "RRR", "RBR", "TAP"]
     assert (tmp_path / "runs" / "prepared" / "tap" / "decoy_mnist" / "decoyed_mnist.npz").exists()
     again = runner.invoke(app, [*args, "--dry-run"])
-    assert "pending" not in again.output  # everything done, nothing to train
+    assert again.exit_code == 0 and set(plan_states(again.output)) == {"done"}, again.output  # nothing to train
 
 
 def test_figure5_without_data_is_a_clear_error(tmp_path):
