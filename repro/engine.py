@@ -268,14 +268,50 @@ def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _restore(job: Job, member: int, best: Best, device: torch.device) -> int:
-    """Restore a member from its checkpoint and cut its metrics.jsonl back to it; returns the next epoch."""
+def _checkpoint_fault(ckpt: Any, expected: dict[str, Any]) -> str | None:
+    """Why a loaded checkpoint cannot resume this member (None if it can): not a checkpoint of this job, or model
+    weights with other names or shapes."""
+    if not isinstance(ckpt, dict):
+        return f"holds a {type(ckpt).__name__}, not a checkpoint"
+    missing = [k for k in ("epoch", "rng", "best", *expected) if k not in ckpt]
+    if missing:
+        return "lacks " + ", ".join(missing)
+    want, got = expected["model"], ckpt["model"]
+    if not isinstance(got, dict) or set(got) != set(want):
+        return "holds the weights of another model"
+    shapes = [k for k in want if getattr(got[k], "shape", None) != want[k].shape]
+    return f"holds {shapes[0]} with another shape" if shapes else None
+
+
+def _set_aside(record: RunRecord, reason: str, emit: Events) -> None:
+    """Move a damaged checkpoint to `checkpoint.pt.corrupt-<time>` (kept for the user) and say so."""
+    path = record.path(contract.CHECKPOINT)
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(aside)
+    record.path(contract.CHECKPOINT_INFO).unlink(missing_ok=True)
+    message = f"damaged checkpoint in {record.dir} ({reason}): moved to {aside.name}, training from scratch"
+    record.log(message)
+    emit({"event": "warning", "key": record.key, "message": message})
+
+
+def _restore(job: Job, member: int, best: Best, device: torch.device, emit: Events) -> int:
+    """Restore a member from its checkpoint and cut its metrics.jsonl back to it; returns the next epoch. A
+    checkpoint that cannot be read or does not fit the job is set aside and the member starts from scratch."""
     record = job.records[member]
     ckpt_path = record.path(contract.CHECKPOINT)
-    if not job.resumable or not ckpt_path.exists():
+    ckpt = None
+    if job.resumable and ckpt_path.exists():
+        try:
+            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+            fault = _checkpoint_fault(ckpt, job.states()[member])
+        except Exception as e:  # truncated, empty, garbage: torch raises many types
+            fault = f"unreadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        if fault:
+            _set_aside(record, fault, emit)
+            ckpt = None
+    if ckpt is None:
         record.path(contract.METRICS).unlink(missing_ok=True)
         return 0
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     job.load(member, ckpt)
     _set_rng_state(job.gens[member], ckpt["rng"])
     for k, v in ckpt["best"].items():
@@ -314,7 +350,7 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
     for r in records:
         r.path(contract.FAILED).unlink(missing_ok=True)
     bests = [Best.from_selection(job.selection) for _ in records]
-    starts = [_restore(job, i, best, device) for i, best in enumerate(bests)]
+    starts = [_restore(job, i, best, device, emit) for i, best in enumerate(bests)]
     start = starts[0]
     if any(s != start for s in starts):
         raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(

@@ -41,7 +41,9 @@ class RunProgress:
         label = self.labels.get(key, key)
         if kind in ("done", "failed"):
             self.finished += 1
-        if self.live:
+        if kind == "warning":
+            self.console.print(f"[yellow]warning[/yellow] {label}: {event['message']}", soft_wrap=True)
+        elif self.live:
             self._live(event, key, kind, label)
         else:
             self._plain(event, key, kind, label)

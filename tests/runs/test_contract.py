@@ -83,3 +83,26 @@ def test_an_interrupted_cfaug_run_is_partial_and_resumes(tmp_path):
     assert rec.state() == PARTIAL and len(rec.metrics()) == 1
     train_run(rec, torch.device("cpu"), profile="smoke")
     assert rec.state() == "done" and [m["epoch"] for m in rec.metrics()] == [0, 1]
+
+
+@pytest.mark.parametrize("damage", [b"garbage, not a torch file", b"", "truncated", "other keys"])
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_trains_from_scratch(tmp_path, damage):
+    run = _records("cfaug", "table3", tmp_path / "runs")[0]
+    rec = new_record(tmp_path / "runs", run.config.replace(epochs=2))
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rec, torch.device("cpu"), INTERRUPT, checkpoint_seconds=0, profile="smoke")
+    ckpt = rec.path(contract.CHECKPOINT)
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    elif damage == "other keys":
+        torch.save({"epoch": 0, "rng": {}, "best": {}, "model": {"w": torch.zeros(1)}, "optimizer": {}}, ckpt)
+    else:
+        ckpt.write_bytes(damage)
+    kept = ckpt.read_bytes()
+    events: list[dict] = []
+    train_run(rec, torch.device("cpu"), events.append, profile="smoke")
+    warnings = [e for e in events if e["event"] == "warning"]
+    assert rec.state() == "done" and [m["epoch"] for m in rec.metrics()] == [0, 1]
+    assert len(warnings) == 1 and str(rec.dir) in warnings[0]["message"], warnings
+    asides = list(rec.dir.glob("checkpoint.pt.corrupt-*"))
+    assert len(asides) == 1 and asides[0].read_bytes() == kept  # nothing the user had is deleted
