@@ -209,7 +209,8 @@ class Job:
 
     def states(self) -> list[dict[str, Any]]:
         """Each member's state dicts: "model" (its weights, in the one-by-one format) and every other stateful
-        object (optimizer, scheduler, AMP scaler), as they go into its checkpoint."""
+        object (optimizer, scheduler, AMP scaler), as they go into its checkpoint. Also valid before `ready`,
+        where `fit` checks a checkpoint against it."""
         raise NotImplementedError
 
     def load(self, member: int, checkpoint: dict[str, Any]) -> None:
@@ -294,21 +295,30 @@ def _set_aside(record: RunRecord, reason: str, emit: Events) -> None:
     emit({"event": "warning", "key": record.key, "message": message})
 
 
-def _restore(job: Job, member: int, best: Best, device: torch.device, emit: Events) -> int:
+def _load_checkpoint(record: RunRecord, expected: dict[str, Any], device: torch.device, emit: Events) -> Any:
+    """The member's checkpoint, or None: none saved, or one that cannot be read or does not fit `expected` (the
+    member's `Job.states`), which is set aside."""
+    path = record.path(contract.CHECKPOINT)
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # truncated, empty, garbage: torch raises many types
+        fault = ": ".join(["unreadable", type(e).__name__, *str(e).splitlines()[:1]])
+    else:
+        fault = _checkpoint_fault(ckpt, expected)
+    if fault:
+        _set_aside(record, fault, emit)
+        return None
+    return ckpt
+
+
+def _restore(job: Job, member: int, expected: dict[str, Any], best: Best, device: torch.device,
+             emit: Events) -> int:
     """Restore a member from its checkpoint and cut its metrics.jsonl back to it; returns the next epoch. A
     checkpoint that cannot be read or does not fit the job is set aside and the member starts from scratch."""
     record = job.records[member]
-    ckpt_path = record.path(contract.CHECKPOINT)
-    ckpt = None
-    if job.resumable and ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-            fault = _checkpoint_fault(ckpt, job.states()[member])
-        except Exception as e:  # truncated, empty, garbage: torch raises many types
-            fault = f"unreadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
-        if fault:
-            _set_aside(record, fault, emit)
-            ckpt = None
+    ckpt = _load_checkpoint(record, expected, device, emit) if job.resumable else None
     if ckpt is None:
         record.path(contract.METRICS).unlink(missing_ok=True)
         return 0
@@ -350,7 +360,8 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
     for r in records:
         r.path(contract.FAILED).unlink(missing_ok=True)
     bests = [Best.from_selection(job.selection) for _ in records]
-    starts = [_restore(job, i, best, device, emit) for i, best in enumerate(bests)]
+    expected = job.states() if job.resumable else [{} for _ in records]  # as built, before any restore
+    starts = [_restore(job, i, expected[i], best, device, emit) for i, best in enumerate(bests)]
     start = starts[0]
     if any(s != start for s in starts):
         raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(
@@ -514,6 +525,7 @@ class PackJob(Job):
         self.datas = [m.data for m in self.members]
         self.options = metric_options(cfg)
         self.final_logits: list[dict[str, Tensor]] = [{} for _ in records]  # filled at the last epoch
+        self.net: nn.Module | None = None  # the pack, built by `ready`
 
     def load(self, member: int, checkpoint: dict[str, Any]) -> None:
         self.members[member].model.load_state_dict(checkpoint["model"])
@@ -524,6 +536,8 @@ class PackJob(Job):
         self.train = tuple(stack_members([getattr(d, k) for d in self.datas]) for k in ("x", "y", "mask"))
 
     def states(self) -> list[dict[str, Any]]:
+        if self.net is None:  # before `ready`: the members as built
+            return [{"model": m.model.state_dict(), "optimizer": m.opt.state_dict()} for m in self.members]
         models, opts = _states(self.net, self.opt, len(self.members))
         return [{"model": m, "optimizer": o} for m, o in zip(models, opts)]
 

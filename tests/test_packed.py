@@ -158,6 +158,7 @@ def test_killed_pack_resumes_every_member(tmp_path, smoke_ctx):
     execute(store, killed, LaunchOptions(device="cpu", pack=3), lambda e: None)
     for k, r in zip(killed, ref):
         assert k.state() == DONE and k.result()["packed_with"] == 3
+        assert "resuming at epoch" in k.path("log.txt").read_text() and not list(k.dir.glob("*.corrupt-*"))
         assert _values(k) == _values(r)  # resumed pack == uninterrupted pack, bit for bit
         assert k.result()["final"] == r.result()["final"]
 

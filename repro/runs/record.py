@@ -39,10 +39,10 @@ def missing_keys(result: Any) -> list[str]:
     return [k for k in RESULT_KEYS if k not in result]
 
 
-def upgrade_result(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def upgrade_result(result: dict[str, Any], epochs: int) -> dict[str, Any]:
     """A result written before the contract, with the keys it lacks filled from what it has: cfaug runs
     (selected-epoch metrics only: `final` left empty), MaskTune ERM runs (no `final`) and finetune runs (`final`
-    only, which is also their selection)."""
+    only, which is also their selection); `epochs` is the run config's."""
     if not missing_keys(result):
         return result
     out = dict(result)
@@ -51,7 +51,7 @@ def upgrade_result(result: dict[str, Any], config: dict[str, Any]) -> dict[str, 
         out.setdefault("best_epoch", len(out["rounds"]) - 1)
         out.setdefault("best", out.get("final", {}))
         out.setdefault("selection", "final")
-    out.setdefault("epochs", config.get("epochs", 0))
+    out.setdefault("epochs", epochs)
     out.setdefault("selection", f"val/{out.get('metric', 'accuracy')}")
     out.setdefault("final", {})
     return out

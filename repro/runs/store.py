@@ -102,7 +102,7 @@ class RunRecord:
         path = self.path(contract.RESULT)
         result = read_json(path)
         if isinstance(result, dict):
-            result = contract.upgrade_result(result, self.config.to_dict())
+            result = contract.upgrade_result(result, self.config.epochs)
         missing = contract.missing_keys(result)
         if missing:
             raise StoreError(f"run record {path} lacks {', '.join(missing)}. Delete its run folder ({self.dir}) "

@@ -83,6 +83,7 @@ def test_an_interrupted_cfaug_run_is_partial_and_resumes(tmp_path):
     assert rec.state() == PARTIAL and len(rec.metrics()) == 1
     train_run(rec, torch.device("cpu"), profile="smoke")
     assert rec.state() == "done" and [m["epoch"] for m in rec.metrics()] == [0, 1]
+    assert "resuming at epoch 1" in rec.path("log.txt").read_text() and not list(rec.dir.glob("*.corrupt-*"))
 
 
 @pytest.mark.parametrize("damage", [b"garbage, not a torch file", b"", "truncated", "other keys"])
