@@ -208,6 +208,7 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
     with a provenance sidecar; returns the CSV's path."""
     import pandas as pd
 
+    from repro.errors import UserError
     from repro.provenance import device_name, provenance
     from repro.report.tables import write_table
 
@@ -218,7 +219,9 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
     measured = ((case.grid, case.label, case.members, lambda case=case: measure(case, p["warmup"], p["timed"], device))
                 for case in cases(p["members"]))
     own = (row for name in PAPER_NAMES if (fn := get_paper(name).bench_rows) for row in fn(profile, device))
+    seen = []
     for grid, label, members, run in chain(measured, own):
+        seen.append(grid)
         if only and only not in grid:
             continue
         rows.append(run())
@@ -227,6 +230,8 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
             f"not packed: {r['not_packed']}"
         print(f"{grid:17s} {label:28s} x{members}: one-by-one "
               f"{r['one_by_one_model_steps_per_s']:9.1f} model-steps/s, packed {packed}", flush=True)
+    if not rows:
+        raise UserError(f"--only {only!r} matches no benchmark grid; the grids are {', '.join(dict.fromkeys(seen))}")
     table = pd.DataFrame(rows)
     grids = table.groupby("grid", sort=False)[["one_by_one_grid_hours", "pipeline_grid_hours"]].sum()
     prov = provenance(profile=profile, device=device_name(device), warmup=p["warmup"], timed=p["timed"],

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
+from repro.errors import BAD_INPUT, RunFailed, UserError, explain
 from repro.papers import PAPER_NAMES, Artefact, Paper, get_paper
-
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
-data_app = typer.Typer(help="Datasets: check what is present under the data root.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 
 class Profile(str, Enum):
@@ -37,16 +36,29 @@ class Launcher(str, Enum):
     slurm = "slurm"
 
 
-class UserError(Exception):
-    """Bad input: printed as one paragraph, exit status 2."""
+class ReproGroup(TyperGroup):
+    """The root command: every error a command raises becomes one paragraph on stderr and an exit status
+    (`repro.errors.explain`); REPRO_DEBUG=1 shows the traceback instead."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as e:
+            # click's own (usage errors, exits; typer may vendor click) print themselves
+            if type(e).__module__.startswith(("click", "typer")) or os.environ.get("REPRO_DEBUG") == "1":
+                raise
+            from rich.console import Console
+            from rich.markup import escape
+
+            code, message = explain(e)
+            Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
+                                       soft_wrap=True)
+            raise typer.Exit(code) from None
 
 
-def fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    raise typer.Exit(code)
-
+app = typer.Typer(cls=ReproGroup, help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
+data_app = typer.Typer(help="Datasets: check what is present under the data root.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 ProfileOpt = Annotated[Profile, typer.Option(help="paper = published settings; quick = minutes on a CPU; smoke = seconds.")]
 SeedsOpt = Annotated[Optional[int], typer.Option(min=1, help="Number of seeds (0..N-1). Default: the paper's.")]
@@ -80,8 +92,11 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     for the cluster launcher, else local), then build each artefact."""
     from rich.console import Console
 
-    from repro.runs.store import RunStore
+    from repro.runs.store import RunStore, check_folder
+    from repro.seeding import resolve_device
 
+    if slurm is None:
+        resolve_device(launch.device)  # a bad --device fails before any work (a cluster node has its own devices)
     console = Console()
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
     ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir,
@@ -89,6 +104,7 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
     store = RunStore(runs_dir)
     if not dry_run:
         store.check_writable()
+        check_folder(out, "--out", write=True)
     artefacts = [a for a in artefacts if _ready(console, a, ctx, skip_missing=len(artefacts) > 1)]
     # Plans may depend on finished runs (e.g. a lambda chosen by a sweep): re-plan until nothing is missing.
     while True:
@@ -126,7 +142,7 @@ def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: An
     """Train the records not done yet, here or as a cluster job array; returns whether there were any."""
     from repro.runs.launch import execute, todo
     from repro.runs.progress import RunProgress
-    from repro.seeding import resolve_device
+    from repro.runs.store import FAILED
 
     missing = todo(records)
     if not missing:
@@ -137,9 +153,17 @@ def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: An
         typer.echo(f"submitting {len(missing)} runs as a job array (runs dir {store.root})")
         run(store, records, launch, slurm)
         return True
-    resolve_device(launch.device)  # fail early on a bad --device
-    with RunProgress(len(missing), labels) as progress:
-        execute(store, records, launch, progress)
+    try:
+        with RunProgress(len(missing), labels) as progress:
+            execute(store, records, launch, progress)
+    except Exception as e:
+        if explain(e)[0] == BAD_INPUT:  # e.g. a dataset file found broken only when a run reads it
+            raise
+        failed = [r for r in missing if r.state() == FAILED]
+        raise RunFailed(f"{len(failed) or 'a'} run(s) failed ({type(e).__name__}: {e}): "
+                        + "; ".join(f"{labels[r.key]} in {r.dir}" for r in failed[:3])
+                        + ". Each failed run's traceback is in the `failed` file of its folder; finished runs are "
+                        "kept, and running the command again retries the failed runs and resumes the rest.") from e
     return True
 
 
@@ -204,21 +228,12 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         from repro.runs.launch import LaunchOptions
         from repro.runs.slurm import SlurmOptions
 
-        try:
-            launch = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds,
-                                   profile=profile.value, pack=pack)
-            slurm = (SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
-                     if launcher is Launcher.slurm else None)
-            run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, launch,
-                          data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
-        except UserError as e:
-            fail(str(e))
-        except Exception as e:
-            from repro.runs.store import StoreError
-
-            if isinstance(e, (StoreError, ValueError, FileNotFoundError, KeyError)):
-                fail(str(e).strip("'\""))
-            raise
+        launch = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds,
+                               profile=profile.value, pack=pack)
+        slurm = (SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
+                 if launcher is Launcher.slurm else None)
+        run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, launch,
+                      data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
 
     command.__doc__ = help_text
     return command
@@ -242,8 +257,9 @@ for _name in PAPER_NAMES:
 def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
     """(paper, artefact, records or None, state note) for every artefact under one profile; the note says why
     there are no records (not implemented, data not prepared, or an artefact that trains nothing)."""
-    from repro.runs.store import RunStore
+    from repro.runs.store import RunStore, check_folder
 
+    check_folder(runs_dir, "--runs-dir")
     store = RunStore(runs_dir)
     for name in PAPER_NAMES:
         paper = get_paper(name)
@@ -289,15 +305,17 @@ def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
 
     console = Console()
     t = Table(title=f"run status ({profile.value} profile, runs in {runs_dir})")
-    for col in ("paper", "artefact", "done", "running", "failed", "partial", "pending"):
+    columns = ("done", "damaged", "running", "failed", "partial", "pending")
+    for col in ("paper", "artefact", *columns):
         t.add_column(col)
-    failures = {}
+    failures, damaged = {}, {}
     for name, art, records, _ in _states(profile, seeds, fidelity, runs_dir):
         if not records:
             continue
         states = [r.state() for r in records]
-        t.add_row(name, art.name, *(str(states.count(s)) for s in ("done", "running", "failed", "partial", "pending")))
+        t.add_row(name, art.name, *(str(states.count(s)) for s in columns))
         failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
+        damaged |= {r.key: (name, r) for r, s in zip(records, states) if s == "damaged"}
     console.print(t)
     from repro.runs.slurm import job_states
 
@@ -305,7 +323,15 @@ def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
         console.print(f"cluster job {job['job_id']} ({job['executor']}, submitted {job['submitted']}, "
                       f"{job['runs']} runs): {job['state']}", highlight=False)
     for key, (name, r) in failures.items():
-        console.print(f"[red]failed[/red] {name} {r.config.model} {r.config.method} seed {r.config.seed} ({key}): {r.failure()}")
+        console.print(f"[red]failed[/red] {name} {_run_name(r)} ({key}): {r.failure()}", highlight=False,
+                      soft_wrap=True)
+    for key, (name, r) in damaged.items():
+        console.print(f"[yellow]damaged[/yellow] {name} {_run_name(r)} ({key}): {r.damage()}; the artefact command "
+                      "retrains it", highlight=False, soft_wrap=True)
+
+
+def _run_name(record) -> str:
+    return f"{record.config.model} {record.config.method} seed {record.config.seed}"
 
 
 @app.command("bench")
@@ -320,10 +346,7 @@ def bench_cmd(
     from repro.bench import run_bench
     from repro.seeding import resolve_device
 
-    try:
-        dev = resolve_device(device)
-    except ValueError as e:
-        fail(str(e))
+    dev = resolve_device(device)
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
     typer.echo(f"wrote {run_bench(profile.value, dev, out, only)}")
 
@@ -343,7 +366,7 @@ def report_cmd(
     from repro.report.paper_report import default_out, write_reports
 
     if paper != "all" and paper not in PAPER_NAMES:
-        fail(f"unknown paper {paper!r}: `repro report` takes one of {', '.join(PAPER_NAMES)}, or all")
+        raise UserError(f"unknown paper {paper!r}: `repro report` takes one of {', '.join(PAPER_NAMES)}, or all")
     names = list(PAPER_NAMES) if paper == "all" else [paper]
     out = out or default_out(profile.value if profile else "paper")
     for path in write_reports(names, out, runs_dir, profile and profile.value, data_root):
@@ -368,14 +391,11 @@ def data_prepare(paper: Annotated[str, typer.Argument(
     <runs-dir>/prepared/, without touching the raw files (actdiff: the X-ray SPC splits as tensors; tap: decoy
     MNIST, PNEU and KNEE with text tags; masktune, cfaug: check each present dataset and record its location and
     fingerprint)."""
-    try:
-        p = get_paper(paper)
-        ctx = p.context("paper", None, "code", {}, Path("."), data_root, runs_dir)
-        if p.prepare is None:
-            raise UserError(f"{paper} has no derived data to prepare (yet)")
-        p.prepare(ctx)
-    except (UserError, KeyError, FileNotFoundError, ValueError) as e:
-        fail(str(e).strip("'\""))
+    p = get_paper(paper)
+    ctx = p.context("paper", None, "code", {}, Path("."), data_root, runs_dir)
+    if p.prepare is None:
+        raise UserError(f"{paper} has no derived data to prepare (yet)")
+    p.prepare(ctx)
     typer.echo(f"prepared data under {runs_dir / 'prepared'}")
 
 

@@ -79,9 +79,17 @@ class Switch:
             if text not in (self.code, self.paper):
                 raise ValueError(f"switch {self.id} {self.name}: {text!r} is not one of {self.code!r}, {self.paper!r}")
             return text
-        if isinstance(self.default, bool):
-            return text.lower() in ("1", "true", "yes")
-        return type(self.default)(text)
+        kind = type(self.default)
+        if kind is bool:
+            words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+            if text.lower() not in words:
+                raise ValueError(f"switch {self.id} {self.name} takes true or false, not {text!r}")
+            return words[text.lower()]
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"switch {self.id} {self.name} takes {'an integer' if kind is int else 'a number'} "
+                             f"(default {self.default}), not {text!r}") from None
 
 
 def resolve_switches(switches: tuple[Switch, ...], fidelity: str, overrides: dict[str, str]) -> dict[str, Any]:

@@ -27,11 +27,19 @@ from repro.metrics import compute
 from repro.models import build_model
 from repro.provenance import device_name, provenance
 from repro.runs import record as contract
-from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
+from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text, set_aside
 from repro.seeding import seed_everything
 
 Events = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 512
+
+
+class MixedStarts(ValueError):
+    """The runs of a pack resume from different epochs; `groups`: the member indices of each epoch."""
+
+    def __init__(self, starts: list[int]):
+        super().__init__(f"a pack's runs must resume from the same epoch, not {starts}")
+        self.groups = [[i for i, s in enumerate(starts) if s == e] for e in sorted(set(starts))]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -286,9 +294,7 @@ def _checkpoint_fault(ckpt: Any, expected: dict[str, Any]) -> str | None:
 
 def _set_aside(record: RunRecord, reason: str, emit: Events) -> None:
     """Move a damaged checkpoint to `checkpoint.pt.corrupt-<time>` (kept for the user) and say so."""
-    path = record.path(contract.CHECKPOINT)
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    path.rename(aside)
+    aside = set_aside(record.path(contract.CHECKPOINT))
     record.path(contract.CHECKPOINT_INFO).unlink(missing_ok=True)
     message = f"damaged checkpoint in {record.dir} ({reason}): moved to {aside.name}, training from scratch"
     record.log(message)
@@ -363,9 +369,8 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
     expected = job.states() if job.resumable else [{} for _ in records]  # as built, before any restore
     starts = [_restore(job, i, expected[i], best, device, emit) for i, best in enumerate(bests)]
     start = starts[0]
-    if any(s != start for s in starts):
-        raise ValueError("a pack's runs must resume from the same epoch: " + ", ".join(
-            f"{r.key} at {s}" for r, s in zip(records, starts)))
+    if any(s != start for s in starts):  # a checkpoint set aside, or a damaged checkpoint.json
+        raise MixedStarts(starts)
     job.ready()
     for i, r in enumerate(records):
         atomic_write_json(r.path(contract.PROVENANCE), provenance(
@@ -462,14 +467,21 @@ def train_pack(records: list[RunRecord], device: torch.device, events: Events | 
     is recorded for every member and re-raised."""
     emit = events or (lambda e: None)
 
+    def fit_groups(groups: list[list[RunRecord]]) -> list[dict[str, Any]]:
+        return [res for g in groups for res in fit(PackJob(g, device), device, emit, checkpoint_seconds, profile)]
+
     def train() -> list[dict[str, Any]]:
         job = PackJob(records, device)
         if job.unpackable:  # e.g. dropout: train one by one instead
             for r in records:
                 r.log(f"not packed ({job.unpackable})")
-            return [res for r in records for res in fit(PackJob([r], device), device, emit, checkpoint_seconds,
-                                                         profile)]
-        return fit(job, device, emit, checkpoint_seconds, profile)
+            return fit_groups([[r] for r in records])
+        try:
+            return fit(job, device, emit, checkpoint_seconds, profile)
+        except MixedStarts as e:  # raised before any training: one sub-pack per resume epoch
+            results = fit_groups([[records[i] for i in g] for g in e.groups])
+            order = [i for g in e.groups for i in g]
+            return [results[order.index(i)] for i in range(len(records))]
 
     return _guarded(records, emit, train)
 

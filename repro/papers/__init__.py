@@ -99,6 +99,11 @@ class Paper:
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
                 out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet",
                 device: str = "auto") -> Context:
+        """The context of a command; a --data-root that is a file (or under one) raises StoreError."""
+        from repro.runs.store import check_folder
+
+        if data_root is not None:
+            check_folder(Path(data_root), "--data-root (or REPRO_DATA)")
         return Context(self.name, profile, seeds, fidelity,
                        resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir, init, device)
 

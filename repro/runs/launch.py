@@ -20,7 +20,7 @@ from typing import Any, Callable, TypeVar
 
 from repro.config import RunConfig
 from repro.runs import record as contract
-from repro.runs.store import DONE, FAILED, RUNNING, Claim, RunRecord, RunStore
+from repro.runs.store import DAMAGED, DONE, FAILED, RUNNING, Claim, RunRecord, RunStore
 
 Events = Callable[[dict[str, Any]], None]
 POLL_SECONDS = 2.0
@@ -68,7 +68,10 @@ def start_epoch(record: RunRecord) -> int:
     path = record.path(contract.CHECKPOINT_INFO)
     if not (path.exists() and record.path(contract.CHECKPOINT).exists()):
         return 0
-    return json.loads(path.read_text())["epoch"] + 1
+    try:
+        return int(json.loads(path.read_text())["epoch"]) + 1
+    except (ValueError, TypeError, KeyError):  # a damaged note: the pack finds the checkpoint's own epoch
+        return 0
 
 
 def packs(records: list[RunRecord], size: int) -> list[list[RunRecord]]:
@@ -136,6 +139,11 @@ def train_claimed(runs_dir: str, configs: list[dict[str, Any]], device: str, opt
     claims = [Claim(r) for r in records]
     try:
         mine = [r for r, c in zip(records, claims) if c.acquire() and r.state() != DONE]
+        for r in mine:
+            if r.state() == DAMAGED:
+                message = r.set_aside_damaged()
+                if events:
+                    events({"event": "warning", "key": r.key, "message": message})
         if mine:
             if opts.workers > 1:
                 torch.set_num_threads(max(1, (os.cpu_count() or 1) // opts.workers))

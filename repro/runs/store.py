@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Callable
 from repro.config import RunConfig
 from repro.runs import record as contract
 
-DONE, RUNNING, FAILED, PARTIAL, PENDING = "done", "running", "failed", "partial", "pending"
+DONE, DAMAGED, RUNNING, FAILED, PARTIAL, PENDING = "done", "damaged", "running", "failed", "partial", "pending"
 
 
 class StoreError(RuntimeError):
@@ -46,6 +46,33 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def check_folder(path: Path, option: str, write: bool = False) -> None:
+    """Raise StoreError naming `option` and the fix when the folder `path` is a file or lies under one, or
+    (`write`) cannot be created or written."""
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        where = "is a file" if blocker == path else f"lies under the file {blocker}"
+        created = " (it is created if missing)" if write else ""
+        raise StoreError(f"{option} {path} {where}, not a folder. Pass a folder with {option.split()[0]}{created}.")
+    if not write:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise StoreError(f"cannot write {option} {path} ({e.strerror or e}). Pass a folder you can write to "
+                         f"with {option.split()[0]}.") from e
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged run-store file to `<name>.corrupt-<time>` (kept for the user); returns the new path."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(aside)
+    return aside
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON record; a corrupt one raises StoreError naming the file and the fix."""
     try:
@@ -72,9 +99,10 @@ class RunRecord:
         return self.dir / name
 
     def state(self) -> str:
-        """done, running (claimed by a live process), failed, partial (checkpoint), or pending."""
+        """done, damaged (done, but its result cannot be used: `damage`), running (claimed by a live process),
+        failed, partial (checkpoint), or pending."""
         if self.path(contract.DONE).exists():
-            return DONE
+            return DAMAGED if self.damage() else DONE
         if self.path(contract.CLAIM).exists() and self._locked_elsewhere():
             return RUNNING
         if self.path(contract.FAILED).exists():
@@ -98,16 +126,45 @@ class RunRecord:
 
     def result(self) -> dict[str, Any]:
         """The run's result.json with the contract's keys (`repro.runs.record.RESULT_KEYS`); one written before
-        the contract is upgraded on read. A result without them raises StoreError naming the fix."""
-        path = self.path(contract.RESULT)
-        result = read_json(path)
-        if isinstance(result, dict):
-            result = contract.upgrade_result(result, self.config.epochs)
-        missing = contract.missing_keys(result)
-        if missing:
-            raise StoreError(f"run record {path} lacks {', '.join(missing)}. Delete its run folder ({self.dir}) "
-                             "to retrain that run; every other run is kept.")
+        the contract is upgraded on read. A damaged one raises StoreError."""
+        result, damage = self._read_result()
+        if damage:
+            raise StoreError(f"the finished run {self.dir} is damaged: {damage}. Run its artefact command again to "
+                             "retrain it (the damaged file is kept beside it); every other run is kept.")
         return result
+
+    def damage(self) -> str | None:
+        """Why the result of a finished run cannot be used (None if it can): result.json missing, not JSON, not
+        an object or without the contract's keys."""
+        return self._read_result()[1]
+
+    def _read_result(self) -> tuple[dict[str, Any], str | None]:
+        path = self.path(contract.RESULT)
+        try:
+            result = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}, f"{contract.RESULT} is missing"
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}, f"{contract.RESULT} is not valid JSON"
+        if not isinstance(result, dict):
+            return {}, f"{contract.RESULT} holds a JSON {type(result).__name__}, not an object"
+        result = contract.upgrade_result(result, self.config.epochs)
+        missing = contract.missing_keys(result)
+        return result, f"{contract.RESULT} lacks {', '.join(missing)}" if missing else None
+
+    def set_aside_damaged(self) -> str:
+        """Make a damaged finished run trainable again: its result is set aside (`set_aside`) and its done
+        marker removed; returns the warning, also logged."""
+        reason = self.damage()
+        if self.path(contract.RESULT).exists():
+            aside = set_aside(self.path(contract.RESULT)).name
+            kept = f"{contract.RESULT} moved to {aside}, "
+        else:
+            kept = ""
+        self.path(contract.DONE).unlink()
+        message = f"damaged finished run {self.dir} ({reason}): {kept}training it again"
+        self.log(message)
+        return message
 
     def log(self, text: str) -> None:
         """Append a timestamped line to the run's `log.txt`."""
@@ -171,15 +228,7 @@ class RunStore:
 
     def check_writable(self) -> None:
         """Raise StoreError with the fix if the runs dir cannot be created or written."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe"):
-                pass
-        except OSError as e:
-            raise StoreError(
-                f"cannot write the runs dir {self.root} ({e.strerror or e}). "
-                "Pass a writable folder with --runs-dir or set REPRO_RUNS."
-            ) from e
+        check_folder(self.root, "--runs-dir (or REPRO_RUNS)", write=True)
 
     def record(self, config: RunConfig) -> RunRecord:
         return RunRecord(self.root / config.paper / config.key, config)
