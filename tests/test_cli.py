@@ -120,19 +120,3 @@ def test_workers_pool_and_figure6_and_figure1(tmp_path):
     assert list(data["UNet_percent"]) == [20, 40, 60, 80, 100] and list(data["ResNet_n"]) == [1] * 5
     res = invoke("actdiff", "figure1", "--profile", "smoke", "--runs-dir", runs, "--out", str(out))
     assert res.exit_code == 0 and (out / "figures" / "actdiff" / "figure1.png").exists()
-
-
-def test_corrupt_result_json_is_retrained_and_kept_aside(tmp_path):
-    runs, out = tmp_path / "runs", tmp_path / "x"
-    args = ["actdiff", "figure3", "--profile", "smoke", "--runs-dir", str(runs), "--out", str(out), "--device", "cpu"]
-    assert invoke(*args).exit_code == 0
-    results = sorted(runs.glob("actdiff/*/result.json"))
-    others = {r: r.read_text() for r in results[1:]}
-    results[0].write_text('{"best": ')
-    status = runner.invoke(app, ["status", "--profile", "smoke", "--runs-dir", str(runs)])
-    assert status.exit_code == 0 and "result.json is not valid JSON" in status.output, status.output
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0 and "damaged finished run" in res.output and "Traceback" not in res.output
-    assert json.loads(results[0].read_text())["key"] == results[0].parent.name  # retrained
-    assert (results[0].parent.glob("result.json.corrupt-*").__next__().read_text()) == '{"best": '  # kept
-    assert {r: r.read_text() for r in results[1:]} == others  # the other runs untouched

@@ -140,6 +140,7 @@ def train_claimed(runs_dir: str, configs: list[dict[str, Any]], device: str, opt
     try:
         mine = [r for r, c in zip(records, claims) if c.acquire() and r.state() != DONE]
         for r in mine:
+            r.clear_temp_files()
             if r.state() == DAMAGED:
                 message = r.set_aside_damaged()
                 if events:

@@ -166,6 +166,11 @@ class RunRecord:
         self.log(message)
         return message
 
+    def clear_temp_files(self) -> None:
+        """Remove the temp files of atomic writes cut short by a kill (call only while holding the run's claim)."""
+        for tmp in self.dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     def log(self, text: str) -> None:
         """Append a timestamped line to the run's `log.txt`."""
         with open(self.path(contract.LOG), "a") as f:

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
+from repro.papers import get_paper
 from repro.papers.actdiff import plans as actdiff
 from repro.runs.launch import LaunchOptions, execute, train_claimed
 from repro.runs.store import DONE, PARTIAL, PENDING, RUNNING, Claim, RunStore, StoreError, read_json
@@ -88,28 +87,54 @@ import torch
 torch.set_num_threads(2)  # as in the reference run: CPU float sums depend on the thread count
 store = RunStore(Path(sys.argv[1]))
 rec = store.record(RunConfig.from_dict(__import__("json").loads(Path(sys.argv[2]).read_text())))
+when, n = sys.argv[3].split(":")  # epoch:N = after the N-th epoch; rename:N = inside the N-th checkpoint write
 def events(e):
-    if e["event"] == "epoch" and e["epoch"] == int(sys.argv[3]):
+    if when == "epoch" and e["event"] == "epoch" and e["epoch"] == int(n):
         os.kill(os.getpid(), 9)
+import repro.runs.store as store_module
+replace, calls = os.replace, []
+def killing_replace(src, dst):  # the temp file is written and synced: die before the rename
+    if str(dst).endswith("checkpoint.pt"):
+        calls.append(dst)
+        if when == "rename" and len(calls) == int(n):
+            os.kill(os.getpid(), 9)
+    replace(src, dst)
+store_module.os.replace = killing_replace
 train_run(rec, torch.device("cpu"), events, checkpoint_seconds=0)
 """
 
 
-def test_resume_after_sigkill_gives_identical_metrics(tmp_path, smoke_ctx):
-    cfg = _run(smoke_ctx, "ResNet", "Actdiff", epochs=4)
-    ref_store, kill_store = RunStore(tmp_path / "ref"), RunStore(tmp_path / "kill")
-    train_claimed(str(ref_store.root), [cfg.to_dict()], "cpu", LaunchOptions())
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """A 4-epoch actdiff ResNet Actdiff run trained without interruption: (its config, its store)."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    cfg = _run(get_paper("actdiff").context("smoke", None, "code", {}, root / "out", None), "ResNet", "Actdiff", 4)
+    store = RunStore(root / "runs")
+    train_claimed(str(store.root), [cfg.to_dict()], "cpu", LaunchOptions())
+    return cfg, store
+
+
+@pytest.mark.parametrize("kill,epochs_logged", [("epoch:2", 2), ("rename:2", 2)])
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path, uninterrupted, kill, epochs_logged):
+    """Killed after an epoch, or inside a checkpoint write between the synced temp file and its rename (the
+    previous checkpoint stays whole): the resumed run's records equal the uninterrupted run's."""
+    cfg, ref_store = uninterrupted
+    kill_store = RunStore(tmp_path / "kill")
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfg.to_dict()))
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kill_store.root), str(cfg_file), "2"])
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kill_store.root), str(cfg_file), kill])
     assert proc.returncode == -signal.SIGKILL
     killed = kill_store.record(cfg)
-    assert killed.state() == PARTIAL and len(killed.metrics()) == 2
+    assert killed.state() == PARTIAL and len(killed.metrics()) == epochs_logged
+    if kill.startswith("rename"):  # the checkpoint of epoch 0 is whole, the temp file of epoch 1 left behind
+        assert torch.load(killed.path("checkpoint.pt"), weights_only=False)["epoch"] == 0
+        assert list(killed.dir.glob(".checkpoint.pt.*.tmp"))
     train_claimed(str(kill_store.root), [cfg.to_dict()], "cpu", LaunchOptions())
     strip = lambda ms: [{k: v for k, v in m.items() if k != "seconds"} for m in ms]  # noqa: E731
     assert strip(killed.metrics()) == strip(ref_store.record(cfg).metrics())
     a, b = killed.result(), ref_store.record(cfg).result()
     assert (a["best_epoch"], a["best"], a["final"]) == (b["best_epoch"], b["best"], b["final"])
+    assert not list(killed.dir.glob(".*.tmp"))  # the stale temp file is cleared when the run is claimed again
 
 
 CLAIM_SCRIPT = """
