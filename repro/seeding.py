@@ -25,7 +25,8 @@ def kernel_settings() -> dict[str, object]:
     """The numeric settings training runs under, for provenance: deterministic kernels, cuDNN's choice, TF32 (off
     for matmuls and on for cuDNN convolutions: PyTorch's defaults, left as they are) and cuBLAS's workspace."""
     return {"deterministic": torch.are_deterministic_algorithms_enabled(),
-            "cudnn_deterministic": torch.backends.cudnn.deterministic, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
             "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 
