@@ -28,7 +28,7 @@ from repro.models import build_model
 from repro.provenance import device_name, provenance
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text, set_aside
-from repro.seeding import seed_everything
+from repro.seeding import kernel_settings, seed_everything
 
 Events = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 512
@@ -301,14 +301,16 @@ def _set_aside(record: RunRecord, reason: str, emit: Events) -> None:
     emit({"event": "warning", "key": record.key, "message": message})
 
 
-def _load_checkpoint(record: RunRecord, expected: dict[str, Any], device: torch.device, emit: Events) -> Any:
-    """The member's checkpoint, or None: none saved, or one that cannot be read or does not fit `expected` (the
-    member's `Job.states`), which is set aside."""
+def _load_checkpoint(record: RunRecord, expected: dict[str, Any], emit: Events) -> Any:
+    """The member's checkpoint on the CPU, or None: none saved, or one that cannot be read or does not fit
+    `expected` (the member's `Job.states`), which is set aside. On the CPU whatever the run's device: RNG states
+    must be CPU byte tensors, and `load_state_dict` copies weights and optimiser state onto their parameters'
+    device."""
     path = record.path(contract.CHECKPOINT)
     if not path.exists():
         return None
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated, empty, garbage: torch raises many types
         fault = ": ".join(["unreadable", type(e).__name__, *str(e).splitlines()[:1]])
     else:
@@ -319,12 +321,11 @@ def _load_checkpoint(record: RunRecord, expected: dict[str, Any], device: torch.
     return ckpt
 
 
-def _restore(job: Job, member: int, expected: dict[str, Any], best: Best, device: torch.device,
-             emit: Events) -> int:
+def _restore(job: Job, member: int, expected: dict[str, Any], best: Best, emit: Events) -> int:
     """Restore a member from its checkpoint and cut its metrics.jsonl back to it; returns the next epoch. A
     checkpoint that cannot be read or does not fit the job is set aside and the member starts from scratch."""
     record = job.records[member]
-    ckpt = _load_checkpoint(record, expected, device, emit) if job.resumable else None
+    ckpt = _load_checkpoint(record, expected, emit) if job.resumable else None
     if ckpt is None:
         record.path(contract.METRICS).unlink(missing_ok=True)
         return 0
@@ -367,14 +368,14 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
         r.path(contract.FAILED).unlink(missing_ok=True)
     bests = [Best.from_selection(job.selection) for _ in records]
     expected = job.states() if job.resumable else [{} for _ in records]  # as built, before any restore
-    starts = [_restore(job, i, expected[i], best, device, emit) for i, best in enumerate(bests)]
+    starts = [_restore(job, i, expected[i], best, emit) for i, best in enumerate(bests)]
     start = starts[0]
     if any(s != start for s in starts):  # a checkpoint set aside, or a damaged checkpoint.json
         raise MixedStarts(starts)
     job.ready()
     for i, r in enumerate(records):
         atomic_write_json(r.path(contract.PROVENANCE), provenance(
-            device=device_name(device), profile=profile, run_key=r.key, **job.provenance(i)))
+            device=device_name(device), profile=profile, run_key=r.key, kernels=kernel_settings(), **job.provenance(i)))
         r.log(f"{'resuming at' if start else 'starting'} epoch {start} on {device_name(device)}"
               + (f", packed with {len(records) - 1} other runs" if len(records) > 1 else ""))
         emit({"event": "start", "key": r.key, "epoch": start, "epochs": job.epochs})

@@ -10,14 +10,25 @@ import torch
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) and ask for deterministic kernels."""
+    """Seed python, numpy and torch (CPU and CUDA) and ask for deterministic kernels (cuBLAS's workspace setting,
+    which they need, is made when `repro` is imported). `warn_only`: an op with no deterministic CUDA kernel warns
+    instead of failing (e.g. adaptive average pooling's backward, deterministic in practice at a 1x1 output)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def kernel_settings() -> dict[str, object]:
+    """The numeric settings training runs under, for provenance: deterministic kernels, cuDNN's choice, TF32 (off
+    for matmuls and on for cuDNN convolutions: PyTorch's defaults, left as they are) and cuBLAS's workspace."""
+    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 
 
 def seed_worker(worker_id: int) -> None:

@@ -65,23 +65,28 @@ def _mixed(ctx):
 def test_pack_equals_one_by_one_in_float64(tmp_path, smoke_ctx, monkeypatch, group):
     """seeds: CNN + Actdiff, two forward passes per step, recorded activations, per-member ROI shuffles;
     mixed: members with different penalties, lambdas and training images."""
+    assert_pack_equals_one_by_one(tmp_path, smoke_ctx, monkeypatch, group, torch.device("cpu"), 1e-9)
+
+
+def assert_pack_equals_one_by_one(tmp_path, ctx, monkeypatch, group: str, device: torch.device, tol: float) -> None:
+    """Each member of a float64 pack trained on `device` ends with its one-by-one records and weights to `tol`."""
     monkeypatch.setattr(engine, "build_dataset", _float64_data)
     torch.set_default_dtype(torch.float64)
     try:
-        configs = _configs(smoke_ctx, "CNN", "Actdiff") if group == "seeds" else _mixed(smoke_ctx)
+        configs = _configs(ctx, "CNN", "Actdiff") if group == "seeds" else _mixed(ctx)
         assert len(packs(_records(tmp_path / "plan", configs)[1], 8)) == 1
         _, alone = _records(tmp_path / "alone", configs)
         _, packed = _records(tmp_path / "packed", configs)
         for r in alone:
-            engine.train_run(r, torch.device("cpu"))
-        engine.train_pack(packed, torch.device("cpu"))
+            engine.train_run(r, device)
+        engine.train_pack(packed, device)
     finally:
         torch.set_default_dtype(torch.float32)
     for a, p in zip(alone, packed):
         assert p.result()["packed_with"] == len(configs) and a.result()["best_epoch"] == p.result()["best_epoch"]
-        torch.testing.assert_close(torch.tensor(_values(p)), torch.tensor(_values(a)), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(torch.tensor(_values(p)), torch.tensor(_values(a)), rtol=tol, atol=tol)
         for k, v in torch.load(a.path("final.pt"), weights_only=True).items():
-            torch.testing.assert_close(torch.load(p.path("final.pt"), weights_only=True)[k], v, rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(torch.load(p.path("final.pt"), weights_only=True)[k], v, rtol=tol, atol=tol)
     seeds = [_values(p) for p in packed]
     assert seeds[0] != seeds[1] != seeds[2]  # the members really are different runs
 
@@ -102,27 +107,37 @@ class TinyBnNet(nn.Module):
         return self.fc(a.mean((2, 3))), None
 
 
-@pytest.mark.parametrize("spec", [{"gradmask": {"weight": 3.0}}, {"rrr": {"weight": 2.0}},
-                                  {"rbr": {"weight": 5.0, "influence": "full"}}, {"tap": {"weight": 1.5}}])
+PENALTY_SPECS = [{"gradmask": {"weight": 3.0}}, {"rrr": {"weight": 2.0}}, {"rbr": {"weight": 5.0, "influence": "full"}},
+                 {"tap": {"weight": 1.5}}]
+
+
+@pytest.mark.parametrize("spec", PENALTY_SPECS)
 def test_packed_objective_and_double_backward_equal_each_members(spec):
+    assert_packed_step_equals_members(spec, torch.device("cpu"), rtol=1e-10, atol=1e-12)
+
+
+def assert_packed_step_equals_members(spec: dict, device: torch.device, rtol: float, atol: float) -> None:
+    """In float64 on `device`: a pack's loss parts and parameter gradients (double backward included) are each
+    member's own, to (rtol, atol)."""
     from repro.methods import build_objective
 
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(0)
-        models = [TinyBnNet() for _ in range(3)]  # BN in every one: full RBR through `composite_batch_norm`
-        xs, ys = torch.rand(3, 5, 1, 8, 8), torch.randint(0, 2, (3, 5))
-        masks = (torch.rand(3, 5, 1, 8, 8) > 0.6).double()
+        models = [TinyBnNet().to(device) for _ in range(3)]  # BN in every one: full RBR through `composite_batch_norm`
+        xs, ys = torch.rand(3, 5, 1, 8, 8, device=device), torch.randint(0, 2, (3, 5), device=device)
+        masks = (torch.rand(3, 5, 1, 8, 8, device=device) > 0.6).double()
         objective = build_objective(spec)
+        gen = torch.Generator(device=device)
         pack = Pack([copy.deepcopy(m) for m in models])
-        total, parts = objective(pack, xs.flatten(0, 1), ys.flatten(), masks.flatten(0, 1), [torch.Generator()] * 3)
+        total, parts = objective(pack, xs.flatten(0, 1), ys.flatten(), masks.flatten(0, 1), [gen] * 3)
         grads = torch.autograd.grad(total, list(pack.parameters()))
         for i, m in enumerate(models):
-            alone, alone_parts = objective(m, xs[i], ys[i], masks[i], torch.Generator())
+            alone, alone_parts = objective(m, xs[i], ys[i], masks[i], gen)
             for k, v in alone_parts.items():
-                torch.testing.assert_close(parts[k][i:i + 1], v, rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(parts[k][i:i + 1], v, rtol=rtol, atol=atol)
             for g, a in zip(grads, torch.autograd.grad(alone, list(m.parameters()))):
-                torch.testing.assert_close(g[i], a, rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(g[i], a, rtol=rtol, atol=atol)
         assert parts["ce"][0] != parts["ce"][1]  # different members, different values
     finally:
         torch.set_default_dtype(torch.float32)
@@ -141,21 +156,27 @@ records = [store.record(RunConfig.from_dict(c)) for c in json.loads(Path(sys.arg
 def events(e):
     if e["event"] == "epoch" and e["epoch"] == 2:
         os.kill(os.getpid(), 9)
-train_pack(records, torch.device("cpu"), events, checkpoint_seconds=0)
+train_pack(records, torch.device(sys.argv[3]), events, checkpoint_seconds=0)
 """
 
 
 def test_killed_pack_resumes_every_member(tmp_path, smoke_ctx):
-    configs = _configs(smoke_ctx, "CNN", "Actdiff", epochs=4)
+    assert_killed_pack_resumes(tmp_path, smoke_ctx, "cpu")
+
+
+def assert_killed_pack_resumes(tmp_path, ctx, device: str) -> None:
+    """A pack killed (SIGKILL) after its second epoch on `device`, then resumed, ends with every member's records
+    of an uninterrupted pack, bit for bit."""
+    configs = _configs(ctx, "CNN", "Actdiff", epochs=4)
     ref_store, ref = _records(tmp_path / "ref", configs)
-    execute(ref_store, ref, LaunchOptions(device="cpu", pack=3), lambda e: None)
+    execute(ref_store, ref, LaunchOptions(device=device, pack=3), lambda e: None)
     store, killed = _records(tmp_path / "kill", configs)
     (tmp_path / "cfgs.json").write_text(json.dumps([c.to_dict() for c in configs]))
-    proc = subprocess.run([sys.executable, "-c", KILL_PACK, str(store.root), str(tmp_path / "cfgs.json")])
+    proc = subprocess.run([sys.executable, "-c", KILL_PACK, str(store.root), str(tmp_path / "cfgs.json"), device])
     assert proc.returncode == -signal.SIGKILL
     assert [r.state() for r in killed] == [PARTIAL] * 3
     assert len(packs(killed, 3)) == 1  # same config but the seed, same resume epoch: one pack
-    execute(store, killed, LaunchOptions(device="cpu", pack=3), lambda e: None)
+    execute(store, killed, LaunchOptions(device=device, pack=3), lambda e: None)
     for k, r in zip(killed, ref):
         assert k.state() == DONE and k.result()["packed_with"] == 3
         assert "resuming at epoch" in k.path("log.txt").read_text() and not list(k.dir.glob("*.corrupt-*"))

@@ -91,6 +91,21 @@ def member_ce(ctx: StepContext, weight: Tensor | None = None) -> Tensor:
     return ctx.per_member(losses, "sum") / ctx.per_member(weight[ctx.y], "sum")
 
 
+class Constant:
+    """A constant CPU tensor (class or member weights) and its copies on other devices and dtypes, each made on
+    first use: a copy in every training step would block the host (a synchronisation per batch on CUDA)."""
+
+    def __init__(self, value: Tensor):
+        self.value = value
+        self._copies: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def on(self, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
+        key = (device, dtype or self.value.dtype)
+        if key not in self._copies:
+            self._copies[key] = self.value.to(device=key[0], dtype=key[1])
+        return self._copies[key]
+
+
 class Objective:
     """Per member: CE(logits, y) + sum of weight * penalty, a weight being one number or one per member (M,).
     Returns the sum of the members' totals (what is differentiated) and the named parts per member, (M,)."""
@@ -98,6 +113,8 @@ class Objective:
     def __init__(self, penalties: dict[str, tuple[float | Tensor, Penalty]], ce_weight: Tensor | None = None):
         self.penalties = {k: v for k, v in penalties.items() if bool(torch.as_tensor(v[0]).ne(0).any())}
         self.ce_weight = ce_weight
+        self._ce = None if ce_weight is None else Constant(ce_weight)
+        self._weights = {k: Constant(w) for k, (w, _) in self.penalties.items() if isinstance(w, Tensor)}
 
     @property
     def unpackable(self) -> str | None:
@@ -126,11 +143,11 @@ class Objective:
         ctx.logits, ctx.recon = model(x)
         ctx.activations = model.activations if record else []
         model.record = False
-        total = member_ce(ctx, None if self.ce_weight is None else self.ce_weight.to(ctx.logits.device))
+        total = member_ce(ctx, None if self._ce is None else self._ce.on(ctx.logits.device))
         parts = {"ce": total.detach()}
         for name, (weight, penalty) in self.penalties.items():
             values = ctx.per_member(penalty(ctx), penalty.reduce)
-            term = (weight.to(values) if isinstance(weight, Tensor) else weight) * values
+            term = (self._weights[name].on(values.device, values.dtype) if name in self._weights else weight) * values
             parts[name] = term.detach()
             total = total + term
         return total.sum(), parts

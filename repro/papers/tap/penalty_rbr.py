@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import Tensor, nn
 
-from repro.methods import Penalty, StepContext, member_ce, register_penalty
+from repro.methods import Constant, Penalty, StepContext, member_ce, register_penalty
 from repro.papers.tap.penalty_rrr import input_gradients
 from repro.papers.tap.norms import composite_batch_norm
 from repro.papers.tap.penalty_tap import penalty_mask
@@ -46,6 +46,7 @@ class RbrPenalty(Penalty):
         if not self.full:  # D-9: IF reaches x only through the first convolution's saved input, x itself
             self.unpackable = "RBR's code-order influence (D-9) needs the input tensor itself in the graph"
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
+        self._weight = None if class_weight is None else Constant(self.class_weight)
 
     def around_step(self) -> AbstractContextManager[None]:
         """The full IF's backward differentiates batch norm three times: `composite_batch_norm` (BN models)."""
@@ -56,6 +57,6 @@ class RbrPenalty(Penalty):
 
     def __call__(self, ctx: StepContext) -> Tensor:
         g = input_gradients(ctx.model, ctx.x).sum(1, keepdim=True)
-        weight = None if self.class_weight is None else self.class_weight.to(ctx.logits.device)
+        weight = None if self._weight is None else self._weight.on(ctx.logits.device)
         ce = member_ce(ctx, weight).sum()  # each member's CE: its parameters' gradients are its own
         return (penalty_mask(ctx.mask) * g * influence(ce, ctx.model, ctx.x)).square().flatten(1).sum(1)
