@@ -219,12 +219,6 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
     ) -> None:
         paper = get_paper(paper_name)
         artefacts = [paper.artefacts[n] for n in artefact_names]
-        missing = [a.name for a in artefacts if not a.implemented]
-        if len(artefact_names) == 1 and missing:
-            typer.echo(f"repro {paper_name} {missing[0]}: not implemented yet.")
-            raise typer.Exit(1)
-        if missing:
-            typer.echo(f"skipping artefacts not implemented yet: {', '.join(missing)}", err=True)
         from repro.runs.launch import LaunchOptions
         from repro.runs.slurm import SlurmOptions
 
@@ -232,7 +226,7 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
                                profile=profile.value, pack=pack)
         slurm = (SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
                  if launcher is Launcher.slurm else None)
-        run_artefacts(paper, [a for a in artefacts if a.implemented], profile, seeds, launch,
+        run_artefacts(paper, artefacts, profile, seeds, launch,
                       data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
 
     command.__doc__ = help_text
@@ -243,8 +237,7 @@ def paper_app(name: str) -> typer.Typer:
     paper = get_paper(name)
     sub = typer.Typer(help=paper.title, no_args_is_help=True)
     for art in paper.artefacts.values():
-        title = art.title if art.implemented else f"{art.title} (not implemented yet)"
-        sub.command(art.name, help=title)(artefact_command(name, [art.name], title))
+        sub.command(art.name, help=art.title)(artefact_command(name, [art.name], art.title))
     sub.command("all", help="Every artefact of this paper.")(
         artefact_command(name, list(paper.artefacts), f"Every artefact of {name}."))
     return sub
@@ -256,7 +249,7 @@ for _name in PAPER_NAMES:
 
 def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
     """(paper, artefact, records or None, state note) for every artefact under one profile; the note says why
-    there are no records (not implemented, data not prepared, or an artefact that trains nothing)."""
+    there are no records (data not prepared, or an artefact that trains nothing)."""
     from repro.runs.store import RunStore, check_folder
 
     check_folder(runs_dir, "--runs-dir")
@@ -265,9 +258,6 @@ def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: P
         paper = get_paper(name)
         ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None, runs_dir)
         for art in paper.artefacts.values():
-            if not art.implemented:
-                yield name, art, None, "not implemented yet"
-                continue
             try:
                 records = [store.record(r.config) for r in art.plan(ctx)]
             except (FileNotFoundError, ValueError):  # derived data not prepared yet, or too small to plan

@@ -155,10 +155,11 @@ def train_step(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer
 
 def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer,
                 train: tuple[Tensor, Tensor, Tensor], batch: Callable[[Tensor], Tensor], batch_size: int,
-                gens: list[torch.Generator]) -> list[dict[str, float]]:
+                gens: list[torch.Generator], augment: Callable | None = None) -> list[dict[str, float]]:
     """One pass over each member's training tensors `train` = (x, y, mask), each (M, N, ...), in the member's
-    own seeded random order; `batch` turns stored images into model inputs. Returns the mean loss parts per
-    member."""
+    own seeded random order; `augment` (`TrainData.augment`), if given, draws each batch's augmentation of
+    images and masks from the members' generators; `batch` turns stored images into model inputs. Returns the
+    mean loss parts per member."""
     x, y, mask = train
     members, n = y.shape[:2]
     rows = torch.arange(members, device=y.device)[:, None]
@@ -166,8 +167,10 @@ def train_epoch(model: nn.Module, objective: Callable, opt: torch.optim.Optimize
     sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros(members, device=y.device))
     for i in range(0, n, batch_size):
         idx = perm[:, i:i + batch_size]
-        _, parts = train_step(model, objective, opt, batch(x[rows, idx].flatten(0, 1)),
-                              y[rows, idx].flatten(0, 1), mask[rows, idx].flatten(0, 1), gens)
+        xb, mb = x[rows, idx].flatten(0, 1), mask[rows, idx].flatten(0, 1)
+        if augment is not None:
+            xb, mb = augment(xb, mb, gens)
+        _, parts = train_step(model, objective, opt, batch(xb), y[rows, idx].flatten(0, 1), mb, gens)
         sums["loss"] += sum(parts.values()) * idx.shape[1]
         for k, v in parts.items():
             sums[k] += v * idx.shape[1]
@@ -556,7 +559,7 @@ class PackJob(Job):
 
     def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
         losses = train_epoch(self.net, self.objective, self.opt, self.train, self.datas[0].batch,
-                             self.cfg.batch_size, self.gens)
+                             self.cfg.batch_size, self.gens, self.datas[0].augment)
         return [{k: v for k, v in loss.items() if k in self.own[i]}  # a pack's zero-weight terms are not a run's
                 for i, loss in enumerate(losses)]
 

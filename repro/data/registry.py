@@ -17,7 +17,8 @@ class TrainData:
 
     `evals` maps a split name to (images, labels); "train" is the training set as the code evaluates it
     (eval mode, transformed exactly as in training). `transform`, if set, turns stored images into model
-    inputs batch by batch, so large sets can stay compact (uint8) on the device.
+    inputs batch by batch, so large sets can stay compact (uint8) on the device. `augment`, if set, draws the
+    training augmentation of each batch on the device: (x, mask, one generator per member) -> (x, mask).
     """
 
     x: Tensor
@@ -25,6 +26,7 @@ class TrainData:
     y: Tensor
     evals: dict[str, tuple[Tensor, Tensor]]
     transform: Callable[[Tensor], Tensor] | None = None
+    augment: Callable[[Tensor, Tensor, list[torch.Generator]], tuple[Tensor, Tensor]] | None = None
 
     def batch(self, x: Tensor) -> Tensor:
         """A stored batch as the model sees it (e.g. uint8 -> normalised float, on the device)."""
@@ -41,6 +43,7 @@ MEMBER_OPTIONS: dict[str, tuple[str, ...]] = {
     "pneu": ("variant", "annotation"),  # and the training masks' source (ground truth, teacher, random)
     "knee": ("variant", "annotation"),
     "xray": ("masked_splits",),  # Fig. 5b's Masked row: the same images, zero outside the disc (A-8)
+    "msd": ("mask_train_inputs",),  # Classify Masked: the training slices times their soft masks
 }
 
 

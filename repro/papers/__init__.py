@@ -57,24 +57,18 @@ class Tolerance:
 class Artefact:
     """A table or figure of a paper. `plan` lists its runs; `build` writes its files from done runs;
     `prepare`, if set, makes the derived data the runs need (before planning).
-
-    `plan` and `build` are None for artefacts not implemented yet.
     """
 
     name: str
     title: str
-    plan: Callable[[Context], list[PlannedRun]] | None = None
-    build: Callable[[Context, list[PlannedRun], Any], list[Path]] | None = None
+    plan: Callable[[Context], list[PlannedRun]]
+    build: Callable[[Context, list[PlannedRun], Any], list[Path]]
     tolerance: dict[str, Tolerance] = field(default_factory=dict)
     prepare: Callable[[Context], None] | None = None
 
     @property
     def kind(self) -> str:
         return "figure" if self.name.startswith("figure") else "table"
-
-    @property
-    def implemented(self) -> bool:
-        return self.plan is not None
 
 
 @dataclass(frozen=True)
@@ -134,7 +128,3 @@ def lazy(module: str, name: str) -> Callable[..., Any]:
     call.target = (module, name)  # type: ignore[attr-defined]
     return call
 
-
-def stub_artefacts(titles: dict[str, str]) -> dict[str, Artefact]:
-    """Artefacts declared by a paper but not built yet."""
-    return {name: Artefact(name, title) for name, title in titles.items()}

@@ -216,9 +216,7 @@ def recorded_profile(files: dict[str | None, list[Path]], out: Path) -> str:
 
 
 def why_missing(paper: Paper, art: Artefact, setting: Setting) -> str:
-    """Why an artefact has no outputs: not built yet, its data missing or not prepared, or not run (how far)."""
-    if not art.implemented:
-        return "not built yet: the paper module declares it, the code to build it is not written (a stub artefact)"
+    """Why an artefact has no outputs: its data missing or not prepared, or not run (how far)."""
     try:
         runs = art.plan(setting.context(paper))
     except (FileNotFoundError, ValueError) as e:

@@ -81,7 +81,7 @@ def test_claims_missing_artefacts_and_other_files(built):
     assert "3 claims checked: 1 holds, 1 does not hold, 1 n/a" in md
     assert "| `table1` | table | yes | 1 holds, 1 does not hold, 1 n/a |" in md
     assert "| Gradmask fixes the CNN | does not hold |" in table1 and "the MSD runs are not built" in table1
-    assert "not built yet" in section(md, "figure4")  # a stub artefact
+    assert "data missing or not prepared" in section(md, "figure4")  # the MSD slices are not prepared there
     assert "data missing or not prepared" in section(md, "figure5b")
     figure6 = section(md, "figure6")  # shares 2 of its 10 smoke runs with Table 1
     assert "not run: 2 of 10 runs done" in figure6 and "`repro actdiff figure6 --profile smoke --out " in figure6

@@ -68,11 +68,13 @@ def generate_pool(pool: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def dilate(seg: torch.Tensor, blur: float) -> torch.Tensor:
-    """Square (Chebyshev) dilation of radius int(4*blur + 0.5), i.e. Gaussian(blur) followed by > 0."""
+    """Square (Chebyshev) dilation of radius int(4*blur + 0.5), i.e. Gaussian(blur) followed by > 0, of a binary
+    (N, 1, H, W) mask: a row then a column max filter (separable, so large radii stay cheap)."""
     r = int(4 * blur + 0.5)
     if r == 0:
         return (seg > 0).float()
-    return F.max_pool2d(seg, kernel_size=2 * r + 1, stride=1, padding=r)
+    rows = F.max_pool2d(seg, kernel_size=(1, 2 * r + 1), stride=1, padding=(0, r))
+    return F.max_pool2d(rows, kernel_size=(2 * r + 1, 1), stride=1, padding=(r, 0))
 
 
 def select(labels: np.ndarray, n: int, rs: np.random.RandomState) -> np.ndarray:

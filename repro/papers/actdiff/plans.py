@@ -1,8 +1,8 @@
 """Viviano et al., "Underwhelming generalization improvements from controlling feature attribution"
 (actdiff / gradmask; specs/actdiff.md, papers/actdiff.txt, arXiv 1910.00199 v1).
 
-The synthetic experiments are built: Table 1, Table 2's synthetic column, Figures 1, 3, 6 (synthetic
-part) and 7. The MSD and X-ray artefacts are declared and come later.
+Every artefact is built: the synthetic Table 1, Figures 1, 3, 6 (synthetic part) and 7; Table 2 (synthetic and
+MSD columns); the MSD Figures 4 and 8; the X-ray Figures 5a, 5b and 9.
 
 Differences without a switch, because both readings give the same behaviour here: A-10 (subset in
 ascending index order, the only order available), A-15 (square dilation = Gaussian then > 0, bit
@@ -12,12 +12,11 @@ agrees with the code).
 
 from __future__ import annotations
 
-from functools import partial
 from itertools import product
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, Tolerance, lazy, stub_artefacts
+from repro.papers import Context, PlannedRun, Tolerance, lazy
 
 
 SEMANTICS = "actdiff-2"  # bump when a change alters what a run computes
@@ -105,37 +104,123 @@ def n_seeds(ctx: Context, default: int | None = None) -> int:
     return default if default is not None and ctx.profile == "paper" else setting(ctx, "seeds")
 
 
-def synthetic_run(ctx: Context, model: str, method: str, seed: int, maxmasks: float = 1.0) -> PlannedRun:
-    """The resolved config of one synthetic (model, method, seed) run (spec §10.2)."""
-    act, grad, clf_masked, recon_masked = METHODS[method]
-    sw = ctx.switches
-    arch = MODELS[model]
-    if model == "UNet" and method == "Classify" and sw["unet_classify_mode"] == "ae":
-        arch = "conv_ae"  # A-3: synth_unet.yml is a copy of synth_ae.yml
-    lam = SYNTHETIC["lambda"]
+def row_objective(sw: dict[str, Any], method: str, arch: str, lam: float, recon_loss: str) -> dict[str, dict[str, Any]]:
+    """A table row's loss terms (spec §2, §10.2): actdiff / gradmask at `lam`, and for the Conv AE and UNet the
+    reconstruction (BCE synthetic, MSE MSD) of the input, or of the ROI-shuffled input for Reconstruct Masked."""
+    act, grad, _, recon_masked = METHODS[method]
     objective: dict[str, dict[str, Any]] = {}
     if act:
         objective["actdiff"] = {"weight": lam, "distance": sw["actdiff_distance"]}
     if grad:
         objective["gradmask"] = {"weight": lam, "norm": sw["gradmask_norm"]}
     if arch != "cnn" and arch != "resnet":
-        objective["recon"] = {"weight": lam, "loss": "bce", "target": "shuffled" if recon_masked else "input"}
-    model_args: dict[str, Any] = {"img_size": SYNTHETIC["img_size"]}
+        objective["recon"] = {"weight": lam, "loss": recon_loss, "target": "shuffled" if recon_masked else "input"}
+    return objective
+
+
+def row_model_args(sw: dict[str, Any], method: str, arch: str, img_size: int, nc: int, normrecon: bool
+                   ) -> dict[str, Any]:
+    """The architecture's arguments; the ResNet's linear layer size follows from `img_size` (4608 at 100 px)."""
+    args: dict[str, Any] = {"img_size": img_size}
     if arch != "resnet":
-        model_args |= {"nc": SYNTHETIC["nc"], "normrecon": True}
-        if act:
-            model_args["act_point"] = sw["act_point"]
+        args |= {"nc": nc, "normrecon": normrecon}
+        if METHODS[method][0]:
+            args["act_point"] = sw["act_point"]
+    return args
+
+
+def synthetic_run(ctx: Context, model: str, method: str, seed: int, maxmasks: float = 1.0) -> PlannedRun:
+    """The resolved config of one synthetic (model, method, seed) run (spec §10.2)."""
+    sw = ctx.switches
+    arch = MODELS[model]
+    if model == "UNet" and method == "Classify" and sw["unet_classify_mode"] == "ae":
+        arch = "conv_ae"  # A-3: synth_unet.yml is a copy of synth_ae.yml
     data = {"n_train": setting(ctx, "n_train"), "n_valid": setting(ctx, "n_valid"),
             "n_test": setting(ctx, "n_test"), "blur": SYNTHETIC["blur"], "split_seed": sw["split_seed"],
-            "maxmasks": maxmasks, "mask_train_inputs": clf_masked}
+            "maxmasks": maxmasks, "mask_train_inputs": METHODS[method][2]}
     config = RunConfig(
         paper="actdiff", dataset="synthetic", model=arch, method=method, seed=seed,
         epochs=epochs_of(ctx, arch, method), batch_size=SYNTHETIC["batch_size"],
-        lr=SYNTHETIC["lr"][sw["lr_reading"]], data=data, model_args=model_args,
-        method_args={"objective": objective}, selection=f"valid/{sw['selection_metric']}", semantics=SEMANTICS)
+        lr=SYNTHETIC["lr"][sw["lr_reading"]], data=data,
+        model_args=row_model_args(sw, method, arch, SYNTHETIC["img_size"], SYNTHETIC["nc"], True),
+        method_args={"objective": row_objective(sw, method, arch, SYNTHETIC["lambda"], "bce")},
+        selection=f"valid/{sw['selection_metric']}", semantics=SEMANTICS)
     cell = {"model": model, "method": method, "seed": seed, "maxmasks": maxmasks}
     suffix = "" if maxmasks == 1 else f" masks {maxmasks:.0%}"
     return PlannedRun(f"{model} {method}{suffix} s{seed}", cell, config)
+
+
+# MSD (Liver, Cardiac, Pancreas; spec §6, §10.1, §10.2): 2-D slices at 100 px, the same 22 rows.
+MSD = {
+    "lr": {"liver": {"config": 1e-4, "literal": 1e-3},     # A-11: base_livermsd.yml 1e-4; text "10e-4"
+           "cardiac": {"config": 4e-3, "literal": 4e-3},   # base_cardiacmsd.yml and the text: 4e-3
+           "pancreas": {"config": 1e-4, "literal": 1e-3}},  # base_pancreasmsd.yml 1e-4; text "10e-4"
+    "epochs": 500, "batch_size": 32,  # base_<task>msd.yml; batch 32 with shuffling
+    "lambda": 1.0,                    # §1.5: lambda = 1 for all terms
+    "nc": 64,                         # §10.2: UNet nc 64, normrecon False (linear output, MSE)
+}
+# The cached slice sizes set the model's img_size (100, smoke 28: `msd_sources`); smoke narrows the UNet family.
+MSD_PROFILES: dict[str, dict[str, Any]] = {"paper": {}, "quick": {"epochs": 3}, "smoke": {"epochs": 1, "nc": 4}}
+MSD_TASKS = ("liver", "cardiac", "pancreas")  # Table 2's column order
+
+
+def msd_setting(ctx: Context, name: str) -> Any:
+    return MSD_PROFILES[ctx.profile].get(name, MSD[name])
+
+
+def msd_run(ctx: Context, task: str, model: str, method: str, seed: int) -> PlannedRun:
+    """One MSD (task, model, method, seed) run on the task's prepared slices (`repro.papers.actdiff.msd_sources`)."""
+    from repro.papers.actdiff.msd_sources import msd_source
+
+    sw = ctx.switches
+    arch = MODELS[model]  # the MSD *_unet.yml files do use mode 'unet' (A-3 is synthetic only)
+    source = msd_source(ctx, task, 0 if sw["split_seed"] == "fixed" else seed)
+    data = {"prepared": source["prepared"], "fingerprint": source["fingerprint"],
+            "intensity": sw["msd_intensity"], "mask_train_inputs": METHODS[method][2]}
+    config = RunConfig(
+        paper="actdiff", dataset="msd", model=arch, method=method, seed=seed, epochs=msd_setting(ctx, "epochs"),
+        batch_size=MSD["batch_size"], lr=MSD["lr"][task][sw["lr_reading"]], data=data,
+        model_args=row_model_args(sw, method, arch, source["sizes"]["valid"], msd_setting(ctx, "nc"), False),
+        method_args={"objective": row_objective(sw, method, arch, MSD["lambda"], "mse")},
+        selection=f"valid/{sw['selection_metric']}", semantics=SEMANTICS)
+    return PlannedRun(f"{task} {model} {method} s{seed}", {"task": task, "model": model, "method": method,
+                                                           "seed": seed}, config)
+
+
+def prepared_tasks(ctx: Context, tasks: tuple[str, ...] = MSD_TASKS) -> list[str]:
+    """The tasks whose slices are prepared for every split seed the runs need."""
+    from repro.papers.actdiff.msd_sources import prepared, split_seeds
+
+    return [t for t in tasks if all(prepared(ctx, t, s) for s in split_seeds(ctx, n_seeds(ctx)))]
+
+
+def plan_msd(ctx: Context, tasks: tuple[str, ...] = MSD_TASKS) -> list[PlannedRun]:
+    """The 22 rows x seeds of each prepared task."""
+    return [msd_run(ctx, t, m, k, s) for t in prepared_tasks(ctx, tasks) for (m, k), s in
+            product(ROWS, range(n_seeds(ctx)))]
+
+
+def plan_table2(ctx: Context) -> list[PlannedRun]:
+    """Table 2: the synthetic grid and the MSD grid of every prepared task."""
+    return plan_grid(ctx) + plan_msd(ctx)
+
+
+# Figures 4 and 8 (spec §1.4): per task, ResNet and UNet x four methods, and UNet Reconstruct Masked; seed 0.
+MAP_METHODS = ("Classify", "Actdiff", "Gradmask", "Actdiff & Gradmask")
+MAP_PANELS = [(m, k) for m in ("ResNet", "UNet") for k in MAP_METHODS] + [("UNet", "Reconstruct Masked")]
+FIGURE_TASKS = {"figure4": ("liver", "cardiac"), "figure8": ("pancreas",)}
+
+
+def plan_maps(ctx: Context, tasks: tuple[str, ...]) -> list[PlannedRun]:
+    """Seed 0 of each model a saliency figure shows, per task (the task's slices must be prepared)."""
+    return [msd_run(ctx, t, m, k, 0) for t in tasks for m, k in MAP_PANELS]
+
+
+def prepare_msd_tasks(ctx: Context, tasks: tuple[str, ...] = MSD_TASKS, skip_missing: bool = False) -> list[str]:
+    """Cache the tasks' slices (see `repro.papers.actdiff.msd_sources.prepare_tasks`); returns the tasks skipped."""
+    from repro.papers.actdiff.msd_sources import prepare_tasks
+
+    return prepare_tasks(ctx, tasks, n_seeds(ctx), skip_missing)
 
 
 # X-ray (NIH + PadChest emphysema, Fig. 5; spec §7, §8.1, §10): ResNetSmall at 128 px, Adam 1e-3, 100 epochs.

@@ -1,4 +1,5 @@
-"""actdiff artefacts: Tables 1 and 2 (synthetic), Figures 1, 3, 6 and 7, and the X-ray Figures 5a, 5b and 9."""
+"""actdiff artefacts: Tables 1 and 2, Figures 1, 3, 6 and 7, the MSD Figures 4 and 8, and the X-ray Figures 5a, 5b
+and 9."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from repro.runs.store import RunStore
 KEYS = ["model", "method"]
 
 
-def _table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, values: Any,
+def _table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, per_run: pd.DataFrame,
            columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]
            ) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
-    """Write the table beside the paper's; returns its path, the table and its provenance (for its claims)."""
-    per_run = per_run_frame(runs, store, values)
-    agg = aggregate(per_run, KEYS, list(columns))
+    """Write the table of the per-run values beside the paper's; returns its path, the table and its provenance
+    (for its claims)."""
+    agg = aggregate(per_run.reindex(columns=list(dict.fromkeys([*per_run.columns, *KEYS, *columns]))), KEYS,
+                    list(columns))
     table = compare(agg, read_published("actdiff", name), KEYS, columns)
     prov = artefact_provenance(ctx, name, runs, store, **extra)
     path = write_table(table, output_path(ctx, name, "table"), prov)
@@ -50,7 +52,7 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     columns = {v: (f"{v}_mean", f"{v}_std", tol[v]) for v in ("train", "valid", "best_epoch")}
     note = f"{TABLE1_READINGS[reading]}; valid = inverted-distractor synthetic valid; best epoch 0-based"
     extra = {"metric": metric, "reading": reading, "note": note}
-    path, table, prov = _table(ctx, runs, store, "table1", values, columns, extra)
+    path, table, prov = _table(ctx, runs, store, "table1", per_run_frame(runs, store, values), columns, extra)
     means = {(r.model, r.method, v): getattr(r, f"{v}_mean") for r in table.itertuples() for v in ("train", "valid")}
     checks = check_expectations({text: rule for text, (_, rule) in TABLE1_CLAIMS.items()}, means)
     epochs = {(r.cell["model"], r.cell["method"]): r.config.epochs for r in runs}
@@ -84,24 +86,47 @@ def table1_claim_note(claim: str, ok: bool | None, reading: str, epochs: dict[tu
 
 
 def table2(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
-    """Synthetic test metric at the best-valid epoch, on the HEAD test set and the distractor-free one (A-2)."""
+    """Test metric at the best-valid epoch: the synthetic column on the HEAD test set and the distractor-free one
+    (A-2), and the Liver, Cardiac and Pancreas columns on each task's test slices (a task not prepared stays
+    empty, and the provenance says why)."""
     metric = ctx.switches["selection_metric"]
-    tol = get_paper("actdiff").artefacts["table2"].tolerance["synthetic"]
+    tol = get_paper("actdiff").artefacts["table2"].tolerance
     splits = ["test", "test_clean"]
     if ctx.switches["synthetic_test"] == "test_clean":
         splits.reverse()
-
-    def values(res: dict[str, Any]) -> dict[str, float]:
-        return {f"synthetic_{s}": res["best"][s][metric] for s in splits}
-
-    columns = {f"synthetic_{s}": ("synthetic", "synthetic_std", tol) for s in splits}
-    extra = {"metric": metric, "note": "both synthetic test variants vs the paper's synthetic column (A-2); "
-                                       "MSD columns need the MSD runs (not built yet)"}
-    path, table, prov = _table(ctx, runs, store, "table2", values, columns, extra)
+    frames = [per_run_frame([r for r in runs if r.config.dataset == "synthetic"], store,
+                            lambda res: {f"synthetic_{s}": res["best"][s][metric] for s in splits})]
+    frames += [per_run_frame([r for r in runs if r.cell.get("task") == task], store,
+                             lambda res, task=task: {task: res["best"]["test"][metric]}) for task in paper.MSD_TASKS]
+    columns = {f"synthetic_{s}": ("synthetic", "synthetic_std", tol["synthetic"]) for s in splits}
+    columns |= {task: (task, f"{task}_std", tol[task]) for task in paper.MSD_TASKS}
+    msd = msd_data(ctx, {r.cell["task"] for r in runs if "task" in r.cell})
+    extra = {"metric": metric, "msd_data": msd,
+             "note": "both synthetic test variants vs the paper's synthetic column (A-2); MSD: "
+                     + "; ".join(f"{task} {what}" for task, what in msd.items())}
+    path, table, prov = _table(ctx, runs, store, "table2", pd.concat(frames, ignore_index=True), columns, extra)
+    for task, what in msd.items():
+        print(f"{task}: {what}")
     means = {(r.model, r.method): getattr(r, f"synthetic_{splits[0]}_mean") for r in table.itertuples()}
     checks = check_expectations(TABLE2_CLAIMS, means)
     note = f"on {splits[0]} (A-2 synthetic_test) at the best-valid epoch"
     return [path, report_claims(ctx, "table2", checks, prov, dict.fromkeys(checks, note))]
+
+
+def msd_data(ctx: Context, planned: set[str]) -> dict[str, str]:
+    """Per MSD task, where its column's slices came from: synthetic fixtures (smoke), the task folder, or why none."""
+    from repro.papers.actdiff.data_msd import TASKS
+    from repro.papers.actdiff.msd_sources import msd_source, synthetic
+
+    out = {}
+    for task in paper.MSD_TASKS:
+        if task not in planned:
+            out[task] = f"not prepared: no MSD/{TASKS[task].folder}/ under the data root (column left empty)"
+        elif synthetic(ctx):
+            out[task] = "SYNTHETIC: small NIfTI fixtures in the MSD layout (smoke profile), not the MSD data"
+        else:
+            out[task] = f"slices of {msd_source(ctx, task, 0)['folder']}"
+    return out
 
 
 TABLE2_CLAIMS: Rules = {
@@ -135,13 +160,14 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     return [path]
 
 
-def _model(ctx: Context, runs: list[PlannedRun], store: RunStore, model: str, method: str):
+def _model(ctx: Context, runs: list[PlannedRun], store: RunStore, model: str, method: str, task: str | None = None):
+    """The done run's model (A-14 weights) of a (model, method) cell, of an MSD task's runs when `task` is given."""
     from repro.engine import load_weights
 
     for r, rec in done_records(runs, store):
-        if (r.cell["model"], r.cell["method"]) == (model, method):
+        if (r.cell["model"], r.cell["method"], r.cell.get("task")) == (model, method, task):
             return load_weights(rec, ctx.switches["saliency_model"])
-    raise FileNotFoundError(f"no done run for {model} {method}")
+    raise FileNotFoundError(f"no done run for {task + ' ' if task else ''}{model} {method}")
 
 
 def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
@@ -346,3 +372,102 @@ def figure5a(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
     prov = artefact_provenance(ctx, "figure5a", runs, store, saliency=kind, test_indices=picks,
                                model_weights=ctx.switches["saliency_model"])
     return [save_figure(fig, output_path(ctx, "figure5a", "figure"), prov, arrays)]
+
+
+def top_decile(saliency: np.ndarray) -> np.ndarray:
+    """The map with every value below its 90th percentile set to 0 (Figs. 4 and 8 show the top 10 % of |g|)."""
+    return np.where(saliency >= np.quantile(saliency, 0.9), saliency, 0.0)
+
+
+def msd_pick(segs: np.ndarray, labels: np.ndarray) -> int:
+    """The positive test slice with the largest organ area (the first of ties): deterministic, and never a slice
+    that is positive by one tumour voxel only."""
+    area = np.where(labels == 1, segs.reshape(len(segs), -1).sum(1), -1.0)
+    return int(np.argmax(area))
+
+
+def _msd_slice(ctx: Context, task: str) -> dict[str, Any]:
+    """The task's picked test slice as the runs see it (A-9 intensity), with its organ segmentation and dilated
+    mask, each (1, 1, S, S), and its index and (volume, z, label)."""
+    import torch
+
+    from repro.papers.actdiff.data_msd import load_prepared, scale_intensity
+    from repro.papers.actdiff.msd_sources import msd_source
+
+    source = msd_source(ctx, task, 0)
+    _, npz = load_prepared(ctx.runs_dir / "prepared" / source["prepared"], source["fingerprint"])
+    i = msd_pick(npz["test_segs"], npz["test_labels"])
+    image = scale_intensity(torch.from_numpy(npz["test_images"][i:i + 1]), ctx.switches["msd_intensity"])
+    return {"image": image.numpy(), "seg": npz["test_segs"][i:i + 1], "mask": npz["test_masks"][i:i + 1],
+            "index": i, "item": source["items"]["test"][i]}
+
+
+def _msd_maps(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str) -> list[Path]:
+    """Per task a block of 3 x 5 panels (spec §1.4, Figs. 4 and 8): input, organ segmentation and dilated mask;
+    ResNet and UNet saliency of Classify, Actdiff, Gradmask and Actdiff & Gradmask (top 10 % of |g|, one colour
+    scale per block); right column the UNet (Classify) reconstruction, the Reconstruct-Masked output and its
+    saliency. Best-valid models (A-14), the A-13 saliency kind; the arrays behind every panel are saved."""
+    import torch
+
+    from repro.papers.actdiff.data_msd import TASKS
+    from repro.papers.actdiff.saliency import saliency_maps
+
+    kind, tasks = ctx.switches["saliency"], paper.FIGURE_TASKS[name]
+    fig, axes = new_figure(3 * len(tasks), 5, (14, 8.4 * len(tasks)))
+    arrays: dict[str, np.ndarray] = {}
+    picks = {}
+    for b, task in enumerate(tasks):
+        data = _msd_slice(ctx, task)
+        picks[task] = {"split": "test", "index": data["index"], "volume, z, label": data["item"]}
+        x = torch.from_numpy(data["image"])
+        shown = {}
+        for model, method in paper.MAP_PANELS:
+            maps = saliency_maps(_model(ctx, runs, store, model, method, task), x)
+            key = f"{task}_{model}_{method}".replace(" ", "_").replace("&", "and")
+            for k, v in maps.items():
+                arrays[f"{key}_{k}"] = v[0, 0].numpy()
+            shown[(model, method)] = arrays[f"{key}_shown"] = top_decile(maps[kind][0, 0].numpy())
+        with torch.no_grad():
+            recon = {k: _model(ctx, runs, store, "UNet", k, task)(x)[1][0, 0].numpy()
+                     for k in ("Classify", "Reconstruct Masked")}
+        arrays |= {f"{task}_image": data["image"][0, 0], f"{task}_seg": data["seg"][0, 0],
+                   f"{task}_mask": data["mask"][0, 0], f"{task}_UNet_reconstruction": recon["Classify"],
+                   f"{task}_UNet_Reconstruct_Masked_output": recon["Reconstruct Masked"]}
+        vmax = max(float(m.max()) for m in shown.values()) or 1.0  # one colour scale across the block's maps
+        grey = {(0, 0): (f"input (test #{data['index']}, positive)", data["image"][0, 0]), (0, 1): ("organ segmentation", data["seg"][0, 0]),
+                (0, 2): (f"dilated mask (sigma {TASKS[task].blur:g})", data["mask"][0, 0]),
+                (0, 4): ("UNet reconstruction", recon["Classify"]),
+                (1, 4): ("Reconstruct Masked output", recon["Reconstruct Masked"])}
+        maps_at = {(1 + r, c): (f"{model} {method}", shown[(model, method)])
+                   for r, model in enumerate(("ResNet", "UNet")) for c, method in enumerate(paper.MAP_METHODS)}
+        maps_at[(2, 4)] = ("Reconstruct Masked saliency", shown[("UNet", "Reconstruct Masked")])
+        for (r, c), (title, img) in grey.items():
+            axes[3 * b + r][c].imshow(img, cmap="gray")
+            axes[3 * b + r][c].set_title(title, fontsize=8)
+        for (r, c), (title, img) in maps_at.items():
+            axes[3 * b + r][c].imshow(img, cmap="jet", vmin=0, vmax=vmax)
+            axes[3 * b + r][c].set_title(title, fontsize=8)
+        axes[3 * b][0].set_ylabel(TASKS[task].label, fontsize=11)
+        for r in range(3):
+            for c in range(5):
+                axes[3 * b + r][c].set_xticks([])
+                axes[3 * b + r][c].set_yticks([])
+        axes[3 * b][3].axis("off")
+    synthetic = ctx.profile == "smoke"
+    fig.suptitle(f"{' and '.join(TASKS[t].label for t in tasks)} saliency, top 10 % of |g| ({kind}, A-13; "
+                 f"{ctx.switches['saliency_model']} model, A-14)" + (" - SYNTHETIC fixture volumes" if synthetic else ""))
+    prov = artefact_provenance(ctx, name, runs, store, saliency=kind, model_weights=ctx.switches["saliency_model"],
+                               slices=picks,
+                               threshold="90th percentile of each map; one colour scale per task block",
+                               msd_data=msd_data(ctx, set(tasks)))
+    return [save_figure(fig, output_path(ctx, name, "figure"), prov, arrays)]
+
+
+def figure4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Liver and Cardiac saliency maps (see `_msd_maps`)."""
+    return _msd_maps(ctx, runs, store, "figure4")
+
+
+def figure8(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
+    """Pancreas saliency maps (see `_msd_maps`)."""
+    return _msd_maps(ctx, runs, store, "figure8")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers import Artefact, Paper, lazy
 from repro.papers.cfaug.plans import (EXAMPLE_ROWS, EXAMPLE_TITLES, RATIO_SET, SALIENCY_TABLES, SCATTERS, SEEDS,
                                       SHIFT_ROWS, SWITCHES, TABLE_DATASET, _saliency_rows, plan, prepare_for,
                                       ratio_plan, scatter_plan)

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Callable
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers import Context, PlannedRun, lazy
 
 SEMANTICS = "cfaug-2"  # 2: IN-9 any-channel fg mask (C-26), CCT crop range over the boxes' union
 SEEDS = (5, 10, 100)  # the authors' README (§2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers import Artefact, Paper, lazy
 from repro.papers.masktune.plans import DATASETS_OF, SEEDS, SWITCHES, plan, preparer
 
 _report = partial(lazy, "repro.papers.masktune.report")

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers import Context, PlannedRun, lazy
 
 SEMANTICS = "masktune-2"  # 2: biased-MNIST test sets in MNIST order with groups, one shared test subset
 EVERY_25 = list(range(25, 300, 25))  # the code's default milestones [25, 50, ..., 275]
