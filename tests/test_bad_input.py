@@ -112,7 +112,7 @@ CASES = [
     case("prepare data root is a file", ["data", "prepare", "tap", "--data-root", "{file}", "--runs-dir", "{runs}"], 2,
      "{file} is a file, not a folder"),
     case("actdiff X-ray data missing", ["data", "prepare", "actdiff", "--data-root", "{empty}", "--runs-dir", "{runs}"], 2,
-     "NIH/, PadChest/ not found under --data-root {empty}"),
+     "actdiff: no dataset to prepare (--data-root {empty}). Expected NIH/ and PadChest/"),
     case("masktune data missing", ["masktune", "table1", *DRY, "--data-root", "{empty}"], 2, "celeba: missing"),
     case("masktune no dataset prepared", ["masktune", "figure3", *DRY, "--data-root", "{empty}"], 2,
      "none of celeba, waterbirds is prepared"),
