@@ -155,13 +155,13 @@ def test_a_bug_is_one_paragraph_and_REPRO_DEBUG_shows_the_traceback(monkeypatch)
     assert isinstance(res.exception, ZeroDivisionError)
 
 
-def test_a_failed_run_exits_1_naming_the_run_and_keeps_its_traceback(monkeypatch, tmp_path):
+def test_a_failed_run_exits_1_naming_the_run_and_keeps_its_traceback(monkeypatch, tmp_path, tiny_tap_root):
     def boom(self, epoch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr("repro.engine.PackJob.train_epoch", boom)
     res = runner.invoke(app, ["tap", "lambdas", *SMOKE, "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
-                              "--out", str(tmp_path / "out"), "--data-root", str(SHARED_DATA)])
+                              "--out", str(tmp_path / "out"), "--data-root", str(tiny_tap_root)])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     text = " ".join(res.output.split())
     assert "run(s) failed (RuntimeError: boom)" in text and "running the command again retries" in text
