@@ -28,7 +28,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -92,15 +92,20 @@ def training_pairs(task: Task, folder: Path) -> list[tuple[str, Path, Path]]:
     return sorted(pairs)
 
 
-def read_volume(task: Task, path: Path) -> np.ndarray:
-    """A 3-D NIfTI volume as an array (X, Y, Z); an unreadable or truncated file is a task error."""
+def _nifti(task: Task, path: Path, read: Callable[[Any], Any]) -> Any:
+    """`read` applied to the nibabel image of `path`; an unreadable or truncated file is a task error."""
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     try:
-        data = np.asarray(nib.load(str(path)).dataobj)
+        return read(nib.load(str(path)))
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as e:
         raise task_error(task, f"{path} is not a readable NIfTI volume ({type(e).__name__}: {e})") from e
+
+
+def read_volume(task: Task, path: Path) -> np.ndarray:
+    """A 3-D NIfTI volume as an array (X, Y, Z)."""
+    data = _nifti(task, path, lambda img: np.asarray(img.dataobj))
     if data.ndim != 3:
         raise task_error(task, f"{path} has shape {data.shape}, not a 3-D (X, Y, Z) volume")
     return data
@@ -108,20 +113,14 @@ def read_volume(task: Task, path: Path) -> np.ndarray:
 
 def header_shape(task: Task, path: Path) -> tuple[int, ...]:
     """A NIfTI file's shape from its header alone."""
-    import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
-
-    try:
-        return tuple(nib.load(str(path)).shape)
-    except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as e:
-        raise task_error(task, f"{path} is not a readable NIfTI volume ({type(e).__name__}: {e})") from e
+    return _nifti(task, path, lambda img: tuple(img.shape))
 
 
 def volume_labels(task: Task, image: Path, label: Path) -> np.ndarray:
     """The slice labels of a label volume, which must have its image's shape."""
-    seg = read_volume(task, label)
-    if header_shape(task, image) != seg.shape:
-        raise task_error(task, f"{image.name}: image {header_shape(task, image)} and label {seg.shape} differ in shape")
+    seg, shape = read_volume(task, label), header_shape(task, image)
+    if shape != seg.shape:
+        raise task_error(task, f"{image.name}: image {shape} and label {seg.shape} differ in shape")
     return slice_labels(seg)
 
 

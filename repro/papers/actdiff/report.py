@@ -410,6 +410,7 @@ def _msd_maps(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str) 
     import torch
 
     from repro.papers.actdiff.data_msd import TASKS
+    from repro.papers.actdiff.msd_sources import synthetic
     from repro.papers.actdiff.saliency import saliency_maps
 
     kind, tasks = ctx.switches["saliency"], paper.FIGURE_TASKS[name]
@@ -420,42 +421,39 @@ def _msd_maps(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str) 
         data = _msd_slice(ctx, task)
         picks[task] = {"split": "test", "index": data["index"], "volume, z, label": data["item"]}
         x = torch.from_numpy(data["image"])
+        models = {cell: _model(ctx, runs, store, *cell, task) for cell in paper.MAP_PANELS}
         shown = {}
-        for model, method in paper.MAP_PANELS:
-            maps = saliency_maps(_model(ctx, runs, store, model, method, task), x)
+        for (model, method), net in models.items():
+            maps = saliency_maps(net, x)
             key = f"{task}_{model}_{method}".replace(" ", "_").replace("&", "and")
             for k, v in maps.items():
                 arrays[f"{key}_{k}"] = v[0, 0].numpy()
             shown[(model, method)] = arrays[f"{key}_shown"] = top_decile(maps[kind][0, 0].numpy())
         with torch.no_grad():
-            recon = {k: _model(ctx, runs, store, "UNet", k, task)(x)[1][0, 0].numpy()
-                     for k in ("Classify", "Reconstruct Masked")}
+            recon = {k: models[("UNet", k)](x)[1][0, 0].numpy() for k in ("Classify", "Reconstruct Masked")}
         arrays |= {f"{task}_image": data["image"][0, 0], f"{task}_seg": data["seg"][0, 0],
                    f"{task}_mask": data["mask"][0, 0], f"{task}_UNet_reconstruction": recon["Classify"],
                    f"{task}_UNet_Reconstruct_Masked_output": recon["Reconstruct Masked"]}
         vmax = max(float(m.max()) for m in shown.values()) or 1.0  # one colour scale across the block's maps
-        grey = {(0, 0): (f"input (test #{data['index']}, positive)", data["image"][0, 0]), (0, 1): ("organ segmentation", data["seg"][0, 0]),
-                (0, 2): (f"dilated mask (sigma {TASKS[task].blur:g})", data["mask"][0, 0]),
-                (0, 4): ("UNet reconstruction", recon["Classify"]),
-                (1, 4): ("Reconstruct Masked output", recon["Reconstruct Masked"])}
-        maps_at = {(1 + r, c): (f"{model} {method}", shown[(model, method)])
+        layout = {(0, 0): (f"input (test #{data['index']}, positive)", data["image"][0, 0], "gray"),
+                  (0, 1): ("organ segmentation", data["seg"][0, 0], "gray"),
+                  (0, 2): (f"dilated mask (sigma {TASKS[task].blur:g})", data["mask"][0, 0], "gray"),
+                  (0, 4): ("UNet reconstruction", recon["Classify"], "gray"),
+                  (1, 4): ("Reconstruct Masked output", recon["Reconstruct Masked"], "gray"),
+                  (2, 4): ("Reconstruct Masked saliency", shown[("UNet", "Reconstruct Masked")], "jet")}
+        layout |= {(1 + r, c): (f"{model} {method}", shown[(model, method)], "jet")
                    for r, model in enumerate(("ResNet", "UNet")) for c, method in enumerate(paper.MAP_METHODS)}
-        maps_at[(2, 4)] = ("Reconstruct Masked saliency", shown[("UNet", "Reconstruct Masked")])
-        for (r, c), (title, img) in grey.items():
-            axes[3 * b + r][c].imshow(img, cmap="gray")
-            axes[3 * b + r][c].set_title(title, fontsize=8)
-        for (r, c), (title, img) in maps_at.items():
-            axes[3 * b + r][c].imshow(img, cmap="jet", vmin=0, vmax=vmax)
-            axes[3 * b + r][c].set_title(title, fontsize=8)
+        for (r, c), (title, img, cmap) in layout.items():
+            ax = axes[3 * b + r][c]
+            ax.imshow(img, cmap=cmap, **({"vmin": 0, "vmax": vmax} if cmap == "jet" else {}))
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
         axes[3 * b][0].set_ylabel(TASKS[task].label, fontsize=11)
-        for r in range(3):
-            for c in range(5):
-                axes[3 * b + r][c].set_xticks([])
-                axes[3 * b + r][c].set_yticks([])
         axes[3 * b][3].axis("off")
-    synthetic = ctx.profile == "smoke"
     fig.suptitle(f"{' and '.join(TASKS[t].label for t in tasks)} saliency, top 10 % of |g| ({kind}, A-13; "
-                 f"{ctx.switches['saliency_model']} model, A-14)" + (" - SYNTHETIC fixture volumes" if synthetic else ""))
+                 f"{ctx.switches['saliency_model']} model, A-14)"
+                 + (" - SYNTHETIC fixture volumes" if synthetic(ctx) else ""))
     prov = artefact_provenance(ctx, name, runs, store, saliency=kind, model_weights=ctx.switches["saliency_model"],
                                slices=picks,
                                threshold="90th percentile of each map; one colour scale per task block",
