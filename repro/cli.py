@@ -11,7 +11,8 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from repro.errors import BAD_INPUT, RunFailed, UserError, explain
+from repro.config import MAX_PACK, MAX_SEEDS, PROFILES
+from repro.errors import BAD_INPUT, RunFailed, UserError, explain, require
 from repro.papers import PAPER_NAMES, Artefact, Paper, get_paper
 
 
@@ -57,16 +58,48 @@ class ReproGroup(TyperGroup):
 
 
 app = typer.Typer(cls=ReproGroup, help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        from repro.provenance import git_commit
+
+        commit = git_commit()
+        typer.echo(f"repro {version('repro')}" + (f" (commit {commit})" if commit != "unknown" else ""))
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version (and git commit) and exit.")] = False) -> None:
+    """The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, bench, report,
+    data."""
 data_app = typer.Typer(help="Datasets: check what is present under the data root.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-ProfileOpt = Annotated[Profile, typer.Option(help="paper = published settings; quick = minutes on a CPU; smoke = seconds.")]
-SeedsOpt = Annotated[Optional[int], typer.Option(min=1, help="Number of seeds (0..N-1). Default: the paper's.")]
+def _path(text: str | Path) -> Path:
+    """A path option's value: an empty one is refused (it would silently mean the current directory)."""
+    if isinstance(text, Path):  # a default
+        return text
+    if not text.strip():
+        raise typer.BadParameter("an empty path is not a folder: pass a folder, or leave the option out for its "
+                                 "default")
+    return Path(text)
+
+
+ProfileOpt = Annotated[Profile, typer.Option(help="paper = published settings; quick = minutes on a CPU; smoke = a "
+                                                  "tiny pipeline check (about a minute or a few on 2 CPU cores).")]
+SeedsOpt = Annotated[Optional[int], typer.Option(min=1, max=MAX_SEEDS,
+                                                 help="Number of seeds (0..N-1). Default: the paper's.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:<i>.")]
-WorkersOpt = Annotated[int, typer.Option(min=1, help="Runs trained concurrently (spread over all visible GPUs).")]
-DataRootOpt = Annotated[Optional[Path], typer.Option(envvar="REPRO_DATA", help="Root of the datasets.")]
-RunsDirOpt = Annotated[Path, typer.Option(envvar="REPRO_RUNS", help="Run store.")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Output root; default . (paper profile) or results/<profile>.")]
+WorkersOpt = Annotated[int, typer.Option(min=1, max=1024, help="Runs trained concurrently (spread over all visible "
+                                                               "GPUs).")]
+DataRootOpt = Annotated[Optional[Path], typer.Option(envvar="REPRO_DATA", parser=_path, help="Root of the datasets.")]
+RunsDirOpt = Annotated[Path, typer.Option(envvar="REPRO_RUNS", parser=_path, help="Run store.")]
+OutOpt = Annotated[Optional[Path], typer.Option(parser=_path, help="Output root; default . (paper profile) or "
+                                                                   "results/<profile>.")]
 InitOpt = Annotated[Init, typer.Option(help="Pretrained models (TAP, MaskTune): imagenet weights (paper) or random "
                                               "init (no download; recorded, marks outputs not paper-faithful).")]
 FidelityOpt = Annotated[Fidelity, typer.Option(help="Preset for all paper-vs-code switches.")]
@@ -74,13 +107,17 @@ SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Overri
 
 
 def _overrides(switches: list[str] | None, option: str = "--switch") -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for s in switches or []:
         name, sep, value = s.partition("=")
         if not sep:
             example = "gradmask_norm=l2" if option == "--switch" else "account=abc"
             raise UserError(f"{option} {s!r} is not NAME=VALUE; for example {option} {example}")
-        out[name.strip()] = value.strip()
+        name = name.strip()
+        if name in out:
+            raise UserError(f"{option} {name} is given twice ({name}={out[name]} and {name}={value.strip()}): "
+                            "give it once")
+        out[name] = value.strip()
     return out
 
 
@@ -206,7 +243,7 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         switch: SwitchOpt = None,
         checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
         init: InitOpt = Init.imagenet,
-        pack: Annotated[int, typer.Option(min=0, help="Runs of one architecture and recipe (seeds, lambdas, methods) "
+        pack: Annotated[int, typer.Option(min=0, max=MAX_PACK, help="Runs of one architecture and recipe (seeds, lambdas, methods) "
                                                        "trained as one vectorised program, at most N per pack; "
                                                        "0 = 64 on CUDA, 1 on CPU.")] = 0,
         launcher: Annotated[Launcher, typer.Option(help="local: this machine; slurm: a submitit job array "
@@ -224,8 +261,10 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
 
         launch = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds,
                                profile=profile.value, pack=pack)
-        slurm = (SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
-                 if launcher is Launcher.slurm else None)
+        slurm = None
+        if launcher is Launcher.slurm:
+            require("submitit")
+            slurm = SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
         run_artefacts(paper, artefacts, profile, seeds, launch,
                       data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
 
@@ -240,14 +279,34 @@ def paper_app(name: str) -> typer.Typer:
         sub.command(art.name, help=art.title)(artefact_command(name, [art.name], art.title))
     sub.command("all", help="Every artefact of this paper.")(
         artefact_command(name, list(paper.artefacts), f"Every artefact of {name}."))
+    sub.command("switches", help="The paper-vs-code differences of this paper as switches: id, name, paper "
+                                 "value, code value, default, admitted values and why.")(switches_command(paper))
     return sub
+
+
+def switches_command(paper: Paper):
+    """A Typer command listing `paper`'s switches (for `--switch` and `--fidelity`)."""
+
+    def command() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=f"{paper.name}: paper-vs-code differences (--switch ID=VALUE or NAME=VALUE; "
+                        "--fidelity paper sets every one to its paper value)")
+        for col in ("id", "name", "paper", "code", "default", "takes", "why"):
+            t.add_column(col, overflow="fold")
+        for s in paper.switches:
+            t.add_row(s.id, s.name, str(s.paper), str(s.code), str(s.default), s.describe_allowed(), s.doc)
+        Console().print(t)
+
+    return command
 
 
 for _name in PAPER_NAMES:
     app.add_typer(paper_app(_name), name=_name)
 
 
-def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
+def _states(profile: str, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
     """(paper, artefact, records or None, state note) for every artefact under one profile; the note says why
     there are no records (data not prepared, or an artefact that trains nothing)."""
     from repro.runs.store import RunStore, check_folder
@@ -256,7 +315,7 @@ def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: P
     store = RunStore(runs_dir)
     for name in PAPER_NAMES:
         paper = get_paper(name)
-        ctx = paper.context(profile.value, seeds, fidelity.value, {}, Path("."), None, runs_dir)
+        ctx = paper.context(profile, seeds, fidelity.value, {}, Path("."), None, runs_dir)
         for art in paper.artefacts.values():
             try:
                 records = [store.record(r.config) for r in art.plan(ctx)]
@@ -266,46 +325,67 @@ def _states(profile: Profile, seeds: int | None, fidelity: Fidelity, runs_dir: P
             yield name, art, records, "" if records else "no training runs"
 
 
+def _by_profile(profile: Profile | None, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
+    """The title part and, per profile shown, the rows of `_states`: the asked profile, or every profile that
+    has runs in the store (the paper profile when none has)."""
+    if profile is not None:
+        return f"{profile.value} profile", [(profile.value, list(_states(profile.value, seeds, fidelity, runs_dir)))]
+    rows = [(p, list(_states(p, seeds, fidelity, runs_dir))) for p in PROFILES]
+    started = [(p, r) for p, r in rows if any(rec.state() != "pending" for *_, recs, _ in r for rec in recs or ())]
+    if not started:
+        return "paper profile; no profile has runs yet", rows[:1]
+    return f"profiles with runs: {', '.join(p for p, _ in started)}", started
+
+
+ShownProfileOpt = Annotated[Optional[Profile], typer.Option(
+    help="Show this profile only (default: every profile that has runs in the store).")]
+
+
 @app.command("list")
-def list_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
+def list_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
              fidelity: FidelityOpt = Fidelity.code, runs_dir: RunsDirOpt = Path("runs")) -> None:
-    """Papers x artefacts with their run counts and state."""
+    """Papers x artefacts with their run counts and state, per profile."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"artefacts ({profile.value} profile, runs in {runs_dir})")
-    for col in ("paper", "artefact", "kind", "runs", "done", "state"):
+    shown, groups = _by_profile(profile, seeds, fidelity, runs_dir)
+    t = Table(title=f"artefacts ({shown}; runs in {runs_dir})")
+    for col in ("profile", "paper", "artefact", "kind", "runs", "done", "state"):
         t.add_column(col)
-    for name, art, records, note in _states(profile, seeds, fidelity, runs_dir):
-        if not records:
-            t.add_row(name, art.name, art.kind, "-", "-", note)
-            continue
-        done = sum(r.state() == "done" for r in records)
-        state = "complete" if done == len(records) else "partial" if done else "to do"
-        t.add_row(name, art.name, art.kind, str(len(records)), str(done), state)
+    for prof, rows in groups:
+        for name, art, records, note in rows:
+            if not records:
+                t.add_row(prof, name, art.name, art.kind, "-", "-", note)
+                continue
+            done = sum(r.state() == "done" for r in records)
+            state = "complete" if done == len(records) else "partial" if done else "to do"
+            t.add_row(prof, name, art.name, art.kind, str(len(records)), str(done), state)
     Console().print(t)
 
 
 @app.command("status")
-def status_cmd(profile: ProfileOpt = Profile.paper, seeds: SeedsOpt = None,
+def status_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
                fidelity: FidelityOpt = Fidelity.code, runs_dir: RunsDirOpt = Path("runs")) -> None:
-    """Per artefact: runs done, running, failed, partial and pending, with each failure's last error line."""
+    """Per profile and artefact: runs done, running, failed, partial and pending, with each failure's last error
+    line."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    t = Table(title=f"run status ({profile.value} profile, runs in {runs_dir})")
+    shown, groups = _by_profile(profile, seeds, fidelity, runs_dir)
+    t = Table(title=f"run status ({shown}; runs in {runs_dir})")
     columns = ("done", "damaged", "running", "failed", "partial", "pending")
-    for col in ("paper", "artefact", *columns):
+    for col in ("profile", "paper", "artefact", *columns):
         t.add_column(col)
     failures, damaged = {}, {}
-    for name, art, records, _ in _states(profile, seeds, fidelity, runs_dir):
-        if not records:
-            continue
-        states = [r.state() for r in records]
-        t.add_row(name, art.name, *(str(states.count(s)) for s in columns))
-        failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
-        damaged |= {r.key: (name, r) for r, s in zip(records, states) if s == "damaged"}
+    for prof, rows in groups:
+        for name, art, records, _ in rows:
+            if not records:
+                continue
+            states = [r.state() for r in records]
+            t.add_row(prof, name, art.name, *(str(states.count(s)) for s in columns))
+            failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
+            damaged |= {r.key: (name, r) for r, s in zip(records, states) if s == "damaged"}
     console.print(t)
     from repro.runs.slurm import job_states
 

@@ -21,6 +21,14 @@ _OS_FIX = {
 }
 
 
+# Optional packages (pyproject's extras): the module, the extra that installs it, and what needs it.
+EXTRAS = {
+    "submitit": ("slurm", "--launcher slurm (and REPRO_SUBMITIT=local)"),
+    "captum": ("cfaug", "cfaug's DeepLiftShap saliency (Tables 5, 6 and the AUPR figures)"),
+    "nibabel": ("msd", "actdiff's MSD NIfTI volumes (Table 2's Liver, Cardiac and Pancreas columns, Figures 4, 8)"),
+}
+
+
 class UserError(Exception):
     """Bad input (an option, a path, a value): exit status 2."""
 
@@ -36,6 +44,15 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     return UserError, StoreError, DataError, ValueError, LookupError, FileNotFoundError  # DatasetError: a ValueError
 
 
+def require(module: str) -> None:
+    """Fail before any work when an optional package (a key of EXTRAS) is not installed; `explain` names the
+    extra that installs it."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
 def explain(error: BaseException) -> tuple[int, str]:
     """The exit status and one-paragraph message for `error`: bad input (2) names the problem and the fix; a
     failed run (1) names the run; anything else (1) is a bug, reported as such."""
@@ -43,6 +60,13 @@ def explain(error: BaseException) -> tuple[int, str]:
         where = f": {error.filename}" if error.filename else ""
         fix = _OS_FIX.get(error.errno or 0, "check the path and its permissions")
         return BAD_INPUT, _paragraph(f"{error.strerror}{where}. {fix[0].upper()}{fix[1:]}.")
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS:
+        module = (error.name or "").split(".")[0]
+        extra, needed_by = EXTRAS[module]
+        return BAD_INPUT, _paragraph(
+            f"the optional package {module} is not installed, and {needed_by} needs it. Install the extra with "
+            f"`pip install 'repro[{extra}]'` (in a checkout: `pip install -e '.[{extra}]'`), or `pip install "
+            f"{module}`, then run the command again; finished runs are kept.")
     if isinstance(error, RunFailed):
         return FAILED, _paragraph(str(error))
     if isinstance(error, _bad_input_types()):

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import sys
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from repro.cli import app
+from repro.papers import PAPER_NAMES, get_paper
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()
@@ -79,7 +81,7 @@ CASES = [
     case("switch unknown name", ["actdiff", "table1", "--switch", "nonsense=1", *DRY], 2, "unknown switch nonsense"),
     case("switch unknown id", ["masktune", "figure2", "--switch", "M-1=abc", *DRY], 2, "unknown switch M-1"),
     case("switch not NAME=VALUE", ["actdiff", "table1", "--switch", "abc", *DRY], 2, "is not NAME=VALUE"),
-    case("switch bad choice", ["actdiff", "table1", "--switch", "A-6=l3", *DRY], 2, "'l3' is not one of 'l1', 'l2'"),
+    case("switch bad choice", ["actdiff", "table1", "--switch", "A-6=l3", *DRY], 2, "takes 'l1' (code) or 'l2' (paper), not 'l3'"),
     case("switch integer", ["tap", "figure5", "--switch", "D-6=abc", *DRY], 2, "D-6 vgg_layers takes an integer"),
     case("switch number", ["cfaug", "table3", "--switch", "grad_clip=big", *DRY], 2, "C-11 grad_clip takes a number"),
     case("switch boolean", ["masktune", "figure2", "--switch", "D-10=maybe", *DRY], 2, "D-10 waterbirds_pretrained "
@@ -124,6 +126,32 @@ CASES = [
                  "not an IDX file (bad magic number", marks=NEEDS_DATA),
     case("truncated image", ["data", "prepare", "masktune", "--data-root", "{dogs}", "--runs-dir", "{runs}"],
                  2, "cannot be decoded as an image", marks=NEEDS_DATA),
+    # issue 25: values that used to be accepted without a word or gave a wrong result
+    case("out empty", ["tap", "figure5", *SMOKE, "--out", "", "--runs-dir", "{runs}"], 2, "an empty path"),
+    case("runs dir empty", ["actdiff", "table1", *SMOKE, "--dry-run", "--runs-dir", " "], 2, "an empty path"),
+    case("data root empty", ["actdiff", "table1", *DRY, "--data-root", ""], 2, "an empty path"),
+    case("status runs dir empty", ["status", "--runs-dir", ""], 2, "an empty path"),
+    case("seeds a billion", ["actdiff", "table1", "--dry-run", "--seeds", "1000000000"], 2, "--seeds"),
+    case("seeds a million", ["actdiff", "table1", "--dry-run", "--seeds", "1000000"], 2, "--seeds"),
+    case("pack too large", ["actdiff", "table1", *DRY, "--pack", "100000"], 2, "--pack"),
+    case("workers too many", ["actdiff", "table1", *DRY, "--workers", "100000"], 2, "--workers"),
+    case("switch VGG layers", ["tap", "figure5", *DRY, "--switch", "D-6=99"], 2,
+         "switch D-6 vgg_layers takes an integer, one of 4, 5, not '99'"),
+    case("switch grad clip negative", ["cfaug", "table3", *DRY, "--switch", "grad_clip=-1"], 2,
+         "switch C-11 grad_clip takes a number, at least 0, not '-1'"),
+    case("switch grad clip nan", ["cfaug", "table3", *DRY, "--switch", "grad_clip=nan"], 2,
+         "grad_clip takes a number, at least 0, not 'nan'"),
+    case("switch batch size zero", ["masktune", "figure2", *DRY, "--switch", "svhn_batch=0"], 2,
+         "svhn_batch takes an integer, at least 1, not '0'"),
+    case("switch seed count negative", ["actdiff", "figure6", *DRY, "--switch", "figure6_seeds=-3"], 2,
+         "figure6_seeds takes an integer, at least 1 and at most 1000, not '-3'"),
+    case("switch ddof 9", ["masktune", "figure2", *DRY, "--switch", "D-19=9"], 2, "std_ddof takes an integer, one of 0, 1"),
+    case("switch by name and id", ["actdiff", "table1", *DRY, "--switch", "gradmask_norm=l1", "--switch", "A-6=l2"],
+         2, "switch A-6 is given twice, as A-6=l2 and as gradmask_norm=l1"),
+    case("switch repeated", ["actdiff", "table1", *DRY, "--switch", "A-6=l2", "--switch", "A-6=l1"], 2,
+         "--switch A-6 is given twice (A-6=l2 and A-6=l1)"),
+    case("slurm option repeated", ["actdiff", "table1", *DRY, "--launcher", "slurm", "--slurm-opt", "account=a",
+                                   "--slurm-opt", "account=b"], 2, "--slurm-opt account is given twice"),
 ]
 
 
@@ -167,3 +195,49 @@ def test_a_failed_run_exits_1_naming_the_run_and_keeps_its_traceback(monkeypatch
     assert "run(s) failed (RuntimeError: boom)" in text and "running the command again retries" in text
     failed = list((tmp_path / "runs").glob("tap/*/failed"))
     assert failed and "RuntimeError: boom" in failed[0].read_text()
+
+
+def _invalid_values(switch) -> list[str]:
+    """Values just outside a numeric switch's admitted set, plus non-finite and non-numeric text."""
+    from repro.config import Bounds
+
+    allowed = switch.allowed
+    if isinstance(allowed, Bounds):
+        out = [repr(allowed.low) if allowed.open_low else repr(allowed.low - 1), "nan", "inf", "-inf"]
+        out += [] if allowed.high == float("inf") else [repr(allowed.high + 1)]
+    else:
+        out = [str(max(allowed) + 1), str(min(allowed) - 1)]
+    return [v.replace(".0", "") if isinstance(switch.default, int) and v.endswith(".0") else v for v in out] + ["abc"]
+
+
+NUMERIC_SWITCHES = [pytest.param(paper, s, id=f"{paper}-{s.id}") for paper in PAPER_NAMES
+                    for s in get_paper(paper).switches if s.numeric]
+
+
+def test_the_registry_has_numeric_switches_and_each_declares_its_values():
+    assert len(NUMERIC_SWITCHES) >= 8
+    assert all(p.values[1].allowed is not None for p in NUMERIC_SWITCHES)
+
+
+@pytest.mark.parametrize("paper,switch", NUMERIC_SWITCHES)
+def test_every_numeric_switch_rejects_an_out_of_range_value(paper, switch, tmp_path):
+    artefact = next(iter(get_paper(paper).artefacts))
+    for value in _invalid_values(switch):
+        for given in (switch.id, switch.name):
+            res = runner.invoke(app, [paper, artefact, *SMOKE, "--dry-run", "--runs-dir", str(tmp_path / "runs"),
+                                      "--switch", f"{given}={value}"])
+            assert res.exit_code == 2, (given, value, res.output)
+            assert f"switch {switch.id} {switch.name} takes" in " ".join(res.output.split()), res.output
+            assert "Traceback" not in res.output and not (tmp_path / "runs").exists()
+    res = runner.invoke(app, [paper, artefact, *SMOKE, "--dry-run", "--runs-dir", str(tmp_path / "runs"),
+                              "--switch", f"{switch.id}={switch.paper}"])
+    assert "takes" not in res.output, res.output  # the paper's own value is admitted
+
+
+def test_a_missing_optional_extra_names_the_install_step(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if not installed
+    res = runner.invoke(app, ["actdiff", "table1", *SMOKE, "--launcher", "slurm", "--runs-dir", str(tmp_path / "r")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "internal error" not in text and "Traceback" not in text, res.output
+    assert "optional package submitit is not installed" in text and "pip install 'repro[slurm]'" in text, res.output
+    assert not (tmp_path / "r").exists()  # refused before any work

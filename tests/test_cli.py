@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -90,6 +91,12 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
     assert "table1" in status
     listing = invoke("list", "--profile", "smoke", "--runs-dir", runs).output
     assert "complete" in listing and "not implemented yet" not in listing
+    # without --profile: every profile that has runs (here smoke only), never "0 done" for the paper profile
+    for command in ("status", "list"):
+        shown = " ".join(invoke(command, "--runs-dir", runs).output.split())
+        assert "profiles with runs: smoke" in shown and "│ paper │" not in shown, shown
+        done = re.search(r"smoke │ actdiff │ table1 │ (?:table │ \d+ │ )?(\d+) │", shown)
+        assert done and int(done.group(1)) > 0, shown
 
 
 def _plant_msd_runs(runs: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Any
 
-from repro.config import RunConfig, Switch
+from repro.config import MAX_SEEDS, Bounds, RunConfig, Switch
 from repro.papers import Context, PlannedRun, Tolerance, lazy
 
 
@@ -41,7 +41,8 @@ SWITCHES = (
     Switch("A-9", "msd_intensity", "raw", "scaled", "raw", "MSD intensities raw (code) or (x+1024)/2048"),
     Switch("A-11", "lr_reading", "config", "literal", "config",
            "'10e-4' read as the configs' 1e-4 or literally as 1e-3"),
-    Switch("A-12", "figure6_seeds", 10, 5, 5, "Figure 6 seeds: 5 (text, default) or 10 (captions)"),
+    Switch("A-12", "figure6_seeds", 10, 5, 5, "Figure 6 seeds: 5 (text, default) or 10 (captions)",
+           Bounds(1, MAX_SEEDS)),
     Switch("A-13", "saliency", "contrast", "nonhealthy", "contrast",
            "figure saliency: |d|y0-y1|/dx| (code) or |d|y1|/dx| (paper); figures save both"),
     Switch("A-14", "saliency_model", "best", "final", "best", "figure model: best-valid (code) or final epoch (text)"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-from repro.config import RunConfig, Switch
+from repro.config import Bounds, RunConfig, Switch
 from repro.papers import Context, PlannedRun, lazy
 
 SEMANTICS = "cfaug-2"  # 2: IN-9 any-channel fg mask (C-26), CCT crop range over the boxes' union
@@ -35,14 +35,16 @@ SWITCHES = (
            "train squash-resize 256 + bbox-constrained crop, eval squash 224 (code), or scale + centre crop (paper)"),
     Switch("C-10", "precision", "auto", "fp32", "auto",
            "fp16 AMP for runs without Sal and fp32 for Sal runs, on CUDA (code and appendix), or fp32 throughout"),
-    Switch("C-11", "grad_clip", 1.0, 0.0, 1.0, "gradient-norm clipping at total norm 1.0 (code) or none (paper)"),
+    Switch("C-11", "grad_clip", 1.0, 0.0, 1.0, "gradient-norm clipping at total norm 1.0 (code) or none (paper); 0 = no clipping",
+           Bounds(0.0)),
     Switch("C-13", "wb_fgsm_eps", 0.6, 0.5, 0.5,
-           "Waterbirds F(FGSM) epsilon, which the paper does not state: 0.5 as for IN-9 and CCT, or the code's 0.6"),
+           "Waterbirds F(FGSM) epsilon, which the paper does not state: 0.5 as for IN-9 and CCT, or the code's 0.6",
+           Bounds(0.0, open_low=True)),
     Switch("C-20", "dls_relu", "functional", "modules", "functional",
            "DeepLiftShap rules only where the authors' BiT had ReLU modules (code; the body's are functional), or "
            "at every ReLU"),
     Switch("C-23", "auc_scores", "logits", "softmax", "logits", "CCT macro AUC on raw logits (code) or softmax"),
-    Switch("C-24", "std_ddof", 1, 1, 1, "std over seeds: sample (ddof 1, repro convention) or 0"),
+    Switch("C-24", "std_ddof", 1, 1, 1, "std over seeds: sample (ddof 1, repro convention) or 0", (0, 1)),
     Switch("C-26", "in9_fg_mask", "code", "all_channel", "code",
            "IN-9 train fg mask (CF rectangle, F keep region, Sal background): a pixel whose no_fg twin is 0 and "
            "differs in any channel (code), or in every channel; the crop bbox takes every channel in both"),

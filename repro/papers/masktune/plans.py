@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from repro.config import RunConfig, Switch
+from repro.config import Bounds, RunConfig, Switch
 from repro.papers import Context, PlannedRun, lazy
 
 SEMANTICS = "masktune-2"  # 2: biased-MNIST test sets in MNIST order with groups, one shared test subset
@@ -38,14 +38,15 @@ SWITCHES = (
            "IN-9L batch and lr schedule: 128, constant lr 1e-4 (bash) or 1024, lr x0.1 at epochs 30, 60, 90 from "
            "the initial lr in9l_lr, which the paper does not state (paper)"),
     Switch("D-11l", "in9l_lr", 0.0, 0.0, 0.0,
-           "IN-9L initial lr of the paper recipe (D-11s), which the paper does not state; 0 = unset"),
-    Switch("D-12", "svhn_batch", 128, 1024, 128, "SVHN batch size: 128 (bash) or 1024 (paper)"),
+           "IN-9L initial lr of the paper recipe (D-11s), which the paper does not state; 0 = unset", Bounds(0.0)),
+    Switch("D-12", "svhn_batch", 128, 1024, 128, "SVHN batch size: 128 (bash) or 1024 (paper)", Bounds(1)),
     Switch("D-13", "selective_score", "code", "product_max", "code",
            "selective score: max softmax(P_init * P_final) (code) or max(P_init * P_final) (paper)"),
     Switch("D-13a", "selective_argmax", "code", "product", "product",
            "selective prediction: argmax of P_init * P_final (product) or of its softmax (code), which ties "
            "to class 0 in fp32 when the products are all tiny"),
-    Switch("D-19", "std_ddof", 0, 1, 1, "std over seeds: sample (ddof 1, repro convention) or numpy's ddof 0"),
+    Switch("D-19", "std_ddof", 0, 1, 1, "std over seeds: sample (ddof 1, repro convention) or numpy's ddof 0",
+           (0, 1)),
     Switch("D-26", "cam", "xgradcam", "scorecam", "xgradcam", "saliency for the masks: XGradCAM (used) or ScoreCAM"),
 )
 

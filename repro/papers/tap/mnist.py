@@ -31,7 +31,7 @@ SWITCHES = (
            "(code) or of the summed logits with the plain mask (paper Eq. 4)"),
     Switch("D-6", "vgg_layers", 4, 5, 5,
            "VGG-16 targeted layers: after each of the 5 MaxPools (paper; the code's vgg16_activations) or pools "
-           "2-5 (the code's vgg16_4_activations, the only one its overlap script supports)"),
+           "2-5 (the code's vgg16_4_activations, the only one its overlap script supports)", (4, 5)),
     Switch("D-7", "densenet_targets", "transitions", "dense_blocks", "transitions",
            "DenseNet-121 targeted layers: transition1-3 outputs and ReLU(norm5) (code) or the 4 dense blocks' "
            "outputs (paper text)"),
