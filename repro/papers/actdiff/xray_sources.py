@@ -44,7 +44,7 @@ def prepare_xray_sources(ctx: Any) -> None:
             raise DatasetError(
                 f"actdiff X-ray: {', '.join(f + '/' for f in missing)} not found {where}. Put NIH ChestX-ray14 "
                 "(Data_Entry_2017.csv, images-128/) and PadChest (its labels CSV, images-128/, 16-bit) there, every "
-                "PNG pre-resized to 128x128 (spec §7.1; `repro data check` shows the expected layout), or use "
+                "PNG pre-resized to 128x128 (bilinear, keeping the bit depth; `repro data check` shows the expected layout), or use "
                 "--profile smoke for synthetic data.")
     for ratio in RATIOS:
         out = ctx.runs_dir / "prepared" / _name(ratio, synthetic)

@@ -24,7 +24,7 @@ TRAIN_WORKERS, EVAL_BATCH = 4, 256  # §6.1: train loader shuffled, 4 workers, d
 RATIO_SEED = 2020  # the data_ratio subset permutation, independent of the run seed (§6.1)
 EMPTY_CATEGORY = 30  # CCT "empty" (§3.3)
 CCT_FILES = {"train": "train", "val": "cis_val", "cis_test": "cis_test", "trans_test": "trans_test"}
-C16 = ("cagan=True needs the cfaug authors' precomputed CF(CAGAN) infills (spec C-16; their generator is not "
+C16 = ("cagan=True needs the cfaug authors' precomputed CF(CAGAN) infills (their generator is not "
        "released)")
 
 IN9 = Source(

@@ -44,7 +44,7 @@ def missing_bit_s_message(path: Path, reason: str) -> str:
     return (f"Could not load the BiT-S-R50x1 ImageNet-1k weights: {path} is missing and the download failed "
             f"({reason}). Download {BIT_S_URL} on a machine with internet access and place it at {path} "
             f"(<data root>/models/{BIT_S_FILE}). Waterbirds and CCT always start from it; IN-9 needs it only under "
-            f"--switch C-1=bit_s (its default is random init, spec C-1).")
+            f"--switch C-1=bit_s (its default is random init; `repro cfaug switches` lists C-1).")
 
 
 def fetch_bit_s(path: str | Path) -> Path:
@@ -87,7 +87,7 @@ def _timm_pretrained(tag: str, num_classes: int) -> nn.Module:
         return timm.create_model(f"{TIMM_NAME}.{tag}", pretrained=True, num_classes=num_classes)
     except Exception as e:  # offline hub download
         raise MissingWeights(f"Could not load timm's {TIMM_NAME}.{tag} weights from the Hugging Face hub "
-                             f"({type(e).__name__}: {e}); they are ImageNet-21k-derived, not BiT-S (spec §4), "
+                             f"({type(e).__name__}: {e}); they are ImageNet-21k-derived, not BiT-S, "
                              f"so prefer init=bit_s with {BIT_S_FILE}.") from e
 
 

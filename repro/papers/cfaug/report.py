@@ -199,6 +199,6 @@ def shift_table(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[P
     mean = dict(zip(table["method"], table["shift_mean"]))
     checks = check_expectations(SHIFT_CLAIMS, mean)
     path, prov = _write(ctx, "table3", table, runs, store, None,
-                        published="none: the table body is missing from the paper's text (spec §1.3)")
+                        published="none: the table body is missing from the paper's text")
     return [path, report_claims(ctx, "table3", checks, prov,
                                 {c: claim_note(ctx, prov["synthetic_data"]) for c in checks})]

@@ -280,7 +280,7 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
         ctx, "figure3", runs, store, init="none: no model", dataset="in9", synthetic_data=source["synthetic"],
         data_fingerprint=source["fingerprint"], indices=idx.tolist(), files=files, labels=labels.tolist(),
         selection=(f"the first Original test image (file order) of classes {list(FIGURE3_CLASSES)}, matched in the "
-                   "other variants by class and original file stem (15 characters after fg_, spec §3.1)"),
+                   "other variants by class and original file stem (15 characters after fg_)"),
         display="(x + 1) / 2 of the eval transform's normalised images",
         note=f"missing from a variant (empty panel): {', '.join(missing)}" if missing else "")
     return [save_figure(fig, output_path(ctx, "figure3", "figure"), prov, arrays)]

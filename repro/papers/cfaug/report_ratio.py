@@ -69,7 +69,7 @@ def figure5(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
                  + (" (synthetic data)" if synthetic else "") + cap_line, fontsize=9)
     prov = cfaug_provenance(ctx, "figure5", runs, store, test_set=RATIO_SET, std_ddof=ctx.switches["std_ddof"],
                             synthetic_data=synthetic, capped_ratios=[float(r) for r in short],
-                            inferred="ratios, methods and test set are the spec's defaults (§2.4); the paper's "
+                            inferred="ratios (0.1-4 x the original data), methods and test set are repro's choice; the paper's "
                                      "are not recoverable from its text")
     arrays = {c: stats[c].to_numpy(dtype=str if c == "method" else float)
               for c in ("method", "ratio", "accuracy_mean", "accuracy_std", "reached_mean")}

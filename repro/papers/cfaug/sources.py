@@ -93,8 +93,8 @@ def prepare_source(ctx: Any, dataset: str | None, needs_bit_s: Callable[[Any, st
             where = f"under --data-root {ctx.data_root}" if ctx.data_root else "(no --data-root or REPRO_DATA given)"
             raise DatasetError(
                 f"cfaug {name}: {FOLDERS[name]}/ not found {where}. Download {HOW[name]} and unpack them in the "
-                f"layout of specs/cfaug.md §3.0 under a data root, then pass --data-root DIR; `repro data check` "
-                "shows what is found. For a demo without the data use --profile smoke (synthetic data).")
+                f"layout that `repro data check --data-root DIR` prints for it, then pass --data-root DIR; "
+                "`repro data check` shows what is found. For a demo without the data use --profile smoke (synthetic data).")
         if needs_bit_s is not None and needs_bit_s(ctx, name):
             _ensure_weights(ctx, name)
 

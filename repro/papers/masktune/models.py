@@ -105,7 +105,7 @@ def _load_ram(model: nn.Module) -> None:
         except Exception as e:  # offline: URLError / OSError / hash mismatch
             raise RuntimeError(
                 f"Could not load the ResNet-50 ImageNet weights {RAM_WEIGHTS} (timm's resnet50.ram_in1k, the "
-                f"weights MaskTune used, spec D-24): the file is not at {path} and the download failed "
+                f"RandAugment-trained weights MaskTune used): the file is not at {path} and the download failed "
                 f"({type(e).__name__}: {e}). Download {RAM_URL} on a machine with internet access and place it "
                 f"at {path} (or point $REPRO_WEIGHTS at its folder), or pass `--init random` to train from "
                 f"random init (not paper-faithful).") from e

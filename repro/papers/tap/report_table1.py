@@ -120,7 +120,7 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     prof = PROFILES[ctx.profile]
     prov = artefact_provenance(
         ctx, "table1", runs, store, device=device_name(device), settings=dict(prof), model_init=MODEL_INIT,
-        deterministic_kernels=DETERMINISTIC, optimizer="SGD lr 1e-5 momentum 0.9 (spec §6)", dtype="float32",
+        deterministic_kernels=DETERMINISTIC, optimizer="SGD lr 1e-5 momentum 0.9 (the authors' code)", dtype="float32",
         penalty_weight=PENALTY_WEIGHT, pixels=SYNTHETIC,
         timing="it_s = 1 / median step time (CUDA events, no host sync between steps; perf_counter on CPU); "
                "it_s_mean = timed steps / wall time between two synchronisations",
