@@ -51,5 +51,5 @@ def load_waterbirds(root: Path) -> ImageDataset:
         details["warning"] = (
             f"{root} looks like the original Waterbirds ({ORIGINAL_FOLDER}, {ORIGINAL_COUNTS}), not the MaskTune "
             "authors' corrected version: results will not match the paper (its ERM worst-group accuracy is about "
-            "60% there against 80.8% on the corrected data, spec D-28)")
+            "60% there against 80.8% on the corrected data)")
     return ImageDataset("waterbirds", 2, splits, "waterbirds", details)

@@ -49,7 +49,7 @@ SWITCHES = (
            "IN-9 train fg mask (CF rectangle, F keep region, Sal background): a pixel whose no_fg twin is 0 and "
            "differs in any channel (code), or in every channel; the crop bbox takes every channel in both"),
     Switch("C-27", "cf_loss", "code", "stable", "stable",
-           "CF loss -log(1 - p_c) with 1 - p_c as sum_{k!=c} e^(z_k-M) (spec §5.2, stable), or as "
+           "CF loss -log(1 - p_c) with 1 - p_c as sum_{k!=c} e^(z_k-M) (stable), or as "
            "sum_k e^(z_k-M) - e^(z_c-M) (code), which cancels to 0 in fp32 once 1 - p_c < ~6e-8"),
 )
 

@@ -128,7 +128,7 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
                f"reset_peak_memory_stats, from the first warm-up step; device mode includes the pre-loaded "
                f"uint8 images and bool masks of every step (2 x steps x batch x size^2 bytes, 0.18 GiB on the "
                f"paper profile); NaN on CPU; nvidia-smi reads about "
-               f"0.3-0.6 GB higher (CUDA context, spec §1.1); oom_10gb = reserved > {OOM_GIB:g} GiB",
+               f"0.3-0.6 GB higher (the CUDA context); oom_10gb = reserved > {OOM_GIB:g} GiB",
         modes="device: batches pre-loaded on the device; loader: torch DataLoader over CPU tensors "
               "(num_workers 4 and pin_memory on CUDA, 0 workers on CPU), copied to the device every step",
         anchors=H100_NOTE)
