@@ -577,7 +577,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         "actdiff_synth", ("actdiff",), "synth2",
         "distractor{1,2,3}_{img,seg}_{0..511}.npy, float64 28×28 (optional)",
-        "optional: repro generates statistically equivalent data (actdiff spec §5.2); for the authors' exact "
+        "optional: repro generates statistically equivalent data; for the authors' exact "
         "files copy data/synth2/ from github.com/bigtrellis2222/activmask",
         _synth2),
     *(DatasetSpec(
@@ -590,13 +590,13 @@ DATASETS: tuple[DatasetSpec, ...] = (
         "nih_cxr14", ("actdiff",), "NIH",
         "NIH/{Data_Entry_2017.csv, images-128/<Image Index>.png} (PNGs pre-resized to 128×128)",
         "https://nihcc.app.box.com/v/ChestXray-NIHCC (Data_Entry_2017.csv, images_*.tar.gz); "
-        "resize every PNG to 128×128 into NIH/images-128/ (actdiff spec §7.1)",
+        "resize every PNG to 128×128 (bilinear) into NIH/images-128/",
         csv_images("Data_Entry_2017.csv", ("Image Index", "Finding Labels"), "images-128", 112_120)),
     DatasetSpec(
         "padchest", ("actdiff",), "PadChest",
         "PadChest/{PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv, images-128/<ImageID>.png} (16-bit, 128×128)",
         "https://bimcv.cipf.es/bimcv-projects/padchest/ (registration); resize every PNG to 128×128 keeping "
-        "16 bits into PadChest/images-128/ (actdiff spec §7.1)",
+        "16 bits (bilinear) into PadChest/images-128/",
         csv_images("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv",
                    ("ImageID", "Labels", "ViewPosition_DICOM"), "images-128", None)),
     DatasetSpec(
