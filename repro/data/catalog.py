@@ -120,16 +120,18 @@ def _nested_files(root: Path, suffixes: tuple[str, ...]) -> set[str]:
 
 
 def _verify(path: Path, size: tuple[int, ...] | None = None) -> None:
-    """Decode an image (or read an .npy header); `size` is the expected image (w, h) or array shape."""
+    """Decode an image as the readers do (`to_8bit`), or read an .npy header; `size` is the expected image
+    (w, h) or array shape."""
     if path.suffix == ".npy":
         got = _npy_shape(path)
     else:
         from PIL import Image
 
+        from repro.data.image_mode import to_8bit
+
         try:
             with Image.open(path) as image:
-                image.load()
-                got = image.size
+                got = to_8bit(image).size
         except (OSError, SyntaxError, ValueError) as err:
             raise DataError(path, f"cannot be decoded ({err})") from err
     if size is not None and tuple(got) != size:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from repro.data.cifar10 import data_error, with_val_split
+from repro.data.image_mode import to_8bit
 from repro.data.image_sets import DatasetError, ImageDataset, ImageSplit
 
 CLASSES = ("cat", "dog")  # label = position
@@ -37,14 +38,14 @@ def _error(problem: str) -> DatasetError:
 def _decode(path: Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+            return np.asarray(to_8bit(im, "RGB").resize((size, size), Image.BICUBIC))
     except (OSError, ValueError, SyntaxError) as e:
         raise DatasetError(f"{path}: cannot be decoded as an image ({type(e).__name__}: {e}); replace the file "
                            f"with a readable copy or remove it") from e
 
 
 def decode_resized(files: list[Path], size: int) -> np.ndarray:
-    """(N, size, size, 3) uint8: each file opened with PIL, `.convert("RGB")`, `resize((size, size), BICUBIC)`."""
+    """(N, size, size, 3) uint8: each file opened with PIL, made 8-bit RGB (`to_8bit`), `resize((size, size), BICUBIC)`."""
     with ThreadPoolExecutor() as pool:
         images = list(pool.map(lambda f: _decode(f, size), files))
     return np.stack(images) if images else np.empty((0, size, size, 3), np.uint8)

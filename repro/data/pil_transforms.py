@@ -16,6 +16,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms as T
 
+from repro.data.image_mode import to_8bit
 from repro.data.image_sets import DatasetError
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -72,9 +73,9 @@ def pil_transforms(kind: str) -> dict[str, Callable[[Image.Image], Tensor]]:
 
 
 def open_rgb(path: Path) -> Image.Image:
-    """The decoded image at `path` as RGB, or a DatasetError naming the file."""
+    """The decoded image at `path` as 8-bit RGB (`to_8bit`), or a DatasetError naming the file."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return to_8bit(image, "RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DatasetError(f"cannot decode the image {path}: {e}") from e

@@ -29,6 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from repro.data.image_files import Source
+from repro.data.image_mode import deep_grey, to_8bit
 from repro.data.image_sets import DatasetError
 from repro.data.registry import TrainData, register_dataset
 from repro.runs.store import atomic_write_json
@@ -127,32 +128,22 @@ def split_fingerprint(splits: dict[str, list[Item]], ratio: float) -> str:
 # ---------------------------------------------------------------- images (§7.1, §7.2)
 
 
-def _maxval(image: Image.Image) -> int:
-    """The dtype maximum of a PNG's samples: 65535 for 16-bit grey, 255 for 8-bit L / RGB(A)."""
-    if image.mode.startswith("I"):  # "I;16*" (or "I" from older Pillow); PNG samples are at most 16 bits
-        return 65535
-    if image.mode in ("L", "RGB", "RGBA", "LA"):
-        return 255
-    raise ValueError(f"unsupported image mode {image.mode!r} (expected 8-bit L/RGB(A) or 16-bit grey)")
-
-
-def read_image(path: Path, source: Source) -> tuple[np.ndarray, int]:
-    """A 128x128 PNG as float32 (128, 128) in [-1024, 1024], (2x/maxval - 1)*1024 with maxval its dtype
-    maximum (channel 0 of RGB(A)), and that maxval."""
+def read_image(path: Path, source: Source) -> tuple[np.ndarray, float]:
+    """A 128x128 PNG as float32 (128, 128) in [-1024, 1024], (2x/maxval - 1)*1024, and that maxval: grey deeper
+    than 8 bits (16-bit PadChest) at its own depth, maxval its white level (`deep_grey`, 65535); any other
+    image as 8-bit RGB (`to_8bit`), channel 0, maxval 255."""
     try:
         with Image.open(path) as image:
-            maxval = _maxval(image)
-            x = np.asarray(image)
+            x, maxval = deep_grey(image) or (np.asarray(to_8bit(image, "RGB"))[..., 0], 255)
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise source.error(f"{path} is not a readable image ({e})") from e
-    x = x[..., 0] if x.ndim == 3 else x
     if x.shape != (SIZE, SIZE):
         raise source.error(f"{path} is {x.shape[1]}x{x.shape[0]}, not {SIZE}x{SIZE}: pre-resize every image "
                            f"to {SIZE}x{SIZE} offline (spec §7.1: bilinear, keeping the bit depth)")
     return ((2 * x.astype(np.float64) / maxval - 1) * 1024).astype(np.float32), maxval
 
 
-def _load(items: list[Item], root: Path, maxvals: dict[str, set[int]]) -> np.ndarray:
+def _load(items: list[Item], root: Path, maxvals: dict[str, set[float]]) -> np.ndarray:
     """The items' images (N, 1, 128, 128); adds each site's maxvals seen to `maxvals`."""
     files = {site: src.existing_files(root / folder / IMAGES, [i for s, _, i in items if s == site],
                                       root / folder / (NIH_CSV if site == 0 else PC_CSV))
@@ -174,7 +165,7 @@ def prepare_xray(data_root: Path, out_dir: Path, ratio: float, cap: int = PAPER_
     pools = cohorts(data_root)
     n = pool_size(pools, cap)
     splits = split(pools, ratio, n=n)
-    maxvals: dict[str, set[int]] = {s: set() for s in SITES}
+    maxvals: dict[str, set[float]] = {s: set() for s in SITES}
     arrays: dict[str, np.ndarray] = {}
     for name, items in splits.items():
         arrays[f"{name}_images"] = _load(items, data_root, maxvals)

@@ -27,6 +27,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
+from repro.data.image_mode import to_8bit
+
 PREPROCS = ("code", "paper")
 ASPECTS = ("squash", "shorter")  # IN-9 and Waterbirds squash; CCT keeps its aspect (shorter side)
 
@@ -124,7 +126,7 @@ def _shorter_side(wh: tuple[int, int], side: int) -> tuple[int, int]:
 
 
 def _image_tensor(image: Image.Image) -> Tensor:
-    return TF.to_tensor(image.convert("RGB")) * 2 - 1
+    return TF.to_tensor(to_8bit(image, "RGB")) * 2 - 1
 
 
 def _mask_tensor(mask: Image.Image) -> Tensor:

@@ -41,6 +41,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as PILLOW_VERSION
 
+from repro.data.image_mode import to_8bit
 from repro.data.image_sets import DatasetError
 from repro.data.mnist_files import SUBSET, read_mnist, test_files, train_files
 
@@ -281,19 +282,21 @@ def _font() -> tuple[ImageFont.FreeTypeFont, Path]:
 
 
 def _crop_resize_grey(img: Image.Image) -> Image.Image:
-    """PNEU step 3: centre square crop of side min(w, h), bicubic resize to 224, then grey."""
+    """PNEU step 3: centre square crop of side min(w, h), bicubic resize to 224, then grey. The resize sees 8-bit
+    L or RGB samples: any other mode (palette, 1-bit, 16-bit ...) is first made 8-bit RGB (`to_8bit`)."""
+    img = img if img.mode in ("L", "RGB") else to_8bit(img, "RGB")
     w, h = img.size
     m = min(w, h)
     box = ((w - m) // 2, (h - m) // 2, (w + m) // 2, (h + m) // 2)
     img = img.crop(box).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
-    return img if img.mode == "L" else img.convert("L")
+    return to_8bit(img, "L")
 
 
 def _grey_224(img: Image.Image) -> Image.Image:
-    """KNEE: the image as is (already 224 px), grey."""
+    """KNEE: the image as is (already 224 px), 8-bit grey (`to_8bit`)."""
     if img.size != (SIZE, SIZE):
         raise DatasetError(f"KNEE image of size {img.size}, expected {SIZE}x{SIZE}: {img.filename}")
-    return img if img.mode == "L" else img.convert("L")
+    return to_8bit(img, "L")
 
 
 def _write_clean(ds: TaggedSet, root: Path, split: str, items: list[Item], stage: Path,

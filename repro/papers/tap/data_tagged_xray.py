@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from repro.data.image_mode import to_8bit
 from repro.papers.tap.annotations import training_mask
 from repro.data.registry import TrainData, register_dataset
 from repro.papers.tap.data_prepare import teacher_split
@@ -49,9 +50,19 @@ def _labels(folder: Path, part: str, split: str) -> pd.DataFrame:
     return pd.read_csv(csv)
 
 
+def _grey(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(to_8bit(image, "L"))
+
+
+def read_grey(folder: Path, paths: pd.Series) -> np.ndarray:
+    """uint8 (N, H, W): the images at `folder / path` as 8-bit grey (`to_8bit`)."""
+    return np.stack([_grey(folder / p) for p in paths])
+
+
 def read_images(folder: Path, rows: pd.DataFrame) -> tuple[Tensor, Tensor]:
     """Images uint8 (N, 1, H, W) and labels (N,) of the given CSV rows."""
-    images = np.stack([np.asarray(Image.open(folder / p).convert("L")) for p in rows["img_path"]])
+    images = read_grey(folder, rows["img_path"])
     return torch.from_numpy(images).unsqueeze(1), torch.tensor(rows["label"].to_numpy(), dtype=torch.long)
 
 

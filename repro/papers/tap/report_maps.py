@@ -76,14 +76,14 @@ def _mnist_examples(folder: Path, split: str) -> Examples | None:
 
 
 def _tagged_examples(folder: Path, split: str, dataset: str) -> Examples | None:
-    from PIL import Image
+    from repro.papers.tap.data_tagged_xray import read_grey
 
     csv = folder / "text" / f"{split}.csv"
     if not csv.exists():
         return None
     rows = pd.read_csv(csv)
     idx = _first_of_labels(rows["label"].to_numpy(), SHOWN[dataset])
-    images = np.stack([np.asarray(Image.open(folder / rows["img_path"][i]).convert("L")) for i in idx])
+    images = read_grey(folder, rows["img_path"][idx])
     masks = np.load(folder / "text" / f"{split}_masks.npy", mmap_mode="r")[idx]
     captions = [f"{CLASS_NAMES[dataset][rows['label'][i]]}, tag {rows['tag'][i]}" for i in idx]
     return Examples(split, images, np.asarray(masks), rows["label"].to_numpy()[idx], idx, captions)
