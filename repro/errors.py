@@ -38,10 +38,8 @@ class RunFailed(RuntimeError):
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from repro.data.catalog import DataError
-    from repro.runs.store import StoreError
-
-    return UserError, StoreError, DataError, ValueError, LookupError, FileNotFoundError  # DatasetError: a ValueError
+    # StoreError and DataError are UserErrors; DatasetError is a ValueError
+    return UserError, ValueError, LookupError, FileNotFoundError
 
 
 def require(module: str) -> None:

@@ -22,6 +22,8 @@ from math import prod
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from repro.errors import UserError
+
 State = Literal["found", "subset", "missing", "corrupt"]
 
 IMAGES = (".jpg", ".jpeg", ".png")
@@ -40,7 +42,7 @@ class DatasetStatus:
     detail: str
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A file is present but is not what it should be (bad header, truncated, undecodable)."""
 
     def __init__(self, path: Path, problem: str) -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from repro.config import RunConfig
+from repro.errors import UserError
 from repro.runs import record as contract
 
 DONE, DAMAGED, RUNNING, FAILED, PARTIAL, PENDING = "done", "damaged", "running", "failed", "partial", "pending"
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A run record that cannot be read or a runs dir that cannot be written."""
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from repro.data.catalog import dataset
 from repro.data.image_files import Source
 from repro.data.image_mode import deep_grey, to_8bit
 from repro.data.image_sets import DatasetError
@@ -49,12 +50,8 @@ IMAGES = "images-128"
 NPZ, SOURCE_JSON = "xray.npz", "source.json"
 DISC_CENTRE, DISC_RADIUS = 64.0, 51.2
 
-NIH = Source("NIH ChestX-ray14", f"<data root>/NIH/{{{NIH_CSV}, {IMAGES}/<Image Index>}} (PNGs pre-resized to "
-             "128×128)", "https://nihcc.app.box.com/v/ChestXray-NIHCC (Data_Entry_2017.csv, images_*.tar.gz); "
-             "resize every PNG to 128×128 into NIH/images-128/ (actdiff spec §7.1)")
-PADCHEST = Source("PadChest", f"<data root>/PadChest/{{{PC_CSV}, {IMAGES}/<ImageID>}} (16-bit, 128×128)",
-                  "https://bimcv.cipf.es/bimcv-projects/padchest/ (registration); resize every PNG to 128×128 "
-                  "keeping 16 bits into PadChest/images-128/ (actdiff spec §7.1)")
+NIH, PADCHEST = (Source(name, f"<data root>/{spec.layout}", spec.obtain)
+                 for name, spec in (("NIH ChestX-ray14", dataset("nih_cxr14")), ("PadChest", dataset("padchest"))))
 SOURCES = {0: (NIH, "NIH"), 1: (PADCHEST, "PadChest")}
 
 Pools = dict[tuple[int, int], list[str]]
@@ -139,7 +136,7 @@ def read_image(path: Path, source: Source) -> tuple[np.ndarray, float]:
         raise source.error(f"{path} is not a readable image ({e})") from e
     if x.shape != (SIZE, SIZE):
         raise source.error(f"{path} is {x.shape[1]}x{x.shape[0]}, not {SIZE}x{SIZE}: pre-resize every image "
-                           f"to {SIZE}x{SIZE} offline (spec §7.1: bilinear, keeping the bit depth)")
+                           f"to {SIZE}x{SIZE} offline (bilinear, keeping the bit depth)")
     return ((2 * x.astype(np.float64) / maxval - 1) * 1024).astype(np.float32), maxval
 
 
