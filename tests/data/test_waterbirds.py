@@ -68,7 +68,7 @@ def test_original_tarball_folder_warns(tmp_path):
     root = tmp_path / "waterbird_complete95_forest2water2"
     root.mkdir()
     data = load_waterbirds(write_waterbirds(root))
-    assert "original Waterbirds" in data.details["warning"] and "D-28" in data.details["warning"]
+    assert "original Waterbirds" in data.details["warning"] and "80.8% on the corrected data" in data.details["warning"]
 
 
 def test_original_counts_warn(tmp_path, monkeypatch):
