@@ -43,7 +43,7 @@ def _torchvision(name: str, file: str, megabytes: float) -> Entry:
     """torchvision's IMAGENET1K_V1 weights: torch.hub checks the sha256 prefix that the file name carries."""
     prefix = file.rsplit("-", 1)[1].split(".")[0]
     return Entry(name, (Source(file, (f"https://download.pytorch.org/models/{file}",), f"sha256-prefix:{prefix}",
-                                approx=int(megabytes * MB)),), weights="hub", weight_papers=("tap",))
+                                approx=int(megabytes * MB), dest=file),), weights="hub", weight_papers=("tap",))
 
 
 ENTRIES: tuple[Entry, ...] = (
@@ -111,7 +111,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("resnet50_ram", (Source("resnet50_ram-a26f946b.pth", (
         "https://github.com/huggingface/pytorch-image-models/releases/download/v0.1-weights/resnet50_ram-a26f946b.pth",
         "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/resnet50_ram-a26f946b.pth"),
-        "sha256-prefix:a26f946b", approx=98 * MB),), weights="repro-weights", weight_papers=("masktune",)),
+        "sha256-prefix:a26f946b", approx=98 * MB, dest="resnet50_ram-a26f946b.pth"),), weights="repro-weights",
+        weight_papers=("masktune",)),
     # google-research/big_transfer's bucket; no checksum published (unpinned)
     Entry("bit_s_r50x1", (Source("BiT-S-R50x1.npz", ("https://storage.googleapis.com/bit_models/BiT-S-R50x1.npz",),
                                  dest="BiT-S-R50x1.npz"),), weights="data-root", weight_papers=("cfaug",)),

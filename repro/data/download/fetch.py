@@ -139,6 +139,8 @@ def _transfer(url: str, part: Path, source: Source, meter: Meter) -> int:
                 written += len(first)
                 meter.advance(len(first))
                 first = _read(response, part)
+    if size and written < int(size):  # the server closed the connection early without an error
+        raise _Dropped(f"connection closed after {length + written} bytes; the partial file {part} is kept")
     return written
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repro.data.download import marker
-from repro.data.download.catalogue import ENTRIES, select
+from repro.data.download.catalogue import select
 from repro.data.download.checksums import digests
 from repro.data.download.entries import KINDS, Entry, Source, mirrors, urls
 from repro.data.download.fetch import Fetched, Refused, Unreachable, fetch, part_path
@@ -210,7 +210,7 @@ def list_entries(data_root: Path | None, console: Console) -> None:
     for column in ("entry", "papers", "access", "size", "checksum", "state"):
         table.add_column(column, no_wrap=column in ("entry", "access", "size"))
     table.add_column("target", overflow="fold")
-    for entry in ENTRIES:
+    for entry in select("all"):
         pinned = sum(s.checksum is not None for s in entry.sources)
         checksum = ("pinned" if pinned == len(entry.sources) and pinned else "unpinned" if not pinned
                     else f"{pinned} of {len(entry.sources)} pinned")
