@@ -473,7 +473,7 @@ def data_download(
     elif print_urls:
         run.print_urls(what, data_root, Console())
     else:
-        run.download(what, data_root, large, Console())
+        run.download([what], data_root, large, Console())
 
 
 @data_app.command("verify")

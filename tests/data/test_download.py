@@ -350,6 +350,19 @@ def test_registration_entries_and_very_large_ones_need_a_step(tmp_path):
     assert res.exit_code == 2 and "--large" in res.output and not (tmp_path / "MSD").exists()
 
 
+def test_ensure_datasets_fetches_what_is_missing_into_the_default_root(tmp_path, server, monkeypatch, mnist):
+    from repro.data.download.ensure import DATA_HOME_ENV, ensure_datasets
+    from repro.data.download.run import to_fetch
+
+    serve(server, monkeypatch, {"mnist": mnist})
+    monkeypatch.setenv(DATA_HOME_ENV, str(tmp_path / "home"))
+    assert [(e.name, size) for e, size in to_fetch(["mnist"], tmp_path / "home")] == [("mnist", sum(map(len, mnist.values())))]
+    assert ensure_datasets(["mnist"], None) == tmp_path / "home" and state(tmp_path / "home", "mnist") == "found"
+    served = len(server.requests)
+    assert ensure_datasets(["mnist"], None) == tmp_path / "home" and len(server.requests) == served
+    assert to_fetch(["mnist"], tmp_path / "home") == []
+
+
 # --- must show ---------------------------------------------------------------------------------------------------
 
 

@@ -59,12 +59,12 @@ def state(entry: Entry, data_root: Path | None) -> str:
     return "missing"
 
 
-def download(what: str, data_root: Path | None, large: bool, console: Console) -> None:
-    """Fetch every entry `what` names (entry, paper or all) into place, print the summary and what
+def download(names: list[str], data_root: Path | None, large: bool, console: Console) -> None:
+    """Fetch every entry the `names` name (entries, papers or all) into place, print the summary and what
     `repro data check` now finds; DownloadFailed (exit 2) when any could not be fetched."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    entries = select(what)
+    entries = list({e.name: e for name in names for e in select(name)}.values())
     rows: list[Row] = []
     failures: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -198,6 +198,13 @@ def _summary(rows: list[Row], console: Console) -> None:
     for r in rows:
         table.add_row(r.entry, r.file, f"[{styles[r.result]}]{r.result}[/]", decimal(r.transferred), escape(r.detail))
     console.print(table)
+
+
+def to_fetch(names: list[str], data_root: Path | None) -> list[tuple[Entry, int | None]]:
+    """The entries of `names` not yet present under `data_root`, with their size (None: not published), for a
+    dry run to say what a download would fetch and how large it is."""
+    entries = {e.name: e for name in names for e in select(name)}.values()
+    return [(e, e.nbytes) for e in entries if state(e, data_root) != "present"]
 
 
 def list_entries(data_root: Path | None, console: Console) -> None:
