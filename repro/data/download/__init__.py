@@ -3,4 +3,5 @@ of the four papers, fetched from pinned sources, verified and laid out in exactl
 
 entries.py (what an entry is, where it goes), catalogue.py (the entries, with the source of each checksum),
 checksums.py, fetch.py (HTTP with resume and mirrors), hosts.py (Kaggle and Google Drive, optional packages),
-unpack.py (safe extraction and placement), marker.py (what was fetched from where), run.py (the commands)."""
+unpack.py (safe extraction and placement), marker.py (what was fetched from where), run.py (the commands),
+ensure.py (what an artefact command's --download calls)."""
