@@ -453,6 +453,40 @@ def data_check(data_root: DataRootOpt = None) -> None:
     render(check_all(data_root), Console())
 
 
+@data_app.command("download")
+def data_download(
+    what: Annotated[str, typer.Argument(help="A dataset or weight file (see --list), a paper, or all.")] = "all",
+    data_root: DataRootOpt = None,
+    list_entries: Annotated[bool, typer.Option("--list", help="List every entry: size, access kind, state.")] = False,
+    print_urls: Annotated[bool, typer.Option("--print-urls", help="Print URL, checksum and target of every file "
+                                                                  "(to fetch elsewhere); downloads nothing.")] = False,
+    large: Annotated[bool, typer.Option("--large", help="Also fetch entries above 20 GB.")] = False,
+) -> None:
+    """Fetch datasets and pretrained weights from pinned sources (env REPRO_DOWNLOAD_MIRROR: other base URLs),
+    verify them and lay them out as `repro data check` expects; then say what it finds."""
+    from rich.console import Console
+
+    from repro.data.download import run
+
+    if list_entries:
+        run.list_entries(data_root, Console())
+    elif print_urls:
+        run.print_urls(what, data_root, Console())
+    else:
+        run.download([what], data_root, large, Console())
+
+
+@data_app.command("verify")
+def data_verify(what: Annotated[str, typer.Argument(help="A dataset or weight file, a paper, or all.")] = "all",
+                data_root: DataRootOpt = None) -> None:
+    """Checksums and file counts of the downloaded files that are present (read-only)."""
+    from rich.console import Console
+
+    from repro.data.download.run import verify
+
+    verify(what, data_root, Console())
+
+
 @data_app.command("prepare")
 def data_prepare(paper: Annotated[str, typer.Argument(
                      help="Paper whose derived data to build (actdiff, tap, masktune, cfaug).")],
