@@ -350,16 +350,18 @@ def list_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
 
     shown, groups = _by_profile(profile, seeds, fidelity, runs_dir)
     t = Table(title=f"artefacts ({shown}; runs in {runs_dir})")
-    for col in ("profile", "paper", "artefact", "kind", "runs", "done", "state"):
+    several = len(groups) > 1  # a profile column only then: the title names a single one
+    for col in ("profile",) * several + ("paper", "artefact", "kind", "runs", "done", "state"):
         t.add_column(col)
     for prof, rows in groups:
         for name, art, records, note in rows:
+            first = (prof,) * several + (name, art.name, art.kind)
             if not records:
-                t.add_row(prof, name, art.name, art.kind, "-", "-", note)
+                t.add_row(*first, "-", "-", note)
                 continue
             done = sum(r.state() == "done" for r in records)
             state = "complete" if done == len(records) else "partial" if done else "to do"
-            t.add_row(prof, name, art.name, art.kind, str(len(records)), str(done), state)
+            t.add_row(*first, str(len(records)), str(done), state)
     Console().print(t)
 
 
@@ -375,7 +377,8 @@ def status_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
     shown, groups = _by_profile(profile, seeds, fidelity, runs_dir)
     t = Table(title=f"run status ({shown}; runs in {runs_dir})")
     columns = ("done", "damaged", "running", "failed", "partial", "pending")
-    for col in ("profile", "paper", "artefact", *columns):
+    several = len(groups) > 1  # a profile column only then: the title names a single one
+    for col in ("profile",) * several + ("paper", "artefact", *columns):
         t.add_column(col)
     failures, damaged = {}, {}
     for prof, rows in groups:
@@ -383,7 +386,7 @@ def status_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
             if not records:
                 continue
             states = [r.state() for r in records]
-            t.add_row(prof, name, art.name, *(str(states.count(s)) for s in columns))
+            t.add_row(*(prof,) * several, name, art.name, *(str(states.count(s)) for s in columns))
             failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
             damaged |= {r.key: (name, r) for r, s in zip(records, states) if s == "damaged"}
     console.print(t)

@@ -94,8 +94,8 @@ def test_smoke_table1_figures_and_rerun(tmp_path):
     # without --profile: every profile that has runs (here smoke only), never "0 done" for the paper profile
     for command in ("status", "list"):
         shown = " ".join(invoke(command, "--runs-dir", runs).output.split())
-        assert "profiles with runs: smoke" in shown and "│ paper │" not in shown, shown
-        done = re.search(r"smoke │ actdiff │ table1 │ (?:table │ \d+ │ )?(\d+) │", shown)
+        assert "profiles with runs: smoke" in shown, shown
+        done = re.search(r"│ actdiff │ table1 │ (?:table │ \d+ │ )?(\d+) │", shown)
         assert done and int(done.group(1)) > 0, shown
 
 
@@ -140,3 +140,22 @@ def test_workers_pool_and_figure6_and_figure1(tmp_path):
     assert list(data["UNet_percent"]) == [20, 40, 60, 80, 100] and list(data["ResNet_n"]) == [1] * 5
     res = invoke("actdiff", "figure1", "--profile", "smoke", "--runs-dir", runs, "--out", str(out))
     assert res.exit_code == 0 and (out / "figures" / "actdiff" / "figure1.png").exists()
+
+
+def test_status_and_list_show_every_profile_that_has_runs(tmp_path):
+    from repro.runs.store import RunStore
+
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    paper = get_paper("actdiff")
+    for profile, n in (("smoke", 1), ("quick", 2)):
+        ctx = paper.context(profile, None, "code", {}, tmp_path, None, runs)
+        for planned in paper.artefacts["figure3"].plan(ctx)[:n]:
+            plant_done(store, planned.config)
+    for command in ("status", "list"):
+        shown = " ".join(runner.invoke(app, [command, "--runs-dir", str(runs)], env={"COLUMNS": "200"}).output.split())
+        assert "profiles with runs: quick, smoke" in shown and "│ paper │" not in shown, shown
+        for profile, n in (("quick", 2), ("smoke", 1)):
+            assert re.search(rf"│ {profile} │ actdiff │ figure3 │ (?:figure │ \d+ │ )?{n} │", shown), shown
+        only = " ".join(runner.invoke(app, [command, "--runs-dir", str(runs), "--profile", "paper"]).output.split())
+        assert "(paper profile;" in only and "│ quick │" not in only, only
