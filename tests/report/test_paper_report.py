@@ -67,11 +67,12 @@ def test_table1_beside_the_papers_numbers(built):
     table = pd.read_csv(out / "tables" / "actdiff" / "table1.csv", dtype=str)
     published = pd.read_csv(PUBLISHED / "actdiff_table1.csv", dtype=str)
     row = next(line for line in section(md, "table1").splitlines() if line.startswith("| Conv AE | Actdiff |"))
-    assert f"| {table.loc[1, 'train_mean']} (1) |" in row
+    assert f"| {table.loc[1, 'train_mean']} (1, no CI) |" in row and "| not tested: our n < 2 |" in row
     assert f"| {published.loc[1, 'train_mean']} ± {published.loc[1, 'train_std']} |" in row
     assert f"| {table.loc[1, 'train_diff']} |" in row
     within = sum((table[f"{v}_within_tol"] == "True").sum() for v in ("train", "valid", "best_epoch"))
     assert f"{within} of 66 compared cells within tolerance" in md
+    assert "0 consistent, 0 inconsistent, 66 not tested" in md and "Student t-interval" in md
     assert "](../tables/actdiff/table1.csv)" in md and "profile `smoke`, seeds 0" in md
 
 

@@ -15,7 +15,7 @@ from repro.papers.tap.lambdas import all_chosen_lambdas
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.claims import Rules, check_expectations, report_claims
 from repro.report.figures import new_figure, save_figure
-from repro.report.tables import write_table
+from repro.report.tables import aggregate, write_table
 from repro.runs.store import RunStore
 
 # Fig. 5's stated outcome (spec §1.3) as checkable statements on the Delta-accuracy means.
@@ -66,11 +66,9 @@ def figure5(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     frame = per_run_frame(main, store, lambda res: {
         "accuracy": res["final"]["test_cor"]["accuracy"],
         "delta": res["final"]["test"]["accuracy"] - res["final"]["test_cor"]["accuracy"]})
-    agg = frame.groupby("method", sort=False).agg(
-        accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
-        delta_mean=("delta", "mean"), delta_std=("delta", "std"), n=("accuracy", "count"),
-        lam=("lambda", "first")).reindex(paper.METHODS)
-    agg["lam"] = agg["lam"].map(lambda_text)
+    agg = aggregate(frame, ["method"], ["accuracy", "delta"]).set_index("method")
+    agg["lam"] = frame.groupby("method")["lambda"].first().map(lambda_text) if len(frame) else ""
+    agg = agg.reindex(paper.METHODS)
     checks = check_expectations(FIGURE5_EXPECTATIONS, agg["delta_mean"].to_dict())
     budget = training_budget(ctx)
     fig, axes = new_figure(1, 2, (10, 4))
@@ -122,4 +120,5 @@ def _print(agg: pd.DataFrame) -> None:
     console = Console()
     for method, row in agg.iterrows():
         console.print(f"{method:6s} accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}  "
-                      f"Delta {row['delta_mean']:+.3f} ± {row['delta_std']:.3f}  (n={int(row['n']) if row['n'] == row['n'] else 0})")
+                      f"Delta {row['delta_mean']:+.3f} ± {row['delta_std']:.3f}  "
+                      f"(n={int(row['accuracy_n']) if row['accuracy_n'] == row['accuracy_n'] else 0})")
