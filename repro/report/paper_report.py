@@ -19,11 +19,11 @@ import pandas as pd
 
 from repro.config import resolve_switches
 from repro.papers import Artefact, Context, Paper, get_paper
+from repro.report.claims import VERDICTS
 from repro.report.tables import ALPHA, STAT_SUFFIXES
 from repro.runs.store import RunStore, atomic_write_text
 
 MAX_ROWS = 60  # rows of a table of another shape shown before pointing at its CSV
-VERDICTS = ("holds", "does not hold", "n/a")
 
 
 # --- a small document model, rendered to Markdown and to HTML -----------------------------------------------------
@@ -155,7 +155,8 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def claims_text(counts: Counter) -> str:
-    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+    """The verdicts that occur, with their counts, best first."""
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
 
 
 @dataclass
@@ -307,9 +308,10 @@ def table_blocks(table: pd.DataFrame, path: Path, reports: Path, summary: Summar
 
 
 def claims_blocks(claims: pd.DataFrame, summary: Summary) -> list[Block]:
+    """The claims with their verdict, effect and p, the paper's sentence, the rule and the numbers read."""
     summary.claims.update(claims["result"])
-    return [Text(f"Claims: {claims_text(Counter(claims['result']))}."),
-            Grid(["claim", "result", "note"], claims[["claim", "result", "note"]].values.tolist())]
+    columns = [c for c in ("claim", "result", "effect", "p", "sentence", "rule", "numbers", "note") if c in claims]
+    return [Text(f"Claims: {claims_text(Counter(claims['result']))}."), Grid(columns, claims[columns].values.tolist())]
 
 
 def csv_blocks(path: Path, reports: Path, summary: Summary) -> list[Block]:
