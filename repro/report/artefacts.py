@@ -9,6 +9,7 @@ import pandas as pd
 
 from repro.papers import Context, PlannedRun
 from repro.provenance import provenance
+from repro.report.tables import STATS_METHODS
 from repro.runs.store import RunRecord, RunStore
 
 
@@ -32,7 +33,8 @@ def per_run_frame(runs: list[PlannedRun], store: RunStore,
 
 def artefact_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], store: RunStore,
                         **extra: Any) -> dict[str, Any]:
-    """Profile, seeds, fidelity, run keys (done and missing), devices of the runs, commit and versions."""
+    """Profile, seeds, fidelity, run keys (done and missing), devices of the runs, commit and versions, and the
+    methods of the intervals and tests (STATS_METHODS)."""
     done = done_records(runs, store)
     devices = sorted({rec.result().get("device", "unknown") for _, rec in done})
     seeds = sorted({r.cell["seed"] for r in runs if "seed" in r.cell})
@@ -41,5 +43,5 @@ def artefact_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], sto
         switches=ctx.switches, run_keys=sorted({rec.key for _, rec in done}),
         missing_runs=[store.record(r.config).key for r in runs if store.record(r.config).key
                       not in {rec.key for _, rec in done}],
-        run_devices=devices, **extra,
+        run_devices=devices, statistics=STATS_METHODS, **extra,
     )

@@ -19,11 +19,11 @@ import pandas as pd
 
 from repro.config import resolve_switches
 from repro.papers import Artefact, Context, Paper, get_paper
-from repro.report.tables import STAT_SUFFIXES
+from repro.report.claims import VERDICTS
+from repro.report.tables import ALPHA, STAT_SUFFIXES
 from repro.runs.store import RunStore, atomic_write_text
 
 MAX_ROWS = 60  # rows of a table of another shape shown before pointing at its CSV
-VERDICTS = ("holds", "does not hold", "n/a")
 
 
 # --- a small document model, rendered to Markdown and to HTML -----------------------------------------------------
@@ -155,7 +155,8 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def claims_text(counts: Counter) -> str:
-    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+    """The verdicts that occur, with their counts, best first."""
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
 
 
 @dataclass
@@ -167,6 +168,7 @@ class Summary:
     claims: Counter = field(default_factory=Counter)
     within: int = 0
     cells: int = 0
+    tests: Counter = field(default_factory=Counter)  # cells by Welch verdict: consistent, inconsistent, not tested
     rows: list[list[str]] = field(default_factory=list)  # per artefact: name, kind, results, claims
 
     def add(self, other: Summary) -> None:
@@ -175,13 +177,17 @@ class Summary:
         self.claims += other.claims
         self.within += other.within
         self.cells += other.cells
+        self.tests += other.tests
         self.rows += other.rows
 
     def line(self) -> str:
         n = sum(self.claims.values())
         held = f"{n} claims checked: {claims_text(self.claims)}" if n else "no claims checked"
         tol = f"; {self.within} of {self.cells} compared cells within tolerance" if self.cells else ""
-        return f"**{self.with_results} of {self.artefacts} artefacts have results**; {held}{tol}."
+        tested = (f"; against the paper's mean, std and n (Welch, alpha {ALPHA}): {self.tests['consistent']} "
+                  f"consistent, {self.tests['inconsistent']} inconsistent, {self.tests['not tested']} not tested"
+                  if self.tests else "")
+        return f"**{self.with_results} of {self.artefacts} artefacts have results**; {held}{tol}{tested}."
 
 
 @dataclass(frozen=True)
@@ -244,7 +250,9 @@ def _ours(row: pd.Series, v: str) -> str:
     mean, std, n = row[f"{v}_mean"], row[f"{v}_std"], row[f"{v}_n"]
     if not mean:
         return "-"
-    return mean + (f" ± {std}" if std else "") + (f" ({n})" if n else "")
+    low, high = row[f"{v}_ci_low"], row[f"{v}_ci_high"]
+    count = f" ({n}, no CI)" if n == "1" else f" ({n})" if n else ""
+    return mean + (f" ± {std}" if std else "") + count + (f" [{low}, {high}]" if low else "")
 
 
 def _paper(row: pd.Series, v: str) -> str:
@@ -252,17 +260,27 @@ def _paper(row: pd.Series, v: str) -> str:
     return (pub or "-") + (f" ± {std}" if std else "")
 
 
+def _versus(row: pd.Series, v: str) -> str:
+    """The Welch test against the paper's value: its verdict and p, or why it was not tested."""
+    test, p = row[f"{v}_published_test"], row[f"{v}_p_published"]
+    if test in ("consistent", "inconsistent"):
+        return f"{'**inconsistent**' if test == 'inconsistent' else test}, p {p}"
+    return test or "-"
+
+
 TOL_TEXT = {"True": "yes", "False": "**no**", "": "-"}
 
 
 def stats_grid(table: pd.DataFrame, values: list[str]) -> Grid:
-    """Per value: ours mean ± std (n) | paper | diff | within tol, after the key columns."""
+    """Per value: ours mean ± std (n) [95 % CI] | paper | diff | within tol | Welch test, after the key columns."""
     stats = {f"{v}_{s}" for v in values for s in STAT_SUFFIXES}
     keys = [c for c in table.columns if c not in stats]
-    header = keys + [f"{v} {part}" for v in values for part in ("ours mean ± std (n)", "paper", "diff", "within tol")]
+    parts = ("ours mean ± std (n) [95 % CI]", "paper", "diff", "within tol", "vs paper (Welch)")
+    header = keys + [f"{v} {part}" for v in values for part in parts]
     rows = [[row[k] for k in keys]
             + [cell for v in values for cell in (_ours(row, v), _paper(row, v), row[f"{v}_diff"] or "-",
-                                                 TOL_TEXT.get(row[f"{v}_within_tol"], row[f"{v}_within_tol"]))]
+                                                 TOL_TEXT.get(row[f"{v}_within_tol"], row[f"{v}_within_tol"]),
+                                                 _versus(row, v))]
             for _, row in table.iterrows()]
     return Grid(header, rows)
 
@@ -282,15 +300,18 @@ def table_blocks(table: pd.DataFrame, path: Path, reports: Path, summary: Summar
         tol = [table[f"{v}_within_tol"] for v in values]
         summary.within += sum(int((t == "True").sum()) for t in tol)
         summary.cells += sum(int(t.isin(["True", "False"]).sum()) for t in tol)
+        for v in values:
+            summary.tests.update(t.split(" (")[0].split(":")[0] for t in table[f"{v}_published_test"] if t)
         return [Text(f"{link(path, reports)} beside the paper's numbers:"), stats_grid(table, values)]
     more = f" (first {MAX_ROWS} of {len(table)} rows)" if len(table) > MAX_ROWS else ""
     return [Text(f"{link(path, reports)}{more}:"), raw_grid(table)]
 
 
 def claims_blocks(claims: pd.DataFrame, summary: Summary) -> list[Block]:
+    """The claims with their verdict, effect and p, the paper's sentence, the rule and the numbers read."""
     summary.claims.update(claims["result"])
-    return [Text(f"Claims: {claims_text(Counter(claims['result']))}."),
-            Grid(["claim", "result", "note"], claims[["claim", "result", "note"]].values.tolist())]
+    columns = [c for c in ("claim", "result", "effect", "p", "sentence", "rule", "numbers", "note") if c in claims]
+    return [Text(f"Claims: {claims_text(Counter(claims['result']))}."), Grid(columns, claims[columns].values.tolist())]
 
 
 def csv_blocks(path: Path, reports: Path, summary: Summary) -> list[Block]:
@@ -323,6 +344,7 @@ def provenance_items(prov: dict[str, Any], paper: Paper) -> list[str]:
     off = [f"{ids[k]} `{k}={v}` (preset {preset[k]})" for k, v in prov.get("switches", {}).items()
            if k in preset and v != preset[k]]
     items.append("switches off the preset: " + (", ".join(off) if off else "none"))
+    items += [f"{name}: {method}" for name, method in prov.get("statistics", {}).items()]
     return items + ([f"note: {prov['note']}"] if prov.get("note") else [])
 
 

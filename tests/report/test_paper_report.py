@@ -11,13 +11,16 @@ from typer.testing import CliRunner
 
 from repro.cli import app
 from repro.papers import PUBLISHED, get_paper
-from repro.report.claims import report_claims
+from repro.report.claims import Claim, Compare, evaluate_claims, report_claims
 from repro.report.paper_report import owner
 from repro.runs.store import RunStore
 from tests.conftest import plant_done
 
 runner = CliRunner()
-CLAIMS = {"Actdiff beats Classify": True, "Gradmask fixes the CNN": False, "Needs MSD": None}
+SENTENCE = "Both *actdiff* and *gradmask* improve performance of the model"
+CLAIMS = {f"{m} {what}": Claim(SENTENCE, (Compare(m, ">", "Classify"),))
+          for m, what in (("Actdiff", "beats Classify"), ("Gradmask", "fixes the CNN"), ("MSD", "needs MSD"))}
+SEEDS = {"Actdiff": [0.9, 0.95, 0.92], "Classify": [0.5, 0.52, 0.49], "Gradmask": [0.4, 0.45, 0.41]}
 
 
 def invoke(*args: str):
@@ -50,7 +53,8 @@ def built(tmp_path_factory):
     for art in ("table1", "figure1"):
         invoke("actdiff", art, "--profile", "smoke", "--runs-dir", str(runs), "--out", str(out), "--device", "cpu")
     ctx = get_paper("actdiff").context("smoke", None, "code", {}, out, None, runs)
-    report_claims(ctx, "table1", CLAIMS, {"profile": "smoke"}, {"Needs MSD": "the MSD runs are not built"})
+    report_claims(ctx, "table1", evaluate_claims(CLAIMS, SEEDS), {"profile": "smoke"},
+                  {"MSD needs MSD": "the MSD runs are not built"})
     (out / "tables" / "actdiff" / "stray.csv").write_text("a,b\n1,2\n")
     before = tree(runs)
     invoke("report", "actdiff", "--out", str(out), "--runs-dir", str(runs))
@@ -67,11 +71,12 @@ def test_table1_beside_the_papers_numbers(built):
     table = pd.read_csv(out / "tables" / "actdiff" / "table1.csv", dtype=str)
     published = pd.read_csv(PUBLISHED / "actdiff_table1.csv", dtype=str)
     row = next(line for line in section(md, "table1").splitlines() if line.startswith("| Conv AE | Actdiff |"))
-    assert f"| {table.loc[1, 'train_mean']} (1) |" in row
+    assert f"| {table.loc[1, 'train_mean']} (1, no CI) |" in row and "| not tested: our n < 2 |" in row
     assert f"| {published.loc[1, 'train_mean']} ± {published.loc[1, 'train_std']} |" in row
     assert f"| {table.loc[1, 'train_diff']} |" in row
     within = sum((table[f"{v}_within_tol"] == "True").sum() for v in ("train", "valid", "best_epoch"))
     assert f"{within} of 66 compared cells within tolerance" in md
+    assert "0 consistent, 0 inconsistent, 66 not tested" in md and "Student t-interval" in md
     assert "](../tables/actdiff/table1.csv)" in md and "profile `smoke`, seeds 0" in md
 
 

@@ -65,7 +65,8 @@ def test_figure8_smoke_trains_teachers_and_plots_overlap(runs_dir, tmp_path):
     assert frame["precision"].between(0, 1).all() and frame["recall"].between(0, 1).all()
     prov = json.loads(png.with_suffix(".json").read_text())
     assert prov["profile"] == "smoke" and len(prov["run_keys"]) == 2 and not prov["missing_runs"]
-    assert any(k.startswith("PNEU: teacher masks beat random") for k in prov["expectations"])
+    claims = pd.read_csv(tmp_path / "tables" / "tap" / "figure8_claims.csv", keep_default_na=False)
+    assert "PNEU: raising tau reduces precision" in set(claims["claim"]) and claims["sentence"].str.len().min() > 50
     teacher = teach.teacher_run(_ctx(runs_dir), "pneu", 0.5)
     saliency = np.load(runs_dir / teach.saliency_file(_ctx(runs_dir), teacher))
     assert saliency.dtype == np.float16 and saliency.shape == (6, 32, 32) and (saliency > 0).any()  # 12 - 6 rows
