@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from repro.config import MAX_PACK, MAX_SEEDS, PROFILES
-from repro.errors import BAD_INPUT, RunFailed, UserError, explain, require
+from repro.errors import BAD_INPUT, RunFailed, UserError, cause, explain, require
 from repro.papers import PAPER_NAMES, Artefact, Paper, get_paper
 
 
@@ -197,7 +197,7 @@ def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: An
         if explain(e)[0] == BAD_INPUT:  # e.g. a dataset file found broken only when a run reads it
             raise
         failed = [r for r in missing if r.state() == FAILED]
-        raise RunFailed(f"{len(failed) or 'a'} run(s) failed ({type(e).__name__}: {e}): "
+        raise RunFailed(f"{len(failed) or 'a'} run(s) failed ({cause(e)}): "
                         + "; ".join(f"{labels[r.key]} in {r.dir}" for r in failed[:3])
                         + ". Each failed run's traceback is in the `failed` file of its folder; finished runs are "
                         "kept, and running the command again retries the failed runs and resumes the rest.") from e

@@ -8,7 +8,6 @@ its own records; `repro.papers` names each paper's own jobs (cfaug's augmented b
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -285,7 +284,7 @@ def _checkpoint_fault(ckpt: Any, expected: dict[str, Any]) -> str | None:
     weights with other names or shapes."""
     if not isinstance(ckpt, dict):
         return f"holds a {type(ckpt).__name__}, not a checkpoint"
-    missing = [k for k in ("epoch", "rng", "best", *expected) if k not in ckpt]
+    missing = [k for k in ("epoch", "rng", "best", "records", *expected) if k not in ckpt]
     if missing:
         return "lacks " + ", ".join(missing)
     want, got = expected["model"], ckpt["model"]
@@ -295,11 +294,11 @@ def _checkpoint_fault(ckpt: Any, expected: dict[str, Any]) -> str | None:
     return f"holds {shapes[0]} with another shape" if shapes else None
 
 
-def _set_aside(record: RunRecord, reason: str, emit: Events) -> None:
-    """Move a damaged checkpoint to `checkpoint.pt.corrupt-<time>` (kept for the user) and say so."""
-    aside = set_aside(record.path(contract.CHECKPOINT))
-    record.path(contract.CHECKPOINT_INFO).unlink(missing_ok=True)
-    message = f"damaged checkpoint in {record.dir} ({reason}): moved to {aside.name}, training from scratch"
+def _set_aside(record: RunRecord, name: str, reason: str, then: str, emit: Events) -> None:
+    """Move a damaged file of an unfinished run to `<name>.corrupt-<time>` (kept for the user) and say so, and
+    what `then` happens."""
+    aside = set_aside(record.path(name))
+    message = f"damaged {name} in {record.dir} ({reason}): moved to {aside.name}, {then}"
     record.log(message)
     emit({"event": "warning", "key": record.key, "message": message})
 
@@ -319,39 +318,38 @@ def _load_checkpoint(record: RunRecord, expected: dict[str, Any], emit: Events) 
     else:
         fault = _checkpoint_fault(ckpt, expected)
     if fault:
-        _set_aside(record, fault, emit)
+        _set_aside(record, contract.CHECKPOINT, fault, "training from scratch", emit)
+        record.path(contract.CHECKPOINT_INFO).unlink(missing_ok=True)
         return None
     return ckpt
 
 
-def _restore(job: Job, member: int, expected: dict[str, Any], best: Best, emit: Events) -> int:
-    """Restore a member from its checkpoint and cut its metrics.jsonl back to it; returns the next epoch. A
-    checkpoint that cannot be read or does not fit the job is set aside and the member starts from scratch."""
+def _restore(job: Job, member: int, expected: dict[str, Any], best: Best,
+             emit: Events) -> tuple[int, list[dict[str, Any]]]:
+    """Restore a member from its checkpoint and rewrite its metrics.jsonl from the records the checkpoint holds
+    (whatever a kill or a full disk left of the file: a torn line, records of later epochs); returns the next
+    epoch and those records. A checkpoint that cannot be read or does not fit the job is set aside and the member
+    starts from scratch; a metrics.jsonl damaged other than in its last line is set aside too."""
     record = job.records[member]
+    fault = record.metrics_fault(finished=False)
+    if fault:
+        _set_aside(record, contract.METRICS, fault, "its records are rewritten from the checkpoint", emit)
     ckpt = _load_checkpoint(record, expected, emit) if job.resumable else None
     if ckpt is None:
         record.path(contract.METRICS).unlink(missing_ok=True)
-        return 0
+        return 0, []
     job.load(member, ckpt)
     _set_rng_state(job.gens[member], ckpt["rng"])
     for k, v in ckpt["best"].items():
         setattr(best, k, v)
-    start = ckpt["epoch"] + 1
-    kept = []
-    if record.path(contract.METRICS).exists():
-        for line in record.path(contract.METRICS).read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by the kill
-            if rec["epoch"] < start:
-                kept.append(line)
-    atomic_write_text(record.path(contract.METRICS), "".join(k + "\n" for k in kept))
-    return start
+    record.write_metrics(ckpt["records"])
+    return ckpt["epoch"] + 1, ckpt["records"]
 
 
-def _checkpoint(record: RunRecord, epoch: int, state: dict[str, Any], gen: torch.Generator, best: Best) -> None:
-    ckpt = {"epoch": epoch, **state, "rng": _rng_state(gen), "best": best.to_dict()}
+def _checkpoint(record: RunRecord, epoch: int, state: dict[str, Any], gen: torch.Generator, best: Best,
+                records: list[dict[str, Any]]) -> None:
+    """The resume point after `epoch`, with the run's records so far (metrics.jsonl is rewritten from them)."""
+    ckpt = {"epoch": epoch, **state, "rng": _rng_state(gen), "best": best.to_dict(), "records": records}
     atomic_write(record.path(contract.CHECKPOINT), lambda f: torch.save(ckpt, f))
     atomic_write_json(record.path(contract.CHECKPOINT_INFO), {"epoch": epoch})  # read by the launcher for packs
 
@@ -371,7 +369,7 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
         r.path(contract.FAILED).unlink(missing_ok=True)
     bests = [Best.from_selection(job.selection) for _ in records]
     expected = job.states() if job.resumable else [{} for _ in records]  # as built, before any restore
-    starts = [_restore(job, i, expected[i], best, emit) for i, best in enumerate(bests)]
+    starts, history = zip(*[_restore(job, i, expected[i], best, emit) for i, best in enumerate(bests)])
     start = starts[0]
     if any(s != start for s in starts):  # a checkpoint set aside, or a damaged checkpoint.json
         raise MixedStarts(starts)
@@ -384,39 +382,34 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
         emit({"event": "start", "key": r.key, "epoch": start, "epochs": job.epochs})
     t_run, t_ckpt = time.perf_counter(), time.monotonic()
     finals: list[dict[str, dict[str, float]]] = [{} for _ in records]
-    logs = [open(r.path(contract.METRICS), "a") for r in records]
-    try:
-        for epoch in range(start, job.epochs):
-            t0 = time.perf_counter()
-            logged = job.train_epoch(epoch)
-            bad = _non_finite(logged)
-            if bad:
-                raise NonFiniteLoss(f"non-finite training loss: {[logged[m] for m in bad]}", bad)
-            last = epoch == job.epochs - 1
-            metrics = job.evaluate(epoch, last, bests)
-            selected = [best.selects(metrics[i], last) for i, best in enumerate(bests)]
-            job.end_epoch(epoch, metrics)
-            seconds = round((time.perf_counter() - t0) / len(records), 4)
-            checkpoint = job.resumable and (last or time.monotonic() - t_ckpt >= checkpoint_seconds)
-            states = job.states() if checkpoint or any(selected) else []
-            for i, r in enumerate(records):
-                if selected[i]:
-                    bests[i].update(epoch, metrics[i], states[i]["model"])
-                    job.selected(i, epoch)
-                rec = {"key": r.key, "epoch": epoch, **logged[i],
-                       **{f"{s}_{k}": v for s, d in metrics[i].items() for k, v in d.items()}, "seconds": seconds}
-                logs[i].write(json.dumps(rec) + "\n")
-                logs[i].flush()
-                if checkpoint:
-                    _checkpoint(r, epoch, states[i], job.gens[i], bests[i])
+    for epoch in range(start, job.epochs):
+        t0 = time.perf_counter()
+        logged = job.train_epoch(epoch)
+        bad = _non_finite(logged)
+        if bad:
+            raise NonFiniteLoss(f"non-finite training loss: {[logged[m] for m in bad]}", bad)
+        last = epoch == job.epochs - 1
+        metrics = job.evaluate(epoch, last, bests)
+        selected = [best.selects(metrics[i], last) for i, best in enumerate(bests)]
+        job.end_epoch(epoch, metrics)
+        seconds = round((time.perf_counter() - t0) / len(records), 4)
+        checkpoint = job.resumable and (last or time.monotonic() - t_ckpt >= checkpoint_seconds)
+        states = job.states() if checkpoint or any(selected) else []
+        for i, r in enumerate(records):
+            if selected[i]:
+                bests[i].update(epoch, metrics[i], states[i]["model"])
+                job.selected(i, epoch)
+            rec = {"key": r.key, "epoch": epoch, **logged[i],
+                   **{f"{s}_{k}": v for s, d in metrics[i].items() for k, v in d.items()}, "seconds": seconds}
+            history[i].append(rec)
+            r.append_metrics(rec, sync=last)  # earlier records are also in the checkpoint
             if checkpoint:
-                t_ckpt = time.monotonic()
-            for r in records:  # after every member's records: a kill here leaves the pack at one epoch
-                emit({"event": "epoch", "key": r.key, "epoch": epoch + 1, "epochs": job.epochs})
-            finals = metrics
-    finally:
-        for f in logs:
-            f.close()
+                _checkpoint(r, epoch, states[i], job.gens[i], bests[i], history[i])
+        if checkpoint:
+            t_ckpt = time.monotonic()
+        for r in records:  # after every member's records: a kill here leaves the pack at one epoch
+            emit({"event": "epoch", "key": r.key, "epoch": epoch + 1, "epochs": job.epochs})
+        finals = metrics
     if start == job.epochs:  # resumed at the end: evaluate the final weights
         finals = job.evaluate(job.epochs - 1, True, bests)
     states = job.states()

@@ -53,11 +53,11 @@ def require(module: str) -> None:
 
 def explain(error: BaseException) -> tuple[int, str]:
     """The exit status and one-paragraph message for `error`: bad input (2) names the problem and the fix; a
-    failed run (1) names the run; anything else (1) is a bug, reported as such."""
+    failed run (1) names the run; a full disk (1) says so, with the fix; anything else (1) is a bug, reported as
+    such."""
     if isinstance(error, OSError) and error.strerror:  # raised by the OS, mostly on a user's path
-        where = f": {error.filename}" if error.filename else ""
-        fix = _OS_FIX.get(error.errno or 0, "check the path and its permissions")
-        return BAD_INPUT, _paragraph(f"{error.strerror}{where}. {fix[0].upper()}{fix[1:]}.")
+        full = error.errno == errno.ENOSPC  # no bad input: the same command works once there is space
+        return FAILED if full else BAD_INPUT, _paragraph(cause(error) + ".")
     if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS:
         module = (error.name or "").split(".")[0]
         extra, needed_by = EXTRAS[module]
@@ -72,6 +72,16 @@ def explain(error: BaseException) -> tuple[int, str]:
         return BAD_INPUT, _paragraph(error.args[0] if keyed else str(error))  # str(KeyError) adds quotes
     return FAILED, _paragraph(f"internal error ({type(error).__name__}: {error}). This is a bug in repro: rerun "
                               "with REPRO_DEBUG=1 to see the traceback and report it; finished runs are kept.")
+
+
+def cause(error: BaseException) -> str:
+    """What went wrong, in one line: an OS error's reason, path and fix (e.g. a full disk), else the exception's
+    type and text."""
+    if not (isinstance(error, OSError) and error.strerror):
+        return f"{type(error).__name__}: {error}"
+    where = f": {error.filename}" if error.filename else ""
+    fix = _OS_FIX.get(error.errno or 0, "check the path and its permissions")
+    return f"{error.strerror}{where}. {fix[0].upper()}{fix[1:]}"
 
 
 def _paragraph(text: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,16 @@ def new_record(runs_dir: Path, cfg):
     rec = store.record(cfg)
     store.init(rec)
     return rec
+
+
+def tiny_actdiff_config(out: Path, epochs: int = 3):
+    """A smoke actdiff CNN Classify run, smaller still (16 images per split, 4 channels): resume tests' run."""
+    from repro.papers.actdiff.plans import synthetic_run
+
+    ctx = get_paper("actdiff").context("smoke", None, "code", {}, out, None)
+    smoke = synthetic_run(ctx, "CNN", "Classify", 0).config
+    return smoke.replace(epochs=epochs, batch_size=8, model_args={**smoke.model_args, "nc": 4},
+                         data={**smoke.data, "n_train": 16, "n_valid": 16, "n_test": 16})
 
 
 def plant_done(store: RunStore, cfg, **result):
@@ -105,3 +117,30 @@ def tiny_tap_root(tmp_path_factory) -> Path:
                 (root / "chest_xray" / split / cls / f.name).symlink_to(f)
     copy_knee_splits(root / "kneeKL224", 2)
     return root
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """`full_disk(match, nth=1, after=0)`: from now on the disk is full for the `nth` file (and every later one)
+    whose path contains `match`, once `after` bytes of it are written: os.write writes what fits, then raises
+    ENOSPC, as the OS does."""
+
+    def fill(match: str, nth: int = 1, after: int = 0) -> None:
+        real, seen, written = os.write, [], {}
+
+        def write(fd: int, data) -> int:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if match not in path:
+                return real(fd, data)
+            if path not in seen:
+                seen.append(path)
+            room = after - written.get(path, 0) if seen.index(path) + 1 >= nth else len(data)
+            if room <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            n = real(fd, bytes(memoryview(data)[:room]))
+            written[path] = written.get(path, 0) + n
+            return n
+
+        monkeypatch.setattr(os, "write", write)
+
+    return fill

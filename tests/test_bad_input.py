@@ -241,3 +241,14 @@ def test_a_missing_optional_extra_names_the_install_step(monkeypatch, tmp_path):
     assert res.exit_code == 2 and "internal error" not in text and "Traceback" not in text, res.output
     assert "optional package submitit is not installed" in text and "pip install 'repro[slurm]'" in text, res.output
     assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_a_full_disk_exits_1_naming_the_disk_and_the_fix(tmp_path, full_disk):
+    full_disk("checkpoint.pt")  # torch.save into a full disk raises a RuntimeError of its own
+    res = runner.invoke(app, ["actdiff", "figure3", *SMOKE, "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "Traceback" not in res.output and "internal error" not in res.output, res.output
+    text = " ".join(res.output.split())
+    assert "run(s) failed (No space left on device: " in text and "The disk is full: free some space" in text, text
+    runs = tmp_path / "runs" / "actdiff"
+    assert list(runs.glob("*/failed")) and not list(runs.glob("*/.*.tmp"))  # resumable: no temp file left

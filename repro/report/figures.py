@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from repro.runs.store import atomic_write_json
+from repro.runs.store import atomic_write, atomic_write_json
 
 
 def new_figure(rows: int, cols: int, size: tuple[float, float]) -> tuple[Any, Any]:
@@ -24,11 +24,8 @@ def save_figure(fig: Any, path: Path, prov: dict[str, Any], arrays: dict[str, np
     """Write `path` (PNG), `path.npz` with the plotted arrays and `path.json` with provenance."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=150, bbox_inches="tight")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
     plt.close(fig)
-    tmp.replace(path)
-    np.savez_compressed(path.with_suffix(".npz"), **arrays)
+    atomic_write(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays))
     atomic_write_json(path.with_suffix(".json"), prov)
     return path

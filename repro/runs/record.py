@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 CONFIG = "config.json"  # the resolved RunConfig; its hash is the folder name
-METRICS = "metrics.jsonl"  # one record per finished epoch: key, epoch, the loss parts, `<split>_<metric>`, seconds
+METRICS = "metrics.jsonl"  # one line per finished epoch: key, epoch, the loss parts, `<split>_<metric>`, seconds
 RESULT = "result.json"  # RESULT_KEYS and the paper's extra keys
 DONE = "done"  # written last: the run is finished
 FAILED = "failed"  # the traceback of a failed attempt
 LOG = "log.txt"
 PROVENANCE = "provenance.json"
 CLAIM = "claim.lock"  # advisory lock held while a process trains the run
-CHECKPOINT = "checkpoint.pt"  # the resume point: epoch, the job's state dicts, RNG states, the selection so far
+CHECKPOINT = "checkpoint.pt"  # the resume point: epoch, the job's state dicts, RNG states, the selection and the
+# metrics records so far
 CHECKPOINT_INFO = "checkpoint.json"  # {"epoch": ...} of the checkpoint, read without torch
 LAST = "last.pt"  # the checkpoint kept after the run, for runs a later stage continues from (MaskTune's ERM)
 BEST = "best.pt"  # weights at the selected epoch

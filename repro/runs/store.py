@@ -4,13 +4,15 @@ the files of a folder are the run-folder contract's (`repro.runs.record`)."""
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, NamedTuple
 
 from repro.config import RunConfig
 from repro.errors import UserError
@@ -24,18 +26,37 @@ class StoreError(UserError, RuntimeError):
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Let `write` fill a temp file beside `path`, then rename it over `path`, so readers never see half a file."""
+    """Let `write` fill a buffer in memory, write that to a temp file beside `path`, sync it and rename it over
+    `path`, so readers never see half a file. The file gets the user's umask, as any file they create. A failed
+    write (a full disk) raises OSError naming `path`, removes the temp file and leaves `path` as it was (torch
+    and zip writers turn a failed write into a RuntimeError: hence the buffer)."""
+    buffer = io.BytesIO()
+    write(buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode the umask applies to
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            _write_all(fd, buffer.getbuffer(), path, sync=True)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_all(fd: int, data: bytes | memoryview, path: Path, sync: bool) -> None:
+    """Write all of `data` to `fd` (one call to the OS unless it writes less) and, with `sync`, sync it to the
+    disk; an OS error (ENOSPC: a full disk) is raised naming `path`."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -85,6 +106,37 @@ def read_json(path: Path) -> Any:
         ) from e
 
 
+class Lines(NamedTuple):
+    """A JSON-lines file read by whole lines (`read_lines`)."""
+
+    records: list[dict[str, Any]]  # the whole records before the first bad line
+    bad: int | None  # the first line (1-based) that is not a whole record; None if none
+    torn: bool  # that line is the last one: a write cut short (a kill, a full disk), not damage in the middle
+
+
+def read_lines(path: Path) -> Lines:
+    """The records of a JSON-lines file (none if it is missing). A whole record is a JSON object on a line that
+    ends with its newline; the last line is torn when it lacks its newline or is not a JSON object."""
+    try:
+        *lines, tail = path.read_bytes().split(b"\n")  # tail: what follows the last newline
+    except FileNotFoundError:
+        return Lines([], None, False)
+    items, records = [*lines, tail] if tail else lines, []
+    for i, line in enumerate(items):
+        try:
+            record = json.loads(line)
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            record = None
+        if i == len(lines) or not isinstance(record, dict):  # i == len(lines): the tail, without its newline
+            return Lines(records, i + 1, torn=i == len(items) - 1)
+        records.append(record)
+    return Lines(records, None, False)
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record) + "\n"
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """Handle on one run folder."""
@@ -100,7 +152,7 @@ class RunRecord:
         return self.dir / name
 
     def state(self) -> str:
-        """done, damaged (done, but its result cannot be used: `damage`), running (claimed by a live process),
+        """done, damaged (done, but its records cannot be used: `damage`), running (claimed by a live process),
         failed, partial (checkpoint), or pending."""
         if self.path(contract.DONE).exists():
             return DAMAGED if self.damage() else DONE
@@ -135,9 +187,27 @@ class RunRecord:
         return result
 
     def damage(self) -> str | None:
-        """Why the result of a finished run cannot be used (None if it can): result.json missing, not JSON, not
-        an object or without the contract's keys."""
-        return self._read_result()[1]
+        """Why the records of a finished run cannot be used (None if they can): result.json missing, not JSON, not
+        an object or without the contract's keys, or a line of metrics.jsonl that is not a whole record."""
+        fault = self._fault()
+        return fault[1] if fault else None
+
+    def _fault(self) -> tuple[str, str] | None:
+        """The damaged file of a finished run and why (`damage`)."""
+        reason = self._read_result()[1]
+        if reason:
+            return contract.RESULT, reason
+        reason = self.metrics_fault(finished=True)
+        return (contract.METRICS, reason) if reason else None
+
+    def metrics_fault(self, finished: bool) -> str | None:
+        """Why metrics.jsonl cannot be used (None if it can): a line that is not a whole record. A torn last line
+        of an unfinished run is no fault: the checkpoint holds the records it covers (`repro.engine`); a finished
+        run's lines are synced before it is marked done."""
+        lines = read_lines(self.path(contract.METRICS))
+        if lines.bad is None or (lines.torn and not finished):
+            return None
+        return f"{contract.METRICS} line {lines.bad} is not a whole record"
 
     def _read_result(self) -> tuple[dict[str, Any], str | None]:
         path = self.path(contract.RESULT)
@@ -154,12 +224,11 @@ class RunRecord:
         return result, f"{contract.RESULT} lacks {', '.join(missing)}" if missing else None
 
     def set_aside_damaged(self) -> str:
-        """Make a damaged finished run trainable again: its result is set aside (`set_aside`) and its done
+        """Make a damaged finished run trainable again: its damaged file is set aside (`set_aside`) and its done
         marker removed; returns the warning, also logged."""
-        reason = self.damage()
-        if self.path(contract.RESULT).exists():
-            aside = set_aside(self.path(contract.RESULT)).name
-            kept = f"{contract.RESULT} moved to {aside}, "
+        name, reason = self._fault()
+        if self.path(name).exists():
+            kept = f"{name} moved to {set_aside(self.path(name)).name}, "
         else:
             kept = ""
         self.path(contract.DONE).unlink()
@@ -178,17 +247,23 @@ class RunRecord:
             f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text + "\n")
 
     def metrics(self) -> list[dict[str, Any]]:
-        """Per-epoch records, in epoch order."""
+        """Per-epoch records, in epoch order: the whole records of metrics.jsonl (`read_lines`; what a bad line
+        means is `metrics_fault`'s)."""
+        return read_lines(self.path(contract.METRICS)).records
+
+    def append_metrics(self, record: dict[str, Any], sync: bool) -> None:
+        """Append one epoch's record to metrics.jsonl as one whole line in one write, synced to the disk with
+        `sync`."""
         path = self.path(contract.METRICS)
-        if not path.exists():
-            return []
-        out = []
-        for i, line in enumerate(path.read_text().splitlines()):
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise StoreError(f"corrupt line {i + 1} of {path}; delete {self.dir} to retrain that run") from e
-        return out
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            _write_all(fd, _line(record).encode(), path, sync)
+        finally:
+            os.close(fd)
+
+    def write_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Replace metrics.jsonl by `records` (atomically)."""
+        atomic_write_text(self.path(contract.METRICS), "".join(_line(r) for r in records))
 
     def failure(self) -> str:
         """Last line of the recorded error of a failed run."""

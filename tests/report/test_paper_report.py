@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -59,6 +60,23 @@ def built(tmp_path_factory):
     before = tree(runs)
     invoke("report", "actdiff", "--out", str(out), "--runs-dir", str(runs))
     return out, runs, before
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_and_records_get_the_users_umask(tmp_path, umask, mode):
+    """Tables (CSV), sidecars (JSON), figures (PNG, NPZ), reports (Markdown, HTML) and run records alike."""
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    before = os.umask(umask)
+    try:
+        fake_done_runs(runs, out)
+        for art in ("table1", "figure1"):
+            invoke("actdiff", art, "--profile", "smoke", "--runs-dir", str(runs), "--out", str(out))
+        invoke("report", "actdiff", "--out", str(out), "--runs-dir", str(runs))
+    finally:
+        os.umask(before)
+    modes = {p: p.stat().st_mode & 0o777 for p in tree(out) | tree(runs) if p.is_file()}
+    assert {p.suffix for p in modes} >= {".csv", ".json", ".png", ".npz", ".md", ".html"}
+    assert {p: m for p, m in modes.items() if m != mode} == {}
 
 
 def section(md: str, name: str) -> str:

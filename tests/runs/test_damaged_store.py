@@ -34,23 +34,36 @@ def _unfinish(folder: Path, checkpoint: bytes, info: str) -> None:
     (folder / contract.CHECKPOINT_INFO).write_text(info)
 
 
-DAMAGE = {  # name: (damage to one finished run, the state `status` then gives, the reason or warning shown)
-    "result is a list": (lambda d: (d / contract.RESULT).write_text("[]"), "damaged", "holds a JSON list"),
-    "result is empty": (lambda d: (d / contract.RESULT).write_text("{}"), "damaged", "result.json lacks key, best_epoch"),
-    "result is a string": (lambda d: (d / contract.RESULT).write_text('"ok"'), "damaged", "holds a JSON str"),
-    "result is not JSON": (lambda d: (d / contract.RESULT).write_text('{"best": '), "damaged", "is not valid JSON"),
-    "result lacks best": (lambda d: (d / contract.RESULT).write_text(json.dumps(
-        {k: v for k, v in json.loads((d / contract.RESULT).read_text()).items() if k != "best"})),
-        "damaged", "result.json lacks best"),
-    "done without result": (lambda d: (d / contract.RESULT).unlink(), "damaged", "result.json is missing"),
-    "garbage checkpoint": (lambda d: _unfinish(d, b"garbage", '{"epoch": 0}'), "partial", "damaged checkpoint"),
-    "garbage checkpoint note": (lambda d: _unfinish(d, b"", "not json"), "partial", "damaged checkpoint"),
+def _cut_metrics(folder: Path, line: int, keep: int) -> None:
+    """Cut metrics.jsonl after `keep` bytes of its `line`-th line (1-based), dropping the lines after it."""
+    path = folder / contract.METRICS
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:line - 1]) + lines[line - 1][:keep])
+
+
+R, M, C = contract.RESULT, contract.METRICS, contract.CHECKPOINT
+DAMAGE = {  # name: (damage to one finished run, the state `status` then gives, the file set aside, the reason or
+    # warning shown)
+    "result is a list": (lambda d: (d / R).write_text("[]"), "damaged", R, "holds a JSON list"),
+    "result is empty": (lambda d: (d / R).write_text("{}"), "damaged", R, "result.json lacks key, best_epoch"),
+    "result is a string": (lambda d: (d / R).write_text('"ok"'), "damaged", R, "holds a JSON str"),
+    "result is not JSON": (lambda d: (d / R).write_text('{"best": '), "damaged", R, "is not valid JSON"),
+    "result lacks best": (lambda d: (d / R).write_text(json.dumps(
+        {k: v for k, v in json.loads((d / R).read_text()).items() if k != "best"})),
+        "damaged", R, "result.json lacks best"),
+    "done without result": (lambda d: (d / R).unlink(), "damaged", R, "result.json is missing"),
+    "metrics last line torn": (lambda d: _cut_metrics(d, 2, 40), "damaged", M,
+                               "metrics.jsonl line 2 is not a whole record"),
+    "metrics middle line garbled": (lambda d: (d / M).write_bytes(b"[1, 2]\n" + (d / M).read_bytes()), "damaged",
+                                    M, "metrics.jsonl line 1 is not a whole record"),
+    "garbage checkpoint": (lambda d: _unfinish(d, b"garbage", '{"epoch": 0}'), "partial", C, "damaged checkpoint"),
+    "garbage checkpoint note": (lambda d: _unfinish(d, b"", "not json"), "partial", C, "damaged checkpoint"),
 }
 
 
 @pytest.mark.parametrize("name", DAMAGE)
 def test_a_damaged_run_is_reported_and_retrained_alone(name, template, tmp_path):
-    damage, state, reason = DAMAGE[name]
+    damage, state, damaged_file, reason = DAMAGE[name]
     runs = tmp_path / "runs"
     shutil.copytree(template, runs)
     folders = sorted(p.parent for p in runs.glob("actdiff/*/config.json"))
@@ -61,7 +74,7 @@ def test_a_damaged_run_is_reported_and_retrained_alone(name, template, tmp_path)
     status = runner.invoke(app, ["status", "--profile", "smoke", "--runs-dir", str(runs)])
     assert status.exit_code == 0 and "Traceback" not in status.output, status.output
     if state == "damaged":
-        assert f"({victim.name}): {contract.RESULT}" in status.output and reason in status.output, status.output
+        assert f"({victim.name}): {damaged_file}" in status.output and reason in status.output, status.output
     dry = runner.invoke(app, [*ARTEFACT, "--runs-dir", str(runs), "--dry-run"])
     assert dry.exit_code == 0 and sorted(plan_states(dry.output)) == sorted(["done"] * 4 + [state]), dry.output
 
@@ -72,5 +85,4 @@ def test_a_damaged_run_is_reported_and_retrained_alone(name, template, tmp_path)
     assert json.loads((victim / contract.RESULT).read_text())["key"] == victim.name  # trained again
     assert {p: p.read_text() for p in others} == others  # the other runs untouched
     kept = {p.name.split(".corrupt-")[0]: p.read_bytes() for p in victim.glob("*.corrupt-*")}
-    damaged_file = contract.RESULT if state == "damaged" else contract.CHECKPOINT
     assert kept.get(damaged_file) == before.get(damaged_file)  # the damaged file kept beside (when there was one)
