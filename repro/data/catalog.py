@@ -88,7 +88,8 @@ class DatasetSpec:
     def status(self, path: Path, finding: Finding) -> DatasetStatus:
         """Turn a finding into a status whose detail says how to fix anything that is not found."""
         hint = _HINTS.get(finding.state)
-        detail = ". ".join(filter(None, (finding.note, hint and f"{hint}: {self.obtain}")))
+        fetch = f" (`repro data download {self.name}` fetches it into the data root, or says how)"
+        detail = ". ".join(filter(None, (finding.note, hint and f"{hint}: {self.obtain}{fetch}")))
         return DatasetStatus(self.name, finding.state, path, finding.counts, detail)
 
 
