@@ -97,22 +97,30 @@ def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
         raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
 
 
+def absent_splits(ctx: Context, dataset: str) -> list[str] | None:
+    """The train, val and test splits that `dataset` lacks, as prepared (meta.json) or in a dry-run as preparing
+    the raw data would make it; None where neither is there."""
+    meta = prepared_folder(ctx, dataset) / "meta.json"
+    if meta.exists():
+        return json.loads(meta.read_text()).get("absent_splits", [])
+    counts = split_counts(ctx, dataset)
+    return None if counts is None else [s for s in SPLITS if s not in counts]
+
+
 def trainable(ctx: Context, dataset: str) -> bool:
     """Whether `dataset` is prepared (a dry-run: or preparable) with the train, val and test splits its runs need."""
-    counts = split_counts(ctx, dataset)
-    return counts is not None and all(s in counts for s in SPLITS)
+    return absent_splits(ctx, dataset) == []
 
 
 def check_prepared(ctx: Context, dataset: str) -> Path:
     """The prepared folder of `dataset`, whose train, val and test splits are there (a dry-run: or will be)."""
     folder = prepared_folder(ctx, dataset)
-    counts = split_counts(ctx, dataset)
-    if counts is None:
+    absent = absent_splits(ctx, dataset)
+    if absent is None:
         raise FileNotFoundError(
             f"{SETTINGS[dataset]['title']} is not prepared (no {folder / 'meta.json'}): run `repro data prepare "
             f"tap --data-root DIR --runs-dir {ctx.runs_dir}` (or pass --data-root to this command), where DIR "
             f"holds chest_xray/{{train,test}}/{{NORMAL,PNEUMONIA}} (PNEU) and kneeKL224/{{train,val,test}}/0..4 (KNEE).")
-    absent = [s for s in SPLITS if s not in counts]
     if absent:
         source = f"was prepared from raw data ({folder})" if (folder / "meta.json").exists() else \
             f"has raw data ({raw_folder(ctx, dataset)})"
