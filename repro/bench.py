@@ -9,6 +9,8 @@ Inputs, labels and masks are random tensors already on the device (a step's cost
 values). Throughput is model-steps/s (timed steps x members / wall time between two synchronisations).
 `pipeline_grid_hours` is what `repro` itself would take for the grid: packed where its launcher packs these
 runs, one by one where it does not (MaskTune's two-stage runs, RBR's code-order influence).
+Each one-by-one step time is also written to `benchmarks/<device>.speeds.csv` (`repro.runs.speeds`), where the
+`--dry-run` time estimate reads it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import torch
 from repro.engine import make_optimizer, train_step
 from repro.methods import build_objective, build_pack_objective
 from repro.models import build_model
+from repro.runs.speeds import FOLDER, SUFFIX, Speed, objective_name, write_speeds
 from repro.seeding import seed_everything
 
 
@@ -151,6 +154,8 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
             train_step(net, objective, opt, x[:b].clone(), y[:b], mask[:b], gens[0])
 
         one[key] = time_steps(step, warmup, timed, device)
+    row["speeds"] = [Speed(device_slug(device), case.model, objective_name(kinds[k]), b, case.shape[-1], one[k][0] / timed,
+                           time.strftime("%Y-%m-%d"), "") for k in kinds]  # `run_bench` adds the profile
     seconds = sum(counts[k] * one[k][0] for k in kinds)  # `timed` steps of every member, one by one
     results = {"one_by_one": (seconds, max(v[1] for v in one.values()),
                               sum(counts[k] * one[k][2] for k in kinds) / m)}
@@ -198,9 +203,10 @@ PROFILES = {  # warm-up steps, timed steps, seeds per grid (paper: the grids' se
 
 
 def device_slug(device: torch.device) -> str:
-    """The benchmarks/ file name of a device, e.g. `nvidia-h100-80gb-hbm3` or `cpu`."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    """The benchmarks/ file name of a device, e.g. `nvidia-h100-80gb-hbm3` or `cpu` (`repro.provenance.device_kind`)."""
+    from repro.provenance import device_kind, device_name
+
+    return device_kind(device_name(device))
 
 
 def run_bench(profile: str, device: torch.device, out: Path, only: str | None = None) -> Path:
@@ -232,9 +238,12 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
               f"{r['one_by_one_model_steps_per_s']:9.1f} model-steps/s, packed {packed}", flush=True)
     if not rows:
         raise UserError(f"--only {only!r} matches no benchmark grid; the grids are {', '.join(dict.fromkeys(seen))}")
+    speeds = [replace(s, source=profile) for r in rows for s in r.pop("speeds", [])]
+    if speeds:
+        write_speeds(out / FOLDER / f"{device_slug(device)}{SUFFIX}", speeds)
     table = pd.DataFrame(rows)
     grids = table.groupby("grid", sort=False)[["one_by_one_grid_hours", "pipeline_grid_hours"]].sum()
     prov = provenance(profile=profile, device=device_name(device), warmup=p["warmup"], timed=p["timed"],
                       grid_hours=grids.reset_index().to_dict(orient="records"),
                       method="model-steps/s = timed steps x members / wall seconds between two synchronisations")
-    return write_table(table, out / "benchmarks" / f"{device_slug(device)}.csv", prov)
+    return write_table(table, out / FOLDER / f"{device_slug(device)}.csv", prov)

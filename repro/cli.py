@@ -12,8 +12,8 @@ import typer
 from typer.core import TyperGroup
 
 from repro.config import MAX_PACK, MAX_SEEDS, PROFILES
-from repro.errors import BAD_INPUT, RunFailed, UserError, cause, explain, require
-from repro.papers import PAPER_NAMES, Artefact, Paper, get_paper
+from repro.errors import UserError, explain, require
+from repro.papers import PAPER_NAMES, Artefact, Paper, distinct_runs, get_paper
 
 
 class Profile(str, Enum):
@@ -125,106 +125,20 @@ def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, see
                   data_root: Path | None, runs_dir: Path, out: Path | None, dry_run: bool,
                   fidelity: Fidelity, switches: list[str] | None, init: Init = Init.imagenet,
                   slurm: Any = None) -> None:
-    """Plan the runs of `artefacts`, train what is missing (`launch`: a LaunchOptions; `slurm`: SlurmOptions
-    for the cluster launcher, else local), then build each artefact."""
-    from rich.console import Console
-
-    from repro.runs.store import RunStore, check_folder
+    """Run `artefacts` through `repro.pipeline` (`launch`: a LaunchOptions; `slurm`: SlurmOptions for the
+    cluster launcher, else local), or only plan and estimate them with `dry_run`."""
+    from repro import pipeline
     from repro.seeding import resolve_device
 
     if slurm is None:
         resolve_device(launch.device)  # a bad --device fails before any work (a cluster node has its own devices)
-    console = Console()
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
     ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir,
-                        init.value, launch.device)
-    store = RunStore(runs_dir)
-    if not dry_run:
-        store.check_writable()
-        check_folder(out, "--out", write=True)
-    artefacts = [a for a in artefacts if _ready(console, a, ctx, skip_missing=len(artefacts) > 1)]
-    # Plans may depend on finished runs (e.g. a lambda chosen by a sweep): re-plan until nothing is missing.
-    while True:
-        planned = {r.config.key: r for a in artefacts for r in a.plan(ctx)}
-        labels = {k: r.label for k, r in planned.items()}
-        records = [store.record(r.config) for r in planned.values()]
-        if dry_run:
-            show_plan(console, records, labels)
-            return
-        for rec in records:
-            store.init(rec)
-        if not train_missing(store, records, labels, launch, slurm):
-            break
-    for a in artefacts:
-        for path in a.build(ctx, a.plan(ctx), store):
-            console.print(f"wrote {path}")
-
-
-def _ready(console, artefact: Artefact, ctx, skip_missing: bool) -> bool:
-    """Prepare the artefact's derived data and check that it can be planned. With `skip_missing` (several
-    artefacts, e.g. `all`), one whose data is missing is skipped with its message instead of stopping the rest."""
-    try:
-        if artefact.prepare:
-            artefact.prepare(ctx)
-        artefact.plan(ctx)
-    except (FileNotFoundError, ValueError) as e:
-        if not skip_missing:
-            raise
-        console.print(f"[yellow]skipping {artefact.name}:[/yellow] {str(e).strip(chr(39) + chr(34))}", highlight=False)
-        return False
-    return True
-
-
-def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: Any = None) -> bool:
-    """Train the records not done yet, here or as a cluster job array; returns whether there were any."""
-    from repro.runs.launch import execute, todo
-    from repro.runs.progress import RunProgress
-    from repro.runs.store import FAILED
-
-    missing = todo(records)
-    if not missing:
-        return False
-    if slurm is not None:
-        from repro.runs.slurm import run
-
-        typer.echo(f"submitting {len(missing)} runs as a job array (runs dir {store.root})")
-        run(store, records, launch, slurm)
-        return True
-    try:
-        with RunProgress(len(missing), labels) as progress:
-            execute(store, records, launch, progress)
-    except Exception as e:
-        if explain(e)[0] == BAD_INPUT:  # e.g. a dataset file found broken only when a run reads it
-            raise
-        failed = [r for r in missing if r.state() == FAILED]
-        raise RunFailed(f"{len(failed) or 'a'} run(s) failed ({cause(e)}): "
-                        + "; ".join(f"{labels[r.key]} in {r.dir}" for r in failed[:3])
-                        + ". Each failed run's traceback is in the `failed` file of its folder; finished runs are "
-                        "kept, and running the command again retries the failed runs and resumes the rest.") from e
-    return True
-
-
-def show_plan(console, records, labels: dict[str, str]) -> None:
-    """The runs of a plan with their state and an estimate of the time still needed."""
-    from rich.table import Table
-
-    from repro.runs.estimate import estimate_seconds
-    from repro.runs.launch import todo
-
-    t = Table(title=f"{len(records)} runs")
-    for col in ("state", "run", "key", "epochs done"):
-        t.add_column(col)
-    counts: dict[str, int] = {}
-    for rec in records:
-        state = rec.state()
-        counts[state] = counts.get(state, 0) + 1
-        planned = rec.result()["epochs"] if state == "done" else rec.config.epochs  # a finetune's rounds differ
-        t.add_row(state, labels[rec.key], rec.key, f"{len(rec.metrics())}/{planned}")
-    console.print(t)
-    done = [r for r in records if r.state() == "done"]
-    secs = estimate_seconds(todo(records), done)
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    console.print(f"{summary}; estimated time for the rest, one at a time: {secs / 60:.1f} min")
+                        init.value, launch.device, dry_run)
+    if dry_run:
+        pipeline.dry_run(artefacts, ctx)
+    else:
+        pipeline.run(artefacts, ctx, launch, slurm)
 
 
 def artefact_command(paper_name: str, artefact_names: list[str], help_text: str):
@@ -318,7 +232,7 @@ def _states(profile: str, seeds: int | None, fidelity: Fidelity, runs_dir: Path)
         ctx = paper.context(profile, seeds, fidelity.value, {}, Path("."), None, runs_dir)
         for art in paper.artefacts.values():
             try:
-                records = [store.record(r.config) for r in art.plan(ctx)]
+                records = [store.record(r.config) for r in distinct_runs(art.plan(ctx))]  # one per run key
             except (FileNotFoundError, ValueError):  # derived data not prepared yet, or too small to plan
                 yield name, art, None, "data not prepared or incomplete"
                 continue

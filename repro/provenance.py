@@ -45,6 +45,15 @@ def device_name(device: Any) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def device_kind(name: str) -> str:
+    """The kind of a `device_name` that speeds are comparable on: `cpu`, or the GPU model as a slug, e.g.
+    `nvidia-h100-80gb-hbm3` for `cuda:0 (NVIDIA H100 80GB HBM3)`."""
+    if not name.startswith("cuda"):
+        return "cpu"
+    model = name.partition("(")[2].rstrip(")") or name
+    return "".join(c if c.isalnum() else "-" for c in model.lower()).strip("-")
+
+
 def provenance(**extra: Any) -> dict[str, Any]:
     """Commit, package versions, python, host and UTC date, plus `extra` fields."""
     return {

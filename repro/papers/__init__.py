@@ -14,6 +14,7 @@ from repro.config import RunConfig, Switch, resolve_switches
 
 PUBLISHED = Path(__file__).parent / "published"
 PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune")
+NOT_PREPARED = "not prepared"  # the data fingerprint of a dry-run plan's runs whose data is not prepared yet
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,25 @@ class Context:
     runs_dir: Path = Path("runs")
     init: str = "imagenet"  # pretrained models: "imagenet" (paper) or "random" (not paper-faithful)
     device: str = "auto"  # --device, for artefacts that measure on it (TAP Table 1)
+    # --dry-run: plan only, reading what is there and writing nothing. A `prepare` only checks the raw data; a plan
+    # stands in for what is not there yet (data not prepared, a choice from runs not done) and marks those runs
+    # (`PlannedRun.after`), or raises `NotPrepared` where it cannot.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run an artefact needs: a display label, the table/figure cell it feeds, and its config."""
+    """One run an artefact needs: a display label, the table/figure cell it feeds, and its config. `n_train`
+    (training images per epoch) and `image_size` (input side, px) size it for the time estimate, where the plan
+    reads them cheaply (None: unknown). `after` is empty, or in a dry-run plan what the run waits for (e.g. the
+    sweep that picks its lambda): its config then holds a stand-in, so it counts and costs as the real run."""
 
     label: str
     cell: dict[str, Any]
     config: RunConfig
+    n_train: int | None = None
+    image_size: int | None = None
+    after: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,14 +103,28 @@ class Paper:
 
     def context(self, profile: str, seeds: int | None, fidelity: str, overrides: dict[str, str],
                 out: Path, data_root: Path | None, runs_dir: Path = Path("runs"), init: str = "imagenet",
-                device: str = "auto") -> Context:
+                device: str = "auto", dry_run: bool = False) -> Context:
         """The context of a command; a --data-root that is a file (or under one) raises StoreError."""
         from repro.runs.store import check_folder
 
         if data_root is not None:
             check_folder(Path(data_root), "--data-root (or REPRO_DATA)")
         return Context(self.name, profile, seeds, fidelity,
-                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir, init, device)
+                       resolve_switches(self.switches, fidelity, overrides), out, data_root, runs_dir, init, device,
+                       dry_run)
+
+
+def distinct_runs(runs: list[PlannedRun]) -> list[PlannedRun]:
+    """The first planned run of each run key, in plan order: rows that share a config share one run."""
+    first: dict[str, PlannedRun] = {}
+    for run in runs:
+        first.setdefault(run.config.key, run)
+    return list(first.values())
+
+
+class NotPrepared(FileNotFoundError):
+    """Derived data that `repro data prepare` makes from raw data present under the data root is not there yet,
+    and a dry-run plan cannot stand in for it."""
 
 
 def get_paper(name: str) -> Paper:

@@ -69,6 +69,8 @@ def prepare_tasks(ctx: Any, tasks: tuple[str, ...], seeds: int, skip_missing: bo
     `repro data prepare`), else an error; one present but malformed is always an error naming what is wrong."""
     from repro.papers.actdiff.data_msd import TASKS, prepare_msd
 
+    if ctx.dry_run and synthetic(ctx):
+        return []  # the synthetic volumes are written by the preparation itself
     root, skipped = data_folder(ctx), []
     for key in tasks:
         task = TASKS[key]
@@ -90,7 +92,7 @@ def prepare_tasks(ctx: Any, tasks: tuple[str, ...], seeds: int, skip_missing: bo
                 "http://medicaldecathlon.com), `repro data check` shows the expected layout, or use --profile smoke "
                 "for synthetic volumes.")
         todo = {s: p for s, p in todo.items() if not _up_to_date(p, folder)}
-        if todo:
+        if todo and not ctx.dry_run:
             setting = slices_setting(ctx)
             prepare_msd(key, folder, todo, setting["n"], setting["sizes"])
     return skipped
@@ -99,6 +101,10 @@ def prepare_tasks(ctx: Any, tasks: tuple[str, ...], seeds: int, skip_missing: bo
 def msd_source(ctx: Any, task: str, split_seed: int) -> dict[str, Any]:
     """The prepared task's record (`source.json`) with its folder under `<runs>/prepared` as "prepared"."""
     path = _prepared(ctx, task, split_seed) / "source.json"
+    if ctx.dry_run and not path.exists():  # `prepare_tasks` checked that the task's folder is there
+        from repro.papers import NotPrepared
+
+        raise NotPrepared(f"the MSD slices of {task} are not prepared in {path.parent} yet")
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: prepare the MSD slices first (`repro data prepare actdiff "
                                 "--data-root DIR`, or any MSD artefact command)")

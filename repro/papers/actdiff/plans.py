@@ -16,7 +16,7 @@ from itertools import product
 from typing import Any
 
 from repro.config import MAX_SEEDS, Bounds, RunConfig, Switch
-from repro.papers import Context, PlannedRun, Tolerance, lazy
+from repro.papers import Context, NotPrepared, PlannedRun, Tolerance, lazy
 
 
 SEMANTICS = "actdiff-2"  # bump when a change alters what a run computes
@@ -148,7 +148,8 @@ def synthetic_run(ctx: Context, model: str, method: str, seed: int, maxmasks: fl
         selection=f"valid/{sw['selection_metric']}", semantics=SEMANTICS)
     cell = {"model": model, "method": method, "seed": seed, "maxmasks": maxmasks}
     suffix = "" if maxmasks == 1 else f" masks {maxmasks:.0%}"
-    return PlannedRun(f"{model} {method}{suffix} s{seed}", cell, config)
+    return PlannedRun(f"{model} {method}{suffix} s{seed}", cell, config, n_train=data["n_train"],
+                      image_size=SYNTHETIC["img_size"])
 
 
 # MSD (Liver, Cardiac, Pancreas; spec §6, §10.1, §10.2): 2-D slices at 100 px, the same 22 rows.
@@ -189,10 +190,18 @@ def msd_run(ctx: Context, task: str, model: str, method: str, seed: int) -> Plan
 
 
 def prepared_tasks(ctx: Context, tasks: tuple[str, ...] = MSD_TASKS) -> list[str]:
-    """The tasks whose slices are prepared for every split seed the runs need."""
-    from repro.papers.actdiff.msd_sources import prepared, split_seeds
+    """The tasks whose slices are prepared for every split seed the runs need (a dry-run: NotPrepared where a
+    task's data is there but not prepared yet)."""
+    from repro.papers.actdiff.data_msd import TASKS
+    from repro.papers.actdiff.msd_sources import data_folder, prepared, split_seeds, synthetic
 
-    return [t for t in tasks if all(prepared(ctx, t, s) for s in split_seeds(ctx, n_seeds(ctx)))]
+    ready = [t for t in tasks if all(prepared(ctx, t, s) for s in split_seeds(ctx, n_seeds(ctx)))]
+    if ctx.dry_run:
+        root = None if synthetic(ctx) else data_folder(ctx)
+        waiting = [t for t in tasks if t not in ready and (synthetic(ctx) or root and (root / TASKS[t].folder).exists())]
+        if waiting:
+            raise NotPrepared(f"the MSD slices of {', '.join(waiting)} are not prepared yet")
+    return ready
 
 
 def plan_msd(ctx: Context, tasks: tuple[str, ...] = MSD_TASKS) -> list[PlannedRun]:

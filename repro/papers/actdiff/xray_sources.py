@@ -30,6 +30,8 @@ def prepare_xray_sources(ctx: Any) -> None:
     from repro.papers.actdiff.data_xray import prepare_xray, write_fixtures
 
     synthetic = _synthetic(ctx)
+    if synthetic and ctx.dry_run:
+        return
     if synthetic:
         root = ctx.runs_dir / "prepared" / "actdiff" / "synthetic-xray-data"
         if not all((root / f).is_dir() for f in FOLDERS):
@@ -46,6 +48,8 @@ def prepare_xray_sources(ctx: Any) -> None:
                 "(Data_Entry_2017.csv, images-128/) and PadChest (its labels CSV, images-128/, 16-bit) there, every "
                 "PNG pre-resized to 128x128 (bilinear, keeping the bit depth; `repro data check` shows the expected layout), or use "
                 "--profile smoke for synthetic data.")
+    if ctx.dry_run:  # the folders are there; write nothing
+        return
     for ratio in RATIOS:
         out = ctx.runs_dir / "prepared" / _name(ratio, synthetic)
         if (out / "source.json").exists() and json.loads((out / "source.json").read_text())["data_root"] == str(root):
@@ -58,6 +62,10 @@ def xray_source(ctx: Any, ratio: float) -> dict[str, Any]:
     `<runs>/prepared` as "prepared"."""
     name = _name(ratio, _synthetic(ctx))
     path = ctx.runs_dir / "prepared" / name / "source.json"
+    if ctx.dry_run and not path.exists():
+        from repro.papers import NotPrepared
+
+        raise NotPrepared(f"the X-ray SPC split {name} is not prepared in {path.parent} yet")
     if not path.exists():
         raise DatasetError(f"{path} not found: run an X-ray artefact (e.g. `repro actdiff figure5b --data-root DIR`) "
                            "to prepare the NIH + PadChest splits first")

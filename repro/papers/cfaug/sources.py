@@ -76,6 +76,8 @@ def prepare_source(ctx: Any, dataset: str | None, needs_bit_s: Callable[[Any, st
 
     names = [dataset] if dataset else list(FOLDERS)
     for name in names:
+        if ctx.dry_run and (uses_synthetic(ctx, name) or _real(ctx, name)):
+            continue  # a dry-run writes nothing; the plan says the source is not recorded yet
         if uses_synthetic(ctx, name):
             root = synthetic_root(ctx.runs_dir)
             if not (root / FOLDERS[name]).is_dir():
@@ -133,8 +135,13 @@ def _record_unless_same(name: str, root: Path, runs_dir: Path, synthetic: bool) 
 
 
 def source_for(ctx: Any, dataset: str) -> dict[str, Any]:
-    """The recorded source of `dataset` (`prepare_source` runs before planning)."""
-    return read_source(prepared_folder(ctx.runs_dir, dataset, uses_synthetic(ctx, dataset)))
+    """The recorded source of `dataset` (`prepare_source` runs before planning; a dry-run before it: NotPrepared)."""
+    from repro.papers import NotPrepared
+
+    folder = prepared_folder(ctx.runs_dir, dataset, uses_synthetic(ctx, dataset))
+    if ctx.dry_run and not (folder / "source.json").exists():
+        raise NotPrepared(f"cfaug {dataset}: its source is not recorded in {folder} yet")
+    return read_source(folder)
 
 
 def run_source(record: Any) -> dict[str, Any]:

@@ -55,15 +55,20 @@ def record_source(name: str, data_root: Path, runs_dir: Path) -> dict[str, Any]:
     its source.json: the folders, the fingerprint of its split lists, and the loader's details."""
     src = SOURCES[name]
     folders = [Path(data_root).resolve() / f for f in src.folders]
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        raise DatasetError(f"{name}: missing {', '.join(missing)} under --data-root {data_root}; "
-                           "`repro data check` lists every dataset's expected layout and where to obtain it")
+    missing_error(name, data_root)
     ds = src.load(*folders, seed=0)
     meta = {"dataset": name, "folders": [str(f) for f in folders], "fingerprint": ds.fingerprint(),
             "sizes": {k: len(v) for k, v in ds.splits.items()}, "details": ds.details}
     atomic_write_json(prepared_folder(runs_dir, name) / "source.json", meta)
     return meta
+
+
+def missing_error(name: str, data_root: Path) -> None:
+    """A DatasetError naming the folders of dataset `name` that are not under `data_root`, if any."""
+    missing = [str(f) for f in (Path(data_root).resolve() / f for f in SOURCES[name].folders) if not f.is_dir()]
+    if missing:
+        raise DatasetError(f"{name}: missing {', '.join(missing)} under --data-root {data_root}; "
+                           "`repro data check` lists every dataset's expected layout and where to obtain it")
 
 
 def read_source(folder: Path) -> dict[str, Any]:
@@ -113,6 +118,10 @@ def prepare_sources(ctx: Any, names: tuple[str, ...], skip_missing: bool = False
         missing = [f for f in SOURCES[name].folders if not (Path(ctx.data_root) / f).is_dir()]
         if missing and skip_missing:
             print(f"note: {name} skipped: {', '.join(missing)} not found under {ctx.data_root}")
+            continue
+        if ctx.dry_run:  # check the folders, write nothing
+            if missing:
+                missing_error(name, Path(ctx.data_root))
             continue
         recorded = prepared_folder(ctx.runs_dir, name) / "source.json"
         if recorded.exists() and not missing and json.loads(recorded.read_text())["folders"] == [

@@ -10,10 +10,11 @@ The runs are trained by `repro.papers.masktune.train`; the tables and figures ar
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from repro.config import Bounds, RunConfig, Switch
-from repro.papers import Context, PlannedRun, lazy
+from repro.papers import Context, NotPrepared, PlannedRun, lazy
 
 SEMANTICS = "masktune-2"  # 2: biased-MNIST test sets in MNIST order with groups, one shared test subset
 EVERY_25 = list(range(25, 300, 25))  # the code's default milestones [25, 50, ..., 275]
@@ -159,9 +160,13 @@ def seeds(ctx: Context) -> range:
 
 def prepared(ctx: Context, datasets: tuple[str, ...]) -> tuple[str, ...]:
     """The datasets of an artefact whose sources are recorded; none is an error naming them all."""
-    from repro.papers.masktune.datasets import prepared_folder
+    from repro.papers.masktune.datasets import SOURCES, prepared_folder
 
     found = tuple(d for d in datasets if (prepared_folder(ctx.runs_dir, d) / "source.json").exists())
+    present = [d for d in datasets if d not in found and ctx.data_root is not None
+               and all((Path(ctx.data_root) / f).is_dir() for f in SOURCES[d].folders)]
+    if ctx.dry_run and present:
+        raise NotPrepared(f"the sources of {', '.join(present)} are not recorded yet")
     if not found:
         raise FileNotFoundError(f"none of {', '.join(datasets)} is prepared: pass --data-root DIR where DIR holds "
                                 "them (`repro data check` lists the expected layouts and where to obtain them)")

@@ -423,6 +423,19 @@ SOURCES: dict[str, tuple[tuple[str, ...], Callable[..., Path]]] = {
 """output folder -> (input folders tried under the data root, in order; preparer)."""
 
 
+def split_sizes(dataset: str, root: Path) -> dict[str, int]:
+    """Images per split that preparing PNEU or KNEE from `root` would write, from a layout check and a listing
+    of the raw files (nothing decoded, nothing written); a DatasetError names what is missing."""
+    if dataset == "pneu":
+        files = _scan(root, ("train", "val", "test"), ("train", "test"), PNEU_CLASSES, (".jpeg", ".jpg", ".png"),
+                      PNEU_EXPECTED.replace("<dir>", str(root)))
+        pool = [len(files["train"][c]) + len(files.get("val", {}).get(c, [])) for c in PNEU_CLASSES]
+        val = sum(int(VAL_FRACTION * n) for n in pool)  # as `_pneu_splits`
+        return {"train": sum(pool) - val, "val": val, "test": sum(len(v) for v in files["test"].values())}
+    files = _scan(root, ("train", "val", "test"), (), KNEE_GRADES, (".png",), KNEE_EXPECTED.replace("<dir>", str(root)))
+    return {split: sum(len(v) for v in by_grade.values()) for split, by_grade in files.items()}
+
+
 def prepare_tap(data_root: Path, out_root: Path, seed: int = 0, limit: int | None = None) -> dict[str, Path]:
     """Prepare each TAP dataset whose input folder is under `data_root` into `out_root/<name>` and return
     {name: folder}; an absent dataset is skipped with a log line, a present one with a bad layout raises

@@ -6,7 +6,7 @@ Torch-free at import. Two-phase like Figure 6: the ResNet-18 PNEU sweep first, t
 
 from __future__ import annotations
 
-from repro.papers import Context, PlannedRun
+from repro.papers import Context, PlannedRun, distinct_runs
 from repro.papers.tap.xray import chosen_xray_lambdas, plan_xray_sweep, xray_run
 
 DATASET, ARCH, SEED = "pneu", "resnet18", 0  # §1.3 Fig. 1: PNEU, ResNet-18; §8 V1: seed 0
@@ -26,4 +26,4 @@ def plan_figure1(ctx: Context) -> list[PlannedRun]:
     runs = plan_xray_sweep(ctx, DATASET, (ARCH,))
     runs += [xray_run(ctx, DATASET, ARCH, method, SEED, lam) for method, lam in figure1_lambdas(ctx).items()
              if lam is not None]
-    return list({r.config.key: r for r in runs}.values())
+    return distinct_runs(runs)

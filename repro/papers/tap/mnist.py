@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import RunConfig, Switch
-from repro.papers import Context, PlannedRun
+from repro.papers import NOT_PREPARED, Context, PlannedRun
 
 SEMANTICS = "tap-1"
 
@@ -80,10 +80,48 @@ def setting(ctx: Context, name: str) -> Any:
     return PROFILES[ctx.profile].get(name, MNIST.get(name))
 
 
-def fingerprint(folder: Path) -> str:
+SWEEP = "the lambda sweep"  # what the runs at a chosen lambda wait for (`PlannedRun.after`)
+
+
+class PendingLambda(float):
+    """A dry-run plan's stand-in for a lambda its sweep has not chosen yet (the sweep's first value): the runs at
+    the chosen lambda count and cost the same whichever value it is."""
+
+
+def lambda_label(lam: float | None) -> str:
+    """The lambda part of a run label."""
+    if lam is None:
+        return ""
+    return " lambda=pending" if isinstance(lam, PendingLambda) else f" lambda={lam:g}"
+
+
+def fingerprint(ctx: Context, folder: Path) -> str:
     """The prepared data's fingerprint, hashed once at preparation (meta.json), so runs are tied to the
-    exact data they saw."""
-    return json.loads((folder / "meta.json").read_text())["fingerprint"][:16]
+    exact data they saw; a dry-run before preparation stands in `NOT_PREPARED`."""
+    meta = folder / "meta.json"
+    if ctx.dry_run and not meta.exists():
+        return NOT_PREPARED
+    return json.loads(meta.read_text())["fingerprint"][:16]
+
+
+def train_size(ctx: Context) -> int | None:
+    """Decoy MNIST training images per epoch: as prepared, or in a dry-run as preparing would make them (the
+    training file's size less the 10% val split); None where neither is known."""
+    from repro.data.mnist_files import train_files
+
+    meta = ctx.runs_dir / "prepared" / PREPARED / "meta.json"
+    if meta.exists():
+        n = json.loads(meta.read_text())["counts"]["train"]
+    elif ctx.dry_run and ctx.data_root is not None:
+        from repro.data.idx import read_idx
+        from repro.papers.tap.data_prepare import VAL_FRACTION
+
+        total = len(read_idx(train_files(ctx.data_root / "MNIST")[1]))
+        n = total - int(VAL_FRACTION * total)
+    else:
+        return None
+    limit = setting(ctx, "train_limit")
+    return min(n, limit) if limit else n
 
 
 def prepare(ctx: Context) -> None:
@@ -96,6 +134,12 @@ def prepare(ctx: Context) -> None:
             "decoy MNIST is not prepared and no data root is given: pass --data-root DIR (or set REPRO_DATA) "
             "where DIR/MNIST holds the MNIST IDX files (train-images-idx3-ubyte.gz etc., or the 5k subset "
             "MNIST/subset/train-5k-*); `repro data check` shows what is found.")
+    if ctx.dry_run:  # check that the files are there, write nothing
+        from repro.data.mnist_files import test_files, train_files
+
+        train_files(ctx.data_root / "MNIST")
+        test_files(ctx.data_root / "MNIST")
+        return
     from repro.papers.tap.data_prepare import prepare_decoy_mnist
 
     prepare_decoy_mnist(ctx.data_root / "MNIST", out, seed=DATA_SEED)
@@ -127,7 +171,7 @@ def penalty_objective(method: str, lam: float | None, switches: dict[str, Any],
 def mnist_run(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
     folder = ctx.runs_dir / "prepared" / PREPARED
     objective = penalty_objective(method, lam, ctx.switches)
-    data = {"prepared": PREPARED, "fingerprint": fingerprint(folder),
+    data = {"prepared": PREPARED, "fingerprint": fingerprint(ctx, folder),
             "variant": "clean" if method == "Base" else "contaminated"}
     for limit in ("train_limit", "eval_limit"):
         if setting(ctx, limit):
@@ -137,8 +181,9 @@ def mnist_run(ctx: Context, method: str, seed: int, lam: float | None) -> Planne
         epochs=setting(ctx, "epochs"), batch_size=setting(ctx, "batch_size"), lr=MNIST["lr"], data=data,
         method_args={"objective": objective}, optimizer=sgd(ctx.switches), metrics=("accuracy", "ce"),
         selection="final", semantics=SEMANTICS)
-    label = f"MNIST {method}" + (f" lambda={lam:g}" if lam is not None else "") + f" s{seed}"
-    return PlannedRun(label, {"dataset": "mnist", "method": method, "seed": seed, "lambda": lam}, config)
+    label = f"MNIST {method}{lambda_label(lam)} s{seed}"
+    return PlannedRun(label, {"dataset": "mnist", "method": method, "seed": seed, "lambda": lam}, config,
+                      n_train=train_size(ctx), image_size=28, after=SWEEP if isinstance(lam, PendingLambda) else "")
 
 
 def mnist_sweep(ctx: Context) -> list[PlannedRun]:
@@ -150,7 +195,7 @@ def mnist_sweep(ctx: Context) -> list[PlannedRun]:
 
 def pick_lambdas(ctx: Context, sweep: list[PlannedRun]) -> dict[str, float | None]:
     """Per penalty method, the lambda of `sweep` with the lowest final-epoch permuted-val CE; None until all
-    of that method's sweep runs are done."""
+    of that method's sweep runs are done (a dry-run: a `PendingLambda`)."""
     from repro.runs.store import RunStore
 
     store = RunStore(ctx.runs_dir)
@@ -165,7 +210,9 @@ def pick_lambdas(ctx: Context, sweep: list[PlannedRun]) -> dict[str, float | Non
         loss = rec.result()["final"]["valid"]["ce"]
         if best[method] is None or loss < best[method][0]:
             best[method] = (loss, run.cell["lambda"])
-    return {m: best[m][1] if done[m] and best[m] else None for m in PENALTY}
+    first = {m: next((run.cell["lambda"] for run in sweep if run.cell["method"] == m), None) for m in PENALTY}
+    pending = {m: PendingLambda(first[m]) if ctx.dry_run and first[m] is not None else None for m in PENALTY}
+    return {m: best[m][1] if done[m] and best[m] else pending[m] for m in PENALTY}
 
 
 def chosen_lambdas(ctx: Context) -> dict[str, float | None]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+TEACHER = "its teacher's saliency"  # what a teacher-masked student waits for (`PlannedRun.after`)
+
+
 def setting(ctx: Context, name: str) -> Any:
     return PROFILES[ctx.profile].get(name, SETTINGS[name])
 
@@ -62,7 +66,7 @@ def fraction_name(frac: float) -> str:
 def teacher_run(ctx: Context, dataset: str, frac: float) -> PlannedRun:
     """The clean-data ResNet-18 teacher on `frac` of the train rows (§2.4, §5.1)."""
     seed = setting(ctx, "teacher_seed")
-    n = json.loads((xray.prepared_folder(ctx, dataset) / "meta.json").read_text())["counts"]["train"]
+    n = xray.split_counts(ctx, dataset)["train"]
     if int(n * frac) < 1:
         raise ValueError(f"{xray.SETTINGS[dataset]['title']}: a {fraction_name(frac)} teacher of {n} train images "
                          "has no images; prepare the full dataset (or use the smoke profile's larger fractions).")
@@ -70,7 +74,7 @@ def teacher_run(ctx: Context, dataset: str, frac: float) -> PlannedRun:
                         train_rows={"role": "teacher", "frac": frac, "seed": seed})
     cell = {"dataset": dataset, "arch": setting(ctx, "teacher_arch"), "method": "teacher",
             "teacher": fraction_name(frac), "frac": frac, "seed": seed, "lambda": None}
-    return PlannedRun(f"{xray.SETTINGS[dataset]['title']} teacher {fraction_name(frac)}", cell, run.config)
+    return replace(run, label=f"{xray.SETTINGS[dataset]['title']} teacher {fraction_name(frac)}", cell=cell)
 
 
 def teachers(ctx: Context) -> list[PlannedRun]:
@@ -103,11 +107,12 @@ def boxes_file(saliency: Path) -> Path:
 
 
 def ensure_saliency(ctx: Context, teacher: PlannedRun) -> bool:
-    """Whether the teacher's saliency exists, computing it first if the teacher is done (once; atomic)."""
+    """Whether the teacher's saliency exists, computing it first if the teacher is done (once; atomic; not in a
+    dry-run)."""
     path = ctx.runs_dir / saliency_file(ctx, teacher)
     if path.exists():
         return True
-    if not (path.parent / "done").exists():
+    if ctx.dry_run or not (path.parent / "done").exists():
         return False
     write_saliency(ctx, teacher, path)
     return True
@@ -163,7 +168,7 @@ def student_run(ctx: Context, dataset: str, arch: str, seed: int, lam: float, ma
     run = xray.xray_run(ctx, dataset, arch, "TAP", seed, lam, **data)
     cell = {**run.cell, "annotation": masks, "tau": tau}
     suffix = "" if tau is None else f" tau={tau:g}"
-    return PlannedRun(f"{run.label} {masks}{suffix}", cell, run.config)
+    return replace(run, label=f"{run.label} {masks}{suffix}", cell=cell)
 
 
 def students(ctx: Context, dataset: str, arch: str, lam: float, ready: dict[float, PlannedRun]) -> list[PlannedRun]:
@@ -177,11 +182,13 @@ def students(ctx: Context, dataset: str, arch: str, lam: float, ready: dict[floa
             rnd = {"source": "random", "tau": tau} | ({"size": size} if size else {})
             runs.append(student_run(ctx, dataset, arch, seed, lam, "rnd", tau, annotation=rnd))
         for frac, teacher in ready.items():
+            waits = not (ctx.runs_dir / saliency_file(ctx, teacher)).exists()  # a dry-run plans them anyway
             for tau in setting(ctx, "taus"):
                 mask = {"source": "teacher", "saliency": saliency_file(ctx, teacher), "tau": tau,
                         "tau_mode": ctx.switches["tau_mode"]}
-                runs.append(student_run(ctx, dataset, arch, seed, lam, fraction_name(frac), tau,
-                                        annotation=mask, train_rows=student_rows(ctx, teacher)))
+                run = student_run(ctx, dataset, arch, seed, lam, fraction_name(frac), tau,
+                                  annotation=mask, train_rows=student_rows(ctx, teacher))
+                runs.append(replace(run, after=" and ".join(filter(None, (run.after, TEACHER)))) if waits else run)
     return runs
 
 
@@ -191,7 +198,7 @@ def plan_figure9(ctx: Context) -> list[PlannedRun]:
     runs = plan_figure8(ctx)
     for dataset in datasets(ctx):
         ready = {r.cell["frac"]: r for r in runs
-                 if r.cell["dataset"] == dataset and (ctx.runs_dir / saliency_file(ctx, r)).exists()}
+                 if r.cell["dataset"] == dataset and (ctx.dry_run or (ctx.runs_dir / saliency_file(ctx, r)).exists())}
         for arch in xray.setting(ctx, dataset, "archs"):
             runs += [r for r in xray.plan_xray_sweep(ctx, dataset, (arch,)) if r.cell["method"] == "TAP"]
             lam = xray.chosen_xray_lambdas(ctx, dataset, arch)["TAP"]

@@ -8,6 +8,7 @@ Torch-free at import; the preparation, the loader (`repro.papers.tap.data_tagged
 from __future__ import annotations
 
 import json
+from functools import cache
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
 
 ARCHS = ("vgg16", "resnet18", "densenet121")  # §3.2
+SIZE = 224  # px, as prepared (`repro.papers.tap.data_prepare.SIZE`)
 COMMON = {
     "archs": ARCHS,
     "lr": 1e-5,                                      # §6 table (ImageNet models)
@@ -60,26 +62,87 @@ def prepared_folder(ctx: Context, dataset: str) -> Path:
     return ctx.runs_dir / "prepared" / "tap" / dataset
 
 
-def trainable(ctx: Context, dataset: str) -> bool:
-    """Whether `dataset` is prepared with the train, val and test splits that its runs need."""
+SPLITS = ("train", "val", "test")
+
+
+def raw_folder(ctx: Context, dataset: str) -> Path | None:
+    """The dataset's raw folder under the data root (the first of its known names), or None."""
+    from repro.papers.tap.data_prepare import SOURCES
+
+    if ctx.data_root is None:
+        return None
+    return next((ctx.data_root / f for f in SOURCES[dataset][0] if (ctx.data_root / f).is_dir()), None)
+
+
+def split_counts(ctx: Context, dataset: str) -> dict[str, int] | None:
+    """Images per split: as prepared (meta.json), or in a dry-run before preparation as preparing the raw data
+    would write them (a layout check and a file listing); None where neither is there."""
     meta = prepared_folder(ctx, dataset) / "meta.json"
-    return meta.exists() and not json.loads(meta.read_text()).get("absent_splits")
+    if meta.exists():
+        return json.loads(meta.read_text())["counts"]
+    raw = raw_folder(ctx, dataset) if ctx.dry_run else None
+    return None if raw is None else raw_split_sizes(dataset, raw)
+
+
+@cache
+def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
+    """`repro.papers.tap.data_prepare.split_sizes` of a raw folder, listed once per process (a dry-run plans
+    every run from it)."""
+    from repro.data.image_sets import DatasetError
+    from repro.papers.tap.data_prepare import split_sizes
+
+    try:
+        return split_sizes(dataset, raw)
+    except DatasetError as e:
+        raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
+
+
+def absent_splits(ctx: Context, dataset: str) -> list[str] | None:
+    """The train, val and test splits that `dataset` lacks, as prepared (meta.json) or in a dry-run as preparing
+    the raw data would make it; None where neither is there."""
+    meta = prepared_folder(ctx, dataset) / "meta.json"
+    if meta.exists():
+        return json.loads(meta.read_text()).get("absent_splits", [])
+    counts = split_counts(ctx, dataset)
+    return None if counts is None else [s for s in SPLITS if s not in counts]
+
+
+def trainable(ctx: Context, dataset: str) -> bool:
+    """Whether `dataset` is prepared (a dry-run: or preparable) with the train, val and test splits its runs need."""
+    return absent_splits(ctx, dataset) == []
 
 
 def check_prepared(ctx: Context, dataset: str) -> Path:
+    """The prepared folder of `dataset`, whose train, val and test splits are there (a dry-run: or will be)."""
     folder = prepared_folder(ctx, dataset)
-    if not (folder / "meta.json").exists():
+    absent = absent_splits(ctx, dataset)
+    if absent is None:
         raise FileNotFoundError(
             f"{SETTINGS[dataset]['title']} is not prepared (no {folder / 'meta.json'}): run `repro data prepare "
             f"tap --data-root DIR --runs-dir {ctx.runs_dir}` (or pass --data-root to this command), where DIR "
             f"holds chest_xray/{{train,test}}/{{NORMAL,PNEUMONIA}} (PNEU) and kneeKL224/{{train,val,test}}/0..4 (KNEE).")
-    absent = json.loads((folder / "meta.json").read_text()).get("absent_splits")
     if absent:
+        source = f"was prepared from raw data ({folder})" if (folder / "meta.json").exists() else \
+            f"has raw data ({raw_folder(ctx, dataset)})"
         raise FileNotFoundError(
-            f"{SETTINGS[dataset]['title']} was prepared from raw data without the {', '.join(absent)} split(s) "
-            f"({folder}), so it cannot be trained and evaluated: place the full dataset under the data root and "
-            f"prepare it again into a fresh --runs-dir with `repro data prepare tap --data-root DIR`.")
+            f"{SETTINGS[dataset]['title']} {source} without the {', '.join(absent)} split(s), so it cannot be "
+            f"trained and evaluated: place the full dataset under the data root and prepare it again into a fresh "
+            f"--runs-dir with `repro data prepare tap --data-root DIR`.")
     return folder
+
+
+def train_size(ctx: Context, dataset: str, train_rows: dict[str, Any] | None = None) -> int | None:
+    """Training images per epoch of a run: the train split, its teacher or student rows (`train_rows`, as
+    `repro.papers.tap.data_prepare.teacher_split` draws them), at most the profile's train_limit."""
+    counts = split_counts(ctx, dataset)
+    if counts is None:
+        return None
+    n = counts["train"]
+    if train_rows:
+        teacher = int(n * train_rows["frac"])
+        n = teacher if train_rows["role"] == "teacher" else n if train_rows.get("student_set") == "full" else n - teacher
+    limit = setting(ctx, dataset, "train_limit")
+    return min(n, limit) if limit else n
 
 
 def prepare_xray(ctx: Context) -> None:
@@ -102,6 +165,9 @@ def prepare_xray(ctx: Context) -> None:
         if found is None:
             print(f"note: {SETTINGS[dataset]['title']} skipped: none of {', '.join(folders)} under {ctx.data_root}")
             continue
+        if ctx.dry_run:  # check the layout, write nothing
+            split_counts(ctx, dataset)
+            continue
         try:
             prepare(found, prepared_folder(ctx, dataset), seed=paper.DATA_SEED)
         except DatasetError as e:
@@ -121,7 +187,7 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
     ce_weight = SETTINGS[dataset]["ce_weight"] if ctx.switches["pneu_ce"] == "weighted" else None
     objective = paper.penalty_objective(method, lam, ctx.switches, class_weight=ce_weight)
     folder = check_prepared(ctx, dataset)
-    settings = {"prepared": f"tap/{dataset}", "fingerprint": paper.fingerprint(folder),
+    settings = {"prepared": f"tap/{dataset}", "fingerprint": paper.fingerprint(ctx, folder),
                 "variant": "clean" if method == "Base" else "contaminated"}
     for name in ("train_limit", "eval_limit", "image_size"):
         if setting(ctx, dataset, name):
@@ -137,9 +203,11 @@ def xray_run(ctx: Context, dataset: str, arch: str, method: str, seed: int, lam:
                     **paper.arch_args(arch, ctx.switches)},
         method_args=method_args, optimizer=paper.sgd(ctx.switches), metrics=SETTINGS[dataset]["metrics"],
         selection="final", semantics=paper.SEMANTICS)
-    label = f"{SETTINGS[dataset]['title']} {arch} {method}" + (f" lambda={lam:g}" if lam is not None else "") + f" s{seed}"
+    label = f"{SETTINGS[dataset]['title']} {arch} {method}{paper.lambda_label(lam)} s{seed}"
     cell = {"dataset": dataset, "arch": arch, "method": method, "seed": seed, "lambda": lam}
-    return PlannedRun(label, cell, config)
+    return PlannedRun(label, cell, config, n_train=train_size(ctx, dataset, data.get("train_rows")),
+                      image_size=setting(ctx, dataset, "image_size") or SIZE,
+                      after=paper.SWEEP if isinstance(lam, paper.PendingLambda) else "")
 
 
 def plan_xray_sweep(ctx: Context, dataset: str, archs: tuple[str, ...] | None = None) -> list[PlannedRun]:

@@ -1,0 +1,160 @@
+"""An artefact command: plan -> train what is missing -> build the artefacts; or, with --dry-run, only read,
+plan and estimate (nothing is written: no prepared data, no run folders, no locks, no outputs).
+
+Run counts are distinct runs (run keys): plan rows that share a config (e.g. actdiff's UNet Classify and Conv AE
+Classify, A-3) share one run, so a plan of 220 rows x seeds may be 210 runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+
+from repro.errors import BAD_INPUT, RunFailed, cause, explain
+from repro.papers import NOT_PREPARED, Artefact, Context, NotPrepared, PlannedRun, distinct_runs
+
+
+def run(artefacts: list[Artefact], ctx: Context, launch: Any, slurm: Any = None) -> None:
+    """Plan the runs of `artefacts`, train what is missing (`launch`: a LaunchOptions; `slurm`: SlurmOptions
+    for the cluster launcher, else local), then build each artefact."""
+    from repro.runs.store import RunStore, check_folder
+
+    console = Console()
+    store = RunStore(ctx.runs_dir)
+    store.check_writable()
+    check_folder(ctx.out, "--out", write=True)
+    artefacts = [a for a in artefacts if ready(console, a, ctx, skip_missing=len(artefacts) > 1)]
+    # Plans may depend on finished runs (e.g. a lambda chosen by a sweep): re-plan until nothing is missing.
+    while True:
+        planned = {r.config.key: r for a in artefacts for r in a.plan(ctx)}
+        labels = {k: r.label for k, r in planned.items()}
+        records = [store.record(r.config) for r in planned.values()]
+        for rec in records:
+            store.init(rec)
+        if not train_missing(store, records, labels, launch, slurm):
+            break
+    for a in artefacts:
+        for path in a.build(ctx, a.plan(ctx), store):
+            console.print(f"wrote {path}")
+
+
+def dry_run(artefacts: list[Artefact], ctx: Context) -> None:
+    """List the runs of `artefacts` (done, partial, to do; later stages planned with stand-ins) and estimate
+    the time still needed, writing nothing (`ctx.dry_run`)."""
+    from repro.runs.store import RunStore
+
+    assert ctx.dry_run, "a dry-run needs a dry-run context"
+    console = Console()
+    artefacts = [a for a in artefacts if ready(console, a, ctx, skip_missing=len(artefacts) > 1)]
+    rows = [r for a in artefacts for r in a.plan(ctx)]
+    runs = distinct_runs(rows)
+    store = RunStore(ctx.runs_dir)
+    show_plan(console, ctx, len(rows), runs, [store.record(r.config) for r in runs])
+
+
+def ready(console: Console, artefact: Artefact, ctx: Context, skip_missing: bool) -> bool:
+    """Prepare the artefact's derived data (a dry-run: check the raw data only) and check that it can be planned.
+    With `skip_missing` (several artefacts, e.g. `all`), one whose data is missing is skipped with its message
+    instead of stopping the rest; in a dry-run, one whose plan needs data not prepared yet is listed as such."""
+    try:
+        if artefact.prepare:
+            artefact.prepare(ctx)
+        artefact.plan(ctx)
+    except (FileNotFoundError, ValueError) as e:
+        if ctx.dry_run and isinstance(e, NotPrepared):
+            console.print(f"[yellow]{artefact.name}: data not prepared[/yellow] ({e}); its runs are counted once "
+                          f"`repro data prepare {ctx.paper} --data-root DIR --runs-dir {ctx.runs_dir}` has run",
+                          highlight=False, soft_wrap=True)
+            return False
+        if not skip_missing:
+            raise
+        console.print(f"[yellow]skipping {artefact.name}:[/yellow] {str(e).strip(chr(39) + chr(34))}", highlight=False)
+        return False
+    return True
+
+
+def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: Any = None) -> bool:
+    """Train the records not done yet, here or as a cluster job array; returns whether there were any."""
+    import typer
+
+    from repro.runs.launch import execute, todo
+    from repro.runs.progress import RunProgress
+    from repro.runs.store import FAILED
+
+    missing = todo(records)
+    if not missing:
+        return False
+    if slurm is not None:
+        from repro.runs.slurm import run as run_slurm
+
+        typer.echo(f"submitting {len(missing)} runs as a job array (runs dir {store.root})")
+        run_slurm(store, records, launch, slurm)
+        return True
+    try:
+        with RunProgress(len(missing), labels) as progress:
+            execute(store, records, launch, progress)
+    except Exception as e:
+        if explain(e)[0] == BAD_INPUT:  # e.g. a dataset file found broken only when a run reads it
+            raise
+        failed = [r for r in missing if r.state() == FAILED]
+        raise RunFailed(f"{len(failed) or 'a'} run(s) failed ({cause(e)}): "
+                        + "; ".join(f"{labels[r.key]} in {r.dir}" for r in failed[:3])
+                        + ". Each failed run's traceback is in the `failed` file of its folder; finished runs are "
+                        "kept, and running the command again retries the failed runs and resumes the rest.") from e
+    return True
+
+
+def show_plan(console: Console, ctx: Context, rows: int, runs: list[PlannedRun], records: list) -> None:
+    """The runs of a plan with their state, its stages, and the time still needed with the source of each part."""
+    from rich.table import Table
+
+    t = Table(title=f"{len(runs)} runs")
+    for col in ("state", "run", "key", "epochs done"):
+        t.add_column(col)
+    states = [rec.state() for rec in records]
+    for run, rec, state in zip(runs, records, states):
+        planned = rec.result()["epochs"] if state == "done" else rec.config.epochs  # a finetune's rounds differ
+        t.add_row(state, run.label, rec.key, f"{len(rec.metrics())}/{planned}")
+    console.print(t)
+
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    if rows != len(runs):
+        say(f"{rows} planned rows x seeds, {len(runs)} distinct runs (rows with the same config share one run)")
+    stages = Counter(run.after for run in runs)
+    if any(stages.keys()):
+        later = "; ".join(f"stage {i} (after {after}): {n} runs, counted with a stand-in until then"
+                          for i, (after, n) in enumerate(((a, n) for a, n in stages.items() if a), start=2))
+        say(f"stage 1 (planned now): {stages['']} runs; {later}")
+    unprepared = sum(run.config.data.get("fingerprint") == NOT_PREPARED for run in runs)
+    if unprepared:
+        say(f"data not prepared: {unprepared} runs planned from the raw data under {ctx.data_root}; their keys are "
+            f"final once `repro data prepare {ctx.paper} --data-root {ctx.data_root} --runs-dir {ctx.runs_dir}` has run")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(Counter(states).items())) or "no runs"
+    say(f"{summary}; {estimate_line(ctx, runs, records, states)}")
+
+
+def estimate_line(ctx: Context, runs: list[PlannedRun], records: list, states: list[str]) -> str:
+    """The time still needed, one run at a time, with the source of each part and how to measure the rest."""
+    from repro.provenance import device_kind, device_name
+    from repro.runs.estimate import estimate
+    from repro.runs.launch import todo
+    from repro.seeding import resolve_device
+
+    device = device_kind(device_name(resolve_device(ctx.device)))
+    waiting = {r.key for r in todo(records)}
+    pairs = list(zip(runs, records))
+    parts = estimate([p for p in pairs if p[1].key in waiting], [p for p, s in zip(pairs, states) if s == "done"],
+                     device, ctx.out)
+    minutes = sum(p.seconds for p in parts if p.seconds is not None) / 60
+    unmeasured = any(p.seconds is None for p in parts)
+    line = (f"estimated time for the rest on {device}, one run at a time: {minutes:.1f} min"
+            + (" for the measured runs" if unmeasured else ""))
+    if parts:
+        line += " (" + "; ".join(map(str, parts)) + ")"
+    if unmeasured:
+        line += (f". Measure them with `repro bench --profile {ctx.profile} --out {ctx.out}` (speeds of the bench's "
+                 f"cases, under {ctx.out}/benchmarks/), or train one run of a kind: its done runs time the rest")
+    return line
