@@ -153,6 +153,9 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         runs_dir: RunsDirOpt = Path("runs"),
         out: OutOpt = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs (done, partial, to do) and a time estimate.")] = False,
+        download: Annotated[bool, typer.Option("--download", help="First fetch the datasets this reads (as `repro data "
+                                                                  "download`) into --data-root, else $REPRO_DATA_HOME or "
+                                                                  "~/.cache/repro/data; with --dry-run, say what and how large.")] = False,
         fidelity: FidelityOpt = Fidelity.code,
         switch: SwitchOpt = None,
         checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
@@ -179,6 +182,13 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         if launcher is Launcher.slurm:
             require("submitit")
             slurm = SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
+        if download:
+            from repro.data.download.ensure import for_artefacts
+
+            data_root, present = for_artefacts(sorted({d for a in artefacts for d in a.datasets}), data_root, dry_run)
+            if not present:
+                typer.echo("the runs are planned once the data is present: run the command without --dry-run")
+                return
         run_artefacts(paper, artefacts, profile, seeds, launch,
                       data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
 

@@ -67,7 +67,8 @@ class Tolerance:
 @dataclass(frozen=True)
 class Artefact:
     """A table or figure of a paper. `plan` lists its runs; `build` writes its files from done runs;
-    `prepare`, if set, makes the derived data the runs need (before planning).
+    `prepare`, if set, makes the derived data the runs need (before planning); `datasets` names the datasets it
+    reads under the data root (`repro data check` names, which `--download` fetches).
     """
 
     name: str
@@ -76,6 +77,7 @@ class Artefact:
     build: Callable[[Context, list[PlannedRun], Any], list[Path]]
     tolerance: dict[str, Tolerance] = field(default_factory=dict)
     prepare: Callable[[Context], None] | None = None
+    datasets: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -369,11 +370,30 @@ def test_ensure_datasets_fetches_what_is_missing_into_the_default_root(tmp_path,
 def test_download_mnist_then_masktune_figure2_smoke_finds_it(tmp_path, server, monkeypatch, mnist):
     serve(server, monkeypatch, {"mnist": mnist})
     root = tmp_path / "data"
+    common = ["--profile", "smoke", "--data-root", str(root), "--out", str(tmp_path / "o"), "--runs-dir",
+              str(tmp_path / "runs")]
+    res = invoke("masktune", "figure2", *common, "--download", "--dry-run")  # says what and how large, fetches nothing
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "--download would fetch into" in text, text
+    assert re.search(r"mnist \(http, [\d.]+ kB\); [\d.]+ kB in all", text), text
+    assert not root.exists() and not (tmp_path / "runs").exists()
     assert invoke("data", "download", "mnist", "--data-root", str(root)).exit_code == 0
-    res = invoke("masktune", "figure2", "--profile", "smoke", "--data-root", str(root), "--out", str(tmp_path / "o"),
-                 "--runs-dir", str(tmp_path / "runs"))
+    served = len(server.requests)
+    res = invoke("masktune", "figure2", *common, "--download")  # present: nothing fetched, the data is found
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "o/figures/masktune/figure2.png").is_file()
+    assert len(server.requests) == served and (tmp_path / "o/figures/masktune/figure2.png").is_file()
+
+
+def test_every_artefact_names_datasets_that_data_check_and_download_know():
+    from repro.data.catalog import dataset
+    from repro.data.download.run import select
+    from repro.papers import PAPER_NAMES, get_paper
+
+    named = {d for p in PAPER_NAMES for a in get_paper(p).artefacts.values() for d in a.datasets}
+    assert len(named) >= 15
+    for name in named:
+        dataset(name)  # a `repro data check` name
+        assert [e.name for e in select(name)] == [name]
 
 
 def test_kill_9_during_a_download_then_a_rerun_gives_identical_bytes(tmp_path, server, monkeypatch):

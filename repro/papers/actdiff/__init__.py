@@ -13,13 +13,15 @@ from repro.papers.actdiff.plans import (ACCURACY_TOL, EPOCH_TOL, FIGURE_TASKS, M
                                         plan_table2, plan_xray, plan_xray_maps, prepare_msd_tasks)
 
 _report = partial(lazy, "repro.papers.actdiff.report")
+XRAY_DATASETS = ("nih_cxr14", "padchest")  # `repro data check` names
+MSD_DATASETS = {"liver": "msd_liver", "cardiac": "msd_heart", "pancreas": "msd_pancreas"}
 
 
 def _maps(name: str, title: str) -> Artefact:
     """An MSD saliency figure of the tasks `FIGURE_TASKS[name]`, whose folders must be present."""
     tasks = FIGURE_TASKS[name]
     return Artefact(name, title, partial(plan_maps, tasks=tasks), _report(name),
-                    prepare=partial(prepare_msd_tasks, tasks=tasks))
+                    prepare=partial(prepare_msd_tasks, tasks=tasks), datasets=tuple(MSD_DATASETS[t] for t in tasks))
 
 
 ARTEFACTS = {
@@ -29,7 +31,7 @@ ARTEFACTS = {
     "table2": Artefact("table2", "Test accuracy at the best-valid epoch: synthetic (test and test_clean), Liver, "
                                  "Cardiac and Pancreas columns", plan_table2, _report("table2"),
                        {"synthetic": ACCURACY_TOL, **dict.fromkeys(MSD_TASKS, ACCURACY_TOL)},
-                       prepare=partial(prepare_msd_tasks, skip_missing=True)),
+                       prepare=partial(prepare_msd_tasks, skip_missing=True), datasets=tuple(MSD_DATASETS.values())),
     "figure1": Artefact("figure1", "Synthetic examples: train and valid, both classes, distractor marked",
                         lambda ctx: [], _report("figure1")),
     "figure3": Artefact("figure3", "Synthetic saliency maps on a valid image", plan_figure3, _report("figure3")),
@@ -39,11 +41,12 @@ ARTEFACTS = {
                         plan_figure6, _report("figure6")),
     "figure7": Artefact("figure7", "Valid accuracy per epoch for all synthetic models", plan_grid, _report("figure7")),
     "figure5a": Artefact("figure5a", "X-ray saliency maps: a negative and a positive test image, one column per model",
-                         plan_xray_maps, _report("figure5a"), prepare=XRAY_PREPARE),
+                         plan_xray_maps, _report("figure5a"), prepare=XRAY_PREPARE, datasets=XRAY_DATASETS),
     "figure5b": Artefact("figure5b", "X-ray table: ResNet test accuracy, SPC 90% vs balanced", plan_xray,
-                         _report("figure5b"), {"test": Tolerance(abs=0.05, k_std=2.0)}, prepare=XRAY_PREPARE),
+                         _report("figure5b"), {"test": Tolerance(abs=0.05, k_std=2.0)}, prepare=XRAY_PREPARE,
+                         datasets=XRAY_DATASETS),
     "figure9": Artefact("figure9", "Mean X-ray per site (NIH vs PadChest), SPC 90% split", lambda ctx: [],
-                        _report("figure9"), prepare=XRAY_PREPARE),
+                        _report("figure9"), prepare=XRAY_PREPARE, datasets=XRAY_DATASETS),
 }
 
 

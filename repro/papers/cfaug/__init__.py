@@ -16,6 +16,8 @@ _report = partial(lazy, "repro.papers.cfaug.report")
 
 
 figure = partial(lazy, "repro.papers.cfaug.report_figures")
+# `repro data check` names of what each dataset reads under the data root
+DATASETS = {"in9": ("in9_train", "bg_challenge_test"), "waterbirds": ("waterbirds",), "cct": ("cct",)}
 
 
 examples = partial(lazy, "repro.papers.cfaug.report_examples")
@@ -23,13 +25,13 @@ examples = partial(lazy, "repro.papers.cfaug.report_examples")
 
 def _table(name: str, title: str) -> Artefact:
     return Artefact(name, title, partial(plan, dataset=TABLE_DATASET[name]), _report("accuracy_table"),
-                    prepare=prepare_for(TABLE_DATASET[name]))
+                    prepare=prepare_for(TABLE_DATASET[name]), datasets=DATASETS[TABLE_DATASET[name]])
 
 
 def _saliency_table(name: str, title: str) -> Artefact:
     dataset = SALIENCY_TABLES[name][0]
     return Artefact(name, title, lambda ctx: plan(ctx, dataset, _saliency_rows(name)), _report("saliency_table"),
-                    prepare=prepare_for(dataset))
+                    prepare=prepare_for(dataset), datasets=DATASETS[dataset])
 
 
 ARTEFACTS = {
@@ -37,7 +39,7 @@ ARTEFACTS = {
     "table2": _saliency_table("table2", "IN-9 saliency AUPR (DeepLiftShap) and accuracy"),
     "table3": Artefact("table3", "IN-9 next-class probability shift (Mixed-Next vs Original)",
                        partial(plan, dataset="in9", only=SHIFT_ROWS), _report("shift_table"),
-                       prepare=prepare_for("in9")),
+                       prepare=prepare_for("in9"), datasets=DATASETS["in9"]),
     "table4": _table("table4", "Waterbirds accuracy (Original and Flip)"),
     "table5": _saliency_table("table5", "Waterbirds saliency AUPR and accuracy"),
     "table6": _table("table6", "CCT macro AUC (Cis and Trans)"),
@@ -46,21 +48,21 @@ ARTEFACTS = {
                        lambda ctx: [], _report("hyperparameter_table")),
     **{name: Artefact(name, title, partial(plan, dataset=EXAMPLE_ROWS[name][0], only=EXAMPLE_ROWS[name][1],
                                            first_seed=True), examples(name),
-                      prepare=prepare_for(EXAMPLE_ROWS[name][0]))
+                      prepare=prepare_for(EXAMPLE_ROWS[name][0]), datasets=DATASETS[EXAMPLE_ROWS[name][0]])
        for name, title in EXAMPLE_TITLES.items()},
     **{name: Artefact(name, f"{'IN-9' if d == 'in9' else 'Waterbirds' if d == 'waterbirds' else 'CCT'} scatter: "
                             f"saliency AUPR vs {'AUC' if d == 'cct' else 'accuracy'} of every trained model, with R^2",
                       partial(scatter_plan, dataset=d), lazy("repro.papers.cfaug.report_scatter", "scatter"),
-                      prepare=prepare_for(d))
+                      prepare=prepare_for(d), datasets=DATASETS[d])
        for name, (d, _, _) in SCATTERS.items()},
     "figure5": Artefact("figure5", f"IN-9 {RATIO_SET} accuracy vs training data ratio (<1: subsets; >1: extra "
                         "unmasked IN-9L images)", ratio_plan, lazy("repro.papers.cfaug.report_ratio", "figure5"),
-                        prepare=prepare_for("in9")),
+                        prepare=prepare_for("in9"), datasets=(*DATASETS["in9"], "in9l")),
     "figure2": Artefact("figure2", "Examples of every CF and F generator on fixed training images",
                         lambda ctx: [], figure("figure2"),
                         prepare=prepare_for(None)),
     "figure3": Artefact("figure3", "IN-9 test variants of one foreground", lambda ctx: [], figure("figure3"),
-                        prepare=prepare_for("in9")),
+                        prepare=prepare_for("in9"), datasets=DATASETS["in9"]),
 }
 
 

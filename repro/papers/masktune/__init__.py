@@ -11,12 +11,17 @@ from repro.papers import Artefact, Paper, lazy
 from repro.papers.masktune.plans import DATASETS_OF, SEEDS, SWITCHES, plan, preparer
 
 _report = partial(lazy, "repro.papers.masktune.report")
+# `repro data check` names of what each dataset reads under the data root
+CHECK_NAMES = {"biased_mnist": ("mnist",), "celeba": ("celeba",), "waterbirds": ("waterbirds_corrected",),
+               "in9l": ("in9l", "bg_challenge_test"), "cifar10": ("cifar10",), "svhn": ("svhn",),
+               "cats_dogs": ("dogs_vs_cats",)}
 
 
 def _artefact(name: str, title: str, methods: tuple[str, ...], selective: bool = False) -> Artefact:
     several = len(DATASETS_OF[name]) > 1  # a missing one is skipped with a note; plan() needs at least one
     return Artefact(name, title, partial(plan, datasets=DATASETS_OF[name], methods=methods, selective=selective),
-                    _report(name), prepare=preparer(*DATASETS_OF[name], skip_missing=several))
+                    _report(name), prepare=preparer(*DATASETS_OF[name], skip_missing=several),
+                    datasets=tuple(n for d in DATASETS_OF[name] for n in CHECK_NAMES[d]))
 
 
 ARTEFACTS = {

@@ -22,6 +22,7 @@ _report = partial(lazy, "repro.papers.tap.report")
 XRAY = "repro.papers.tap.xray"
 TEACHERS = "repro.papers.tap.teachers"
 prepare_xray = lazy(XRAY, "prepare_xray")
+DATASETS = ("mnist", "chest_xray", "knee_kl224")  # `repro data check` names: decoy MNIST, PNEU, KNEE
 
 
 def prepare_all(ctx: Context) -> None:
@@ -37,27 +38,30 @@ def no_runs(ctx: Context) -> list[PlannedRun]:
 
 ARTEFACTS = {
     "figure5": Artefact("figure5", "Decoy MNIST: accuracy on the correlated test set and Delta (permuted - correlated)",
-                        plan_figure5, _report("figure5"), prepare=prepare),
+                        plan_figure5, _report("figure5"), prepare=prepare, datasets=("mnist",)),
     "lambdas": Artefact("lambdas", "Lambda sweep: final-epoch permuted-val CE per lambda, the chosen value per method",
-                        plan_sweep, _report("lambdas"), prepare=prepare),
+                        plan_sweep, _report("lambdas"), prepare=prepare, datasets=DATASETS),
     "table1": Artefact("table1", "Training speed (it/s) and memory at batch 16, 224 px: No XS, RRR, RBR, TAP x "
                        "VGG-16, ResNet-18, DenseNet-121, measured on this device; the text's cost claims", no_runs,
                        lazy("repro.papers.tap.report_table1", "table1")),
     "figure1": Artefact("figure1", "Input gradients and activation maps of tagged PNEU images, ResNet-18 with RRR, "
                         "RBR, TAP", lazy("repro.papers.tap.figure1", "plan_figure1"),
                         lazy("repro.papers.tap.report_maps", "figure1"),
-                        prepare=prepare_xray),
+                        prepare=prepare_xray, datasets=("chest_xray",)),
     "figure4": Artefact("figure4", "Contaminated examples: decoy MNIST, PNEU, KNEE", no_runs,
-                        lazy("repro.papers.tap.report_maps", "figure4"), prepare=prepare_all),
+                        lazy("repro.papers.tap.report_maps", "figure4"), prepare=prepare_all, datasets=DATASETS),
     "figure6": Artefact("figure6", "PNEU: F1 and Delta per architecture and method", lazy(XRAY, "plan_figure6"),
-                        lazy("repro.papers.tap.report_xray", "figure6"), prepare=prepare_xray),
+                        lazy("repro.papers.tap.report_xray", "figure6"), prepare=prepare_xray,
+                        datasets=("chest_xray",)),
     "figure7": Artefact("figure7", "KNEE: MAE and Delta per architecture and method", lazy(XRAY, "plan_figure7"),
-                        lazy("repro.papers.tap.report_xray", "figure7"), prepare=prepare_xray),
+                        lazy("repro.papers.tap.report_xray", "figure7"), prepare=prepare_xray,
+                        datasets=("knee_kl224",)),
     "figure8": Artefact("figure8", "Teacher-mask precision and recall versus tau", lazy(TEACHERS, "plan_figure8"),
-                        lazy("repro.papers.tap.report_teachers", "figure8"), prepare=prepare_xray),
+                        lazy("repro.papers.tap.report_teachers", "figure8"), prepare=prepare_xray,
+                        datasets=DATASETS[1:]),
     "figure9": Artefact("figure9", "TAP with teacher and random masks; teacher F-scores (text numbers)",
                         lazy(TEACHERS, "plan_figure9"), lazy("repro.papers.tap.report_teachers", "figure9"),
-                        prepare=prepare_xray),
+                        prepare=prepare_xray, datasets=DATASETS[1:]),
 }
 
 PAPER = Paper(
