@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from repro.errors import UserError
 from repro.papers import get_paper
 from repro.papers.cfaug.plans import RECIPES, ROWS, TABLE_DATASET, run_config, seeds
 from repro.report.tables import read_published
@@ -56,7 +57,7 @@ def test_fidelity_switches_c26_c27_reach_the_runs():
     assert (other.data["fg_mask"], other.method_args["cf_form"]) == ("all_channel", "code")
     assert default.key != other.key
     assert "fg_mask" not in run_config(_ctx(), "waterbirds", ROWS["waterbirds"][0], 5, SOURCE).data
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="switch C-26 in9_fg_mask takes"):
         _ctx(in9_fg_mask="any")
 
 
