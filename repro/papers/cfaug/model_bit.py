@@ -8,19 +8,14 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from repro.models import register_model
+from repro.models.weights import MissingWeights, weight_file
 
 BIT_S_FILE = "BiT-S-R50x1.npz"
-BIT_S_URL = f"https://storage.googleapis.com/bit_models/{BIT_S_FILE}"
 TIMM_NAME = "resnetv2_50x1_bit"
 HEAD_INITS = ("default", "zero")
-
-
-class MissingWeights(FileNotFoundError):
-    """Pretrained weights are absent and could not be downloaded; the CLI reports it with exit status 2."""
 
 
 class BiT(nn.Module):
@@ -39,25 +34,20 @@ def bit_s_path(data_root: str | Path) -> Path:
     return Path(data_root) / "models" / BIT_S_FILE
 
 
-def missing_bit_s_message(path: Path, reason: str) -> str:
-    """One paragraph naming the expected file, where it comes from and how to place it."""
-    return (f"Could not load the BiT-S-R50x1 ImageNet-1k weights: {path} is missing and the download failed "
-            f"({reason}). Download {BIT_S_URL} on a machine with internet access and place it at {path} "
-            f"(<data root>/models/{BIT_S_FILE}). Waterbirds and CCT always start from it; IN-9 needs it only under "
-            f"--switch C-1=bit_s (its default is random init; `repro cfaug switches` lists C-1).")
+BIT_S_NOTE = ("Waterbirds and CCT always start from the BiT-S-R50x1 weights; IN-9 needs them only under --switch "
+              "C-1=bit_s (its default is random init; `repro cfaug switches` lists C-1).")
 
 
 def fetch_bit_s(path: str | Path) -> Path:
-    """`path` if it exists, else download the npz there; raise MissingWeights when that fails (offline)."""
+    """`path` if it exists; else, where `path` is `<data root>/models/BiT-S-R50x1.npz`, the npz fetched there
+    through `repro.models.weights` (catalogue entry bit_s_r50x1); MissingWeights when it cannot be."""
     path = Path(path)
     if path.exists():
         return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(BIT_S_URL, str(path))  # writes a temp file, then renames it
-    except Exception as e:  # URLError / OSError / HTTP errors
-        raise MissingWeights(missing_bit_s_message(path, f"{type(e).__name__}: {e}")) from e
-    return path
+    if path != bit_s_path(path.parent.parent):
+        raise MissingWeights(f"{path}: no such BiT-S weights file; pass the path of {BIT_S_FILE}, or put it at "
+                             f"<data root>/models/{BIT_S_FILE} (`repro data download bit_s_r50x1`). {BIT_S_NOTE}")
+    return weight_file("bit_s_r50x1", path.parent.parent, fallback=BIT_S_NOTE)
 
 
 def init_head(net: nn.Module, head_init: str) -> None:

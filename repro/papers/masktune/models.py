@@ -7,18 +7,15 @@ Each returns `(logits, None)` like every `repro` model and names its XGradCAM ta
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repro.models import register_model
+from repro.models.weights import MissingWeights, weight_file
 
 INITS = ("imagenet", "random")
-RAM_WEIGHTS = "resnet50_ram-a26f946b.pth"  # timm 0.4.12's resnet50 weights (D-24); sha256 prefix a26f946b
-RAM_URL = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/" + RAM_WEIGHTS
 
 
 class CamNet(nn.Module):
@@ -91,27 +88,15 @@ def resnet32(num_classes: int = 10) -> CamNet:
     return CamNet(net, net.layer3[-1])
 
 
-def ram_weights_path() -> Path:
-    """Where the ResNet-50 `ram` weights are looked for: $REPRO_WEIGHTS or torch hub's checkpoints folder."""
-    folder = Path(os.environ.get("REPRO_WEIGHTS") or Path(torch.hub.get_dir()) / "checkpoints")
-    return folder / RAM_WEIGHTS
-
-
 def _load_ram(model: nn.Module) -> None:
-    path = ram_weights_path()
-    if not path.exists():
-        try:
-            torch.hub.download_url_to_file(RAM_URL, str(path), hash_prefix="a26f946b")
-        except Exception as e:  # offline: URLError / OSError / hash mismatch
-            raise RuntimeError(
-                f"Could not load the ResNet-50 ImageNet weights {RAM_WEIGHTS} (timm's resnet50.ram_in1k, the "
-                f"RandAugment-trained weights MaskTune used): the file is not at {path} and the download failed "
-                f"({type(e).__name__}: {e}). Download {RAM_URL} on a machine with internet access and place it "
-                f"at {path} (or point $REPRO_WEIGHTS at its folder), or pass `--init random` to train from "
-                f"random init (not paper-faithful).") from e
+    """The pinned `ram` weights (catalogue entry resnet50_ram: $REPRO_WEIGHTS or torch hub's checkpoints folder,
+    fetched and verified there by `repro.models.weights` when missing), without the head."""
+    path = weight_file("resnet50_ram", fallback="Alternatively pass `--init random` to train from random init (not "
+                                                "paper-faithful).")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if not digest.startswith("a26f946b"):
-        raise RuntimeError(f"{path}: sha256 {digest[:8]}... is not the pinned a26f946b...; re-download {RAM_URL}")
+    if not digest.startswith("a26f946b"):  # a file put there by hand
+        raise MissingWeights(f"{path}: sha256 {digest[:8]}... is not the pinned a26f946b...; move it away and run "
+                             "`repro data download resnet50_ram`")
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the head is re-initialised for K classes
     model.load_state_dict(state, strict=False)

@@ -4,48 +4,35 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
 from repro.models import register_model
 from repro.papers.tap.model_tap_cnn import StagedNet
 
-if TYPE_CHECKING:
-    from torchvision.models import WeightsEnum
-
 INITS = ("imagenet", "random")
 WEIGHTS = {"vgg16": "VGG16_Weights", "resnet18": "ResNet18_Weights", "densenet121": "DenseNet121_Weights"}
 
 
-def missing_weights_message(weights: WeightsEnum) -> str:
-    """One paragraph: the file torchvision expects, where to put it, and the random-init fallback."""
-    name = Path(weights.url).name
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    return (f"Could not load the ImageNet weights {weights} (offline and no cached file?). torchvision "
-            f"expects the file {name} in {folder}: download {weights.url} on a machine with internet access "
-            f"and place it at {folder / name}. Alternatively pass `--init random` to train from random "
-            f"init (not paper-faithful: the paper fine-tunes ImageNet weights).")
+RANDOM_FALLBACK = ("Alternatively pass `--init random` to train from random init (not paper-faithful: the paper "
+                   "fine-tunes ImageNet weights).")
 
 
 def torchvision_model(name: str, init: str) -> nn.Module:
-    """torchvision's `name` with IMAGENET1K_V1 weights (= DEFAULT for all three, spec §3.2) or random init.
-
-    Raises RuntimeError with `missing_weights_message` when the weights cannot be loaded."""
+    """torchvision's `name` with IMAGENET1K_V1 weights (= DEFAULT for all three) or random init. The weight file is
+    fetched and verified through `repro.models.weights` (catalogue entry `<name>_imagenet`) into torch hub's
+    checkpoints folder, where torchvision then finds it (MissingWeights, exit 2, when it cannot be fetched)."""
     from torchvision import models
+
+    from repro.models.weights import weight_file
 
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
     build = getattr(models, name)
     if init == "random":
         return build(weights=None)
-    weights = getattr(models, WEIGHTS[name]).IMAGENET1K_V1
-    try:
-        return build(weights=weights)
-    except (OSError, RuntimeError) as e:  # URLError is an OSError; a truncated file fails in torch.load
-        raise RuntimeError(missing_weights_message(weights)) from e
+    weight_file(f"{name}_imagenet", fallback=RANDOM_FALLBACK)
+    return build(weights=getattr(models, WEIGHTS[name]).IMAGENET1K_V1)
 
 
 @register_model("vgg16")

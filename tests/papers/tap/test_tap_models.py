@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.error import URLError
-
 import pytest
 import torch
 
 import repro.papers.tap.model_imagenet  # registers vgg16, resnet18, densenet121
 import repro.papers.tap.model_tap_cnn  # noqa: F401  (registers tap_cnn)
 from repro.models import build_model
-from repro.papers.tap.model_imagenet import WEIGHTS, missing_weights_message
+from repro.papers.tap.model_imagenet import WEIGHTS
 
 SHAPES_224 = {
     "vgg16": [(64, 112, 112), (128, 56, 56), (256, 28, 28), (512, 14, 14), (512, 7, 7)],
@@ -83,23 +81,13 @@ def test_bad_init_is_rejected():
         build_model("resnet18", init="places365")
 
 
-def test_offline_weights_message(monkeypatch, tmp_path):
-    def offline(url, dst, *args, **kwargs):
-        raise URLError("offline")
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_the_catalogue_fetches_the_file_torchvision_reads(name):
+    from pathlib import Path
 
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError) as err:
-        build_model("resnet18")
-    text = str(err.value)
-    assert "resnet18-f37072fd.pth" in text and str(tmp_path / "checkpoints") in text
-    assert "--init random" in text and "not paper-faithful" in text and "\n" not in text
-    assert isinstance(err.value.__cause__, URLError)
-
-
-@pytest.mark.parametrize("name,file", [("vgg16", "vgg16-397923af.pth"), ("resnet18", "resnet18-f37072fd.pth"),
-                                       ("densenet121", "densenet121-a639ec97.pth")])
-def test_weights_message_names_the_imagenet1k_v1_file(name, file):
     from torchvision import models
 
-    assert file in missing_weights_message(getattr(models, WEIGHTS[name]).IMAGENET1K_V1)
+    from repro.data.download.catalogue import entry
+
+    expected = Path(getattr(models, WEIGHTS[name]).IMAGENET1K_V1.url).name
+    assert entry(f"{name}_imagenet").target(entry(f"{name}_imagenet").sources[0], None).name == expected
