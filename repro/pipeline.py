@@ -11,7 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from repro.errors import BAD_INPUT, RunFailed, cause, explain
+from repro.data.catalog import DataError
+from repro.data.image_sets import DatasetError
+from repro.errors import BAD_INPUT, RunFailed, UserError, cause, explain
 from repro.papers import NOT_PREPARED, Artefact, Context, NotPrepared, PlannedRun, distinct_runs
 
 
@@ -67,11 +69,24 @@ def ready(console: Console, artefact: Artefact, ctx: Context, skip_missing: bool
                           f"`repro data prepare {ctx.paper} --data-root DIR --runs-dir {ctx.runs_dir}` has run",
                           highlight=False, soft_wrap=True)
             return False
+        missing = isinstance(e, (FileNotFoundError, DatasetError, DataError)) and artefact.datasets
+        why = str(e).strip(chr(39) + chr(34))
+        if missing:
+            why = f"{why.rstrip('.')}. {fetch_hint(artefact, ctx)}"
         if not skip_missing:
+            if missing:
+                raise UserError(why) from e
             raise
-        console.print(f"[yellow]skipping {artefact.name}:[/yellow] {str(e).strip(chr(39) + chr(34))}", highlight=False)
+        console.print(f"[yellow]skipping {artefact.name}:[/yellow] {why}", highlight=False)
         return False
     return True
+
+
+def fetch_hint(artefact: Artefact, ctx: Context) -> str:
+    """The command that fetches what `artefact` reads (`repro data download` or the artefact's own --download)."""
+    root = f" --data-root {ctx.data_root}" if ctx.data_root else ""
+    return (f"`repro data download {' '.join(artefact.datasets)}{root}` fetches the data it reads (or says how to "
+            f"get it by hand), or add --download to this command")
 
 
 def train_missing(store, records, labels: dict[str, str], launch: Any, slurm: Any = None) -> bool:

@@ -116,6 +116,8 @@ CASES = [
     case("actdiff X-ray data missing", ["data", "prepare", "actdiff", "--data-root", "{empty}", "--runs-dir", "{runs}"], 2,
      "actdiff: no dataset to prepare (--data-root {empty}). Expected NIH/ and PadChest/"),
     case("masktune data missing", ["masktune", "table1", *DRY, "--data-root", "{empty}"], 2, "celeba: missing"),
+    case("missing data names the download command", ["tap", "figure5", *DRY, "--data-root", "{empty}"], 2,
+         "`repro data download mnist --data-root {empty}` fetches the data it reads"),
     case("masktune no dataset prepared", ["masktune", "figure3", *DRY, "--data-root", "{empty}"], 2,
      "none of celeba, waterbirds is prepared"),
     case("class folder missing", ["tap", "figure6", *DRY, "--data-root", "{tap}"], 2,
