@@ -90,7 +90,7 @@ def _path(text: str | Path) -> Path:
 
 
 ProfileOpt = Annotated[Profile, typer.Option(help="paper = published settings; quick = minutes on a CPU; smoke = a "
-                                                  "tiny pipeline check (about a minute or a few on 2 CPU cores).")]
+                                                  "pipeline check (seconds to a minute per artefact on 2 CPU cores).")]
 SeedsOpt = Annotated[Optional[int], typer.Option(min=1, max=MAX_SEEDS,
                                                  help="Number of seeds (0..N-1). Default: the paper's.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:<i>.")]
