@@ -76,8 +76,8 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
                                                 help="Print the version (and git commit) and exit.")] = False) -> None:
     """The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, bench, report,
     data."""
-data_app = typer.Typer(help="Datasets: check what is present under the data root, download and verify them, prepare derived data.",
-                      no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: check what is present under the data root, download and verify them, "
+                            "prepare derived data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 def _path(text: str | Path) -> Path:
