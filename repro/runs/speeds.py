@@ -5,9 +5,12 @@ the bench's tables, in `<output root>/benchmarks/<device>.speeds.csv`."""
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from repro.runs.store import atomic_write_text
 
 FOLDER = "benchmarks"
 SUFFIX = ".speeds.csv"
@@ -34,12 +37,12 @@ def objective_name(spec: dict[str, Any]) -> str:
 
 
 def write_speeds(path: Path, speeds: list[Speed]) -> Path:
-    """Write `speeds` as a CSV at `path` (replacing it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, [f.name for f in fields(Speed)])
-        writer.writeheader()
-        writer.writerows(asdict(s) for s in speeds)
+    """Write `speeds` as a CSV at `path`, replacing it atomically (`repro.runs.store.atomic_write_text`)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, [f.name for f in fields(Speed)])
+    writer.writeheader()
+    writer.writerows(asdict(s) for s in speeds)
+    atomic_write_text(path, text.getvalue())
     return path
 
 

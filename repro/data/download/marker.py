@@ -5,13 +5,13 @@ date and the repro version. Written atomically after each source is placed."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
 from repro.data.download.entries import Entry, Source
 from repro.data.download.fetch import Fetched
+from repro.runs.store import atomic_write_json
 
 SUFFIX = ".repro-download.json"
 
@@ -40,7 +40,4 @@ def record(entry: Entry, source: Source, fetched: Fetched, files: int, data_root
         "bytes": fetched.size, "files": files,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    body = {"entry": entry.name, "repro": version("repro"), "sources": sources}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(body, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, {"entry": entry.name, "repro": version("repro"), "sources": sources})
