@@ -8,7 +8,7 @@ for one run); packed = one `repro.packed.Pack` step for all members.
 Inputs, labels and masks are random tensors already on the device (a step's cost does not depend on their
 values). Throughput is model-steps/s (timed steps x members / wall time between two synchronisations).
 `pipeline_grid_hours` is what `repro` itself would take for the grid: packed where its launcher packs these
-runs, one by one where it does not (MaskTune's two-stage runs, RBR's code-order influence).
+runs, one by one where it does not (runs with stages, penalties that cannot be packed).
 Each one-by-one step time is also written to `benchmarks/<device>.speeds.csv` (`repro.runs.speeds`), where the
 `--dry-run` time estimate reads it.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from repro.engine import make_optimizer, train_step
+from repro.engine import Step, make_optimizer
 from repro.methods import build_objective, build_pack_objective
 from repro.models import build_model
 from repro.runs.speeds import FOLDER, SUFFIX, Speed, objective_name, write_speeds
@@ -65,8 +65,9 @@ def train_steps(n: int, batch: int, epochs: int) -> int:
 
 def cases(members: dict[str, int]) -> list[Case]:
     """The benchmarked packs, from each paper's `bench_cases` (its settings); `members` = seeds per grid."""
-    from repro.papers import PAPER_NAMES, get_paper
+    from repro.papers import PAPER_NAMES, get_paper, load_all
 
+    load_all()  # the penalties the cases' objectives name
     return [case for name in PAPER_NAMES if (fn := get_paper(name).bench_cases)
             for case in fn(members[name])]
 
@@ -148,10 +149,10 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
     one = {}
     for key, spec in kinds.items():  # one member of each kind, alone: its model, optimiser and objective
         net = copy.deepcopy(models[0])
-        opt, objective = make_optimizer(net, case.optimizer, case.lr), build_objective(spec)
+        alone = Step(net, build_objective(spec), make_optimizer(net, case.optimizer, case.lr))
 
-        def step(net=net, opt=opt, objective=objective) -> None:  # a fresh input per step (RBR edits it in place)
-            train_step(net, objective, opt, x[:b].clone(), y[:b], mask[:b], gens[0])
+        def step(alone=alone) -> None:  # a fresh input per step (a penalty may edit it in place)
+            alone(x[:b].clone(), y[:b], mask[:b], gens[0])
 
         one[key] = time_steps(step, warmup, timed, device)
     row["speeds"] = [Speed(device_slug(device), case.model, objective_name(kinds[k]), b, case.shape[-1], one[k][0] / timed,
@@ -163,9 +164,8 @@ def measure(case: Case, warmup: int, timed: int, device: torch.device) -> dict[s
     row["not_packed"] = packable(models[0], pack_objective) or ""
     if not row["not_packed"]:
         pack = Pack(models)
-        pack_opt = make_optimizer(pack, case.optimizer, case.lr)
-        results["packed"] = time_steps(lambda: train_step(pack, pack_objective, pack_opt, x.clone(), y, mask, gens),
-                                  warmup, timed, device)
+        packed = Step(pack, pack_objective, make_optimizer(pack, case.optimizer, case.lr))
+        results["packed"] = time_steps(lambda: packed(x.clone(), y, mask, gens), warmup, timed, device)
     for mode, timing in results.items():
         row |= rates(mode, timing, timed, m, b, case.steps_per_run, m)
     return finish_row(row, case.packed_in_pipeline)
@@ -195,10 +195,10 @@ def finish_row(row: dict[str, Any], packed_in_pipeline: bool) -> dict[str, Any]:
     return row
 
 
-PROFILES = {  # warm-up steps, timed steps, seeds per grid (paper: the grids' seeds)
-    "paper": {"warmup": 20, "timed": 100, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},
-    "quick": {"warmup": 3, "timed": 10, "members": {"actdiff": 10, "tap": 5, "masktune": 3}},
-    "smoke": {"warmup": 0, "timed": 1, "members": {"actdiff": 2, "tap": 2, "masktune": 2}},
+PROFILES = {  # warm-up steps, timed steps, seeds per grid (None: each paper's own, `Paper.default_seeds`)
+    "paper": {"warmup": 20, "timed": 100, "seeds": None},
+    "quick": {"warmup": 3, "timed": 10, "seeds": None},
+    "smoke": {"warmup": 0, "timed": 1, "seeds": 2},
 }
 
 
@@ -223,7 +223,7 @@ def run_bench(profile: str, device: torch.device, out: Path, only: str | None = 
     p = PROFILES[profile]
     rows = []
     measured = ((case.grid, case.label, case.members, lambda case=case: measure(case, p["warmup"], p["timed"], device))
-                for case in cases(p["members"]))
+                for case in cases({name: p["seeds"] or get_paper(name).default_seeds for name in PAPER_NAMES}))
     own = (row for name in PAPER_NAMES if (fn := get_paper(name).bench_rows) for row in fn(profile, device))
     seen = []
     for grid, label, members, run in chain(measured, own):

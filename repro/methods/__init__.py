@@ -1,7 +1,10 @@
-"""Training objectives: cross-entropy plus weighted penalties, each penalty one module.
+"""Training methods, a leaf registry (it imports no paper; the papers register into it when loaded,
+`repro.papers.load_all`): penalties added to the cross-entropy, and whole objectives of their own.
 
-A penalty is a small class registered by name (each paper registers its own,
-`repro.papers.Paper.registers`). `prepare(ctx)` runs before the main forward pass
+A method of any paper is one file and one registry entry. A penalty is a small class registered by name
+(`register_penalty`), composed by `Objective` (actdiff, TAP, and any paper trained by `repro.engine.PackJob`); a
+method with its own objective or stages (cfaug's augmented batches, MaskTune's erm / masktune / randmask) registers
+by `register_method` and is looked up by its name (`method`). `prepare(ctx)` runs before the main forward pass
 (actdiff's masked pass must come first, spec actdiff §4.7); `__call__(ctx)` returns the unweighted term per
 sample, and `reduce` says how a run's batch turns it into the term: its `mean` or its `sum`.
 
@@ -17,13 +20,15 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 PENALTIES: dict[str, type[Penalty]] = {}
+METHODS: dict[str, Any] = {}
+T = TypeVar("T")
 
 
 def register_penalty(name: str) -> Callable[[type[Penalty]], type[Penalty]]:
@@ -32,6 +37,23 @@ def register_penalty(name: str) -> Callable[[type[Penalty]], type[Penalty]]:
         return cls
 
     return deco
+
+
+def register_method(name: str) -> Callable[[T], T]:
+    """Register a method (a class or factory its paper's job builds the run's objective or stage from) by name."""
+    def deco(entry: T) -> T:
+        METHODS[name] = entry
+        return entry
+
+    return deco
+
+
+def method(name: str) -> Any:
+    """The registered method `name`; KeyError naming the known ones."""
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} (the papers register "
+                       "theirs when loaded: `repro.papers.load_all`)")
+    return METHODS[name]
 
 
 @dataclass
@@ -159,11 +181,9 @@ def penalty_args(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _penalty(name: str, args: dict[str, Any]) -> Penalty:
-    from repro.papers import register_all
-
-    register_all()
     if name not in PENALTIES:
-        raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))}")
+        raise KeyError(f"unknown penalty {name!r}; known: {', '.join(sorted(PENALTIES))} (the papers register "
+                       "theirs when loaded: `repro.papers.load_all`)")
     return PENALTIES[name](**penalty_args(args))
 
 

@@ -144,6 +144,9 @@ def register_all() -> None:
             importlib.import_module(f"repro.papers.{name}.{module}")
 
 
+load_all = register_all  # what the engine and pipeline call before a registry lookup
+
+
 def lazy(module: str, name: str) -> Callable[..., Any]:
     """Function `name` of `module`, imported when first called (keeps `repro --help` free of torch).
     The closure's `target` is `(module, name)`, so a test can resolve every lazy path without calling it."""

@@ -90,7 +90,9 @@ def pack_groups(items: list[T], size: int, config: Callable[[T], RunConfig],
     two-stage (MaskTune) runs and those with an unpackable penalty (RBR's code-order influence) alone."""
     from repro.data.registry import MEMBER_OPTIONS
     from repro.methods import pack_terms, penalty_args
+    from repro.papers import load_all
 
+    load_all()  # the penalties `pack_terms` looks up
     groups: dict[tuple, list[list[T]]] = {}
     for item in items:
         cfg = config(item).to_dict()

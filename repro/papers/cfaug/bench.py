@@ -1,5 +1,5 @@
-"""cfaug in `repro bench`: the training step of Tables 1, 4 and 6 (`repro.papers.cfaug.train.train_step`: step_loss,
-AMP where the run uses it, clipping), timed per kind of step, one by one only, and each table's projected grid.
+"""cfaug in `repro bench`: the training step of Tables 1, 4 and 6 (the engine's `repro.engine.Step` with the "cfaug"
+objective, `step_loss`, AMP where the run uses it, clipping), timed per kind of step, one by one only, and each table's projected grid.
 
 Not packed: cfaug runs train with their own loop (per-image decoding and bbox-aware crops by loader workers,
 batches that grow by each batch's masked images) on a BiT-R50x1 at 224 px, which fills the GPU alone. The kinds
@@ -40,8 +40,8 @@ def _method(row: Any, dataset: str) -> Any:
 
 def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device: torch.device) -> dict[str, Any]:
     from repro.bench import finish_row, rates, time_steps, train_steps
-    from repro.papers.cfaug.train import train_step
-    from repro.engine import make_optimizer
+    from repro.engine import Step, make_optimizer
+    from repro.papers.cfaug.losses import CfaugObjective
     from repro.models import build_model
     from repro.papers.cfaug.plans import PROFILES, RECIPES
     from repro.seeding import seed_everything
@@ -53,16 +53,15 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
     model = build_model(model_name, num_classes=r["classes"], init="random", head_init="default").to(device)
     opt = make_optimizer(model, r["optimizer"], r["lr"])
     amp = device.type == "cuda" and not row.sal  # C-10 auto
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    step = Step(model, CfaugObjective(_method(row, dataset)), opt, amp=amp, clip=1.0)
     mask = torch.zeros(batch, 1, size, size, device=device)
     mask[..., size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
     data = {"x": torch.rand(batch, 3, size, size, device=device) * 2 - 1,
             "y": torch.randint(0, r["classes"], (batch,), device=device), "mask": mask,
             "has_bbox": torch.ones(batch, dtype=torch.bool, device=device)}
     gen = torch.Generator(device=device).manual_seed(0)
-    method = _method(row, dataset)
     warmup, timed = TIMING[profile]
-    timing = time_steps(lambda: train_step(model, opt, scaler, data, method, 1.0, amp, gen), warmup, timed, device)
+    timing = time_steps(lambda: step(data, gen), warmup, timed, device)
     steps = train_steps(min(TRAIN_SIZES[dataset], p.get("limits", {}).get(dataset, {}).get("train", 10**9)), batch,
                         epochs)
     row_out = {"grid": TABLES[dataset], "label": label, "model": model_name, "members": 1, "grid_runs": runs,

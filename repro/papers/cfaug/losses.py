@@ -1,7 +1,7 @@
 """cfaug losses: the CF loss, Sal (GradMask), Mixup/LS and the whole training-step loss (spec §5.1-5.6, §11).
 
 Models follow the repro convention and return `(logits, aux)`; only `model(x)[0]` is used here. Losses are
-computed in float32 (the trainer may wrap `step_loss` in autocast; the 1e-20 of the CF loss needs fp32).
+computed in float32 (the engine's step may run `step_loss` in fp16, C-10; the 1e-20 of the CF loss needs fp32).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from repro.methods import register_method
 from repro.papers.cfaug.generators import CF_INFILLS, F_INFILLS, SHUFFLE_MODES, counterfactual, factual
 
 CF_LOSS_KINDS = ("logp", "uni", "uni_e")
@@ -240,3 +241,16 @@ def step_loss(model: nn.Module, batch: Mapping[str, Tensor], method: CfaugMethod
         parts["sal"] = method.sal * penalty
     total = torch.stack(list(parts.values())).sum()
     return total, {name: v.detach() for name, v in parts.items()}
+
+
+@register_method("cfaug")
+class CfaugObjective:
+    """cfaug's method as the engine's objective (`repro.engine.Step`): `step_loss` of one batch (a dict on the
+    device) with the run's generator, for the settings `method`."""
+
+    def __init__(self, method: CfaugMethod):
+        self.method = method
+
+    def __call__(self, model: nn.Module, batch: Mapping[str, Tensor], gen: torch.Generator
+                 ) -> tuple[Tensor, dict[str, Tensor]]:
+        return step_loss(model, batch, self.method, gen)

@@ -1,7 +1,8 @@
-"""One cfaug run (spec §5-6) as a job of the one loop (`repro.engine.fit`): augmented batches through
-`repro.papers.cfaug.losses.step_loss`, decoded by DataLoader workers, the dataset's optimiser and per-epoch schedule,
-gradient clipping (C-11), fp16 AMP where the spec says (C-10), every evaluation set after every epoch, and the
-first best-validation epoch as the selection (§6.5).
+"""One cfaug run (spec §5-6) as a job of the one loop (`repro.engine.fit`): its feed (batches decoded by DataLoader
+workers), its method (the registered "cfaug" objective, `repro.papers.cfaug.losses.step_loss`), its recipe (the
+dataset's optimiser and per-epoch schedule, gradient clipping C-11, fp16 AMP where the spec says C-10: all applied by
+the engine's `Step`), every evaluation set after every epoch, and the first best-validation epoch as the selection
+(§6.5).
 
 Besides the run-folder contract's files, `predictions.pt` holds the selected epoch's logits on every evaluation
 set, and the checkpoint also holds the scheduler and the AMP scaler.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,9 @@ from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from repro.config import RunConfig
-from repro.engine import Best, Job, build_optimizer
+from repro.engine import BatchMeans, Best, Job, Schedule, Step, batch_logits, build_optimizer, run_epoch
+from repro.methods import method
+from repro.papers.cfaug.losses import CfaugMethod  # registers the "cfaug" method
 from repro.models import build_model
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write
@@ -28,20 +31,10 @@ from repro.seeding import seed_everything, seed_worker
 LIMIT_SEED = 0  # reduced profiles: the same subsets for every run
 
 
-def method_of(cfg: RunConfig) -> Any:
+def method_of(cfg: RunConfig) -> CfaugMethod:
     """The run's objective settings as `CfaugMethod` (the method_args that are its fields)."""
-    from repro.papers.cfaug.losses import CfaugMethod
-
     names = {f.name for f in fields(CfaugMethod)}
     return CfaugMethod(**{k: v for k, v in cfg.method_args.items() if k in names})
-
-
-def build_scheduler(opt: torch.optim.Optimizer, schedule: dict[str, Any]) -> Any:
-    """MultiStepLR (IN-9, CCT) or ReduceLROnPlateau on the val CE (Waterbirds, C-17), stepped per epoch."""
-    if schedule["kind"] == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(opt, schedule["milestones"], schedule["gamma"])
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=schedule["factor"],
-                                                      patience=schedule["patience"], threshold=schedule["threshold"])
 
 
 def loader(ds: Dataset, batch: int, workers: int, device: torch.device, seed: int | None) -> DataLoader:
@@ -81,51 +74,17 @@ def uses_amp(cfg: RunConfig, device: torch.device) -> bool:
     return device.type == "cuda" and cfg.method_args["precision"] == "auto" and not cfg.method_args["sal"]
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               batch: dict[str, Tensor], method: Any, clip: float, amp: bool, gen: torch.Generator
-               ) -> tuple[Tensor, dict[str, Tensor]]:
-    """One optimiser step on one batch already on the device: `step_loss` (under fp16 autocast when `amp`), the
-    scaled backward, clipping at total norm `clip` (0 = none), the step."""
-    from repro.papers.cfaug.losses import step_loss
-
-    with torch.autocast(batch["x"].device.type, dtype=torch.float16, enabled=amp):
-        loss, parts = step_loss(model, batch, method, gen)
-    opt.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if clip:
-        scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-    scaler.step(opt)
-    scaler.update()
-    return loss, parts
-
-
-def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batches: DataLoader,
-                cfg: RunConfig, device: torch.device, gen: torch.Generator) -> dict[str, float]:
-    """One pass over the training set; the mean loss and its parts per batch."""
-    method, clip, amp = method_of(cfg), cfg.method_args["grad_clip"], uses_amp(cfg, device)
-    model.train()
-    sums: dict[str, Tensor] = {}
-    n = 0
+def train_batches(batches: DataLoader, device: torch.device, gen: torch.Generator
+                  ) -> Iterator[tuple[dict[str, Tensor], torch.Generator]]:
+    """The objective's arguments per training batch: the batch on the device and the run's generator."""
     for batch in batches:
-        loss, parts = train_step(model, opt, scaler, _on(batch, device), method, clip, amp, gen)
-        for k, v in {"loss": loss, **parts}.items():
-            sums[k] = sums.get(k, 0) + torch.as_tensor(v, device=device).detach().float()
-        n += 1
-    return {k: (v / max(n, 1)).item() for k, v in sums.items()}
+        yield _on(batch, device), gen
 
 
-@torch.no_grad()
-def logits_on(model: nn.Module, batches: DataLoader, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Logits and labels of a whole evaluation set in eval mode, on the CPU (the model's mode is restored)."""
-    was = model.training
-    model.eval()
-    out, ys = [], []
+def eval_batches(batches: DataLoader) -> Iterator[tuple[Tensor, Tensor]]:
+    """(x, y) of an evaluation set's batches."""
     for batch in batches:
-        out.append(model(batch["x"].to(device, non_blocking=True))[0].float().cpu())
-        ys.append(batch["y"])
-    model.train(was)
-    return torch.cat(out), torch.cat(ys)
+        yield batch["x"], batch["y"]
 
 
 def split_metrics(logits: Tensor, y: Tensor, metric: str, auc_scores: str) -> dict[str, float]:
@@ -167,8 +126,9 @@ class CfaugJob(Job):
         self.data, self.source = _data(record)
         self.model = _model(cfg, self.source, device)
         self.opt = build_optimizer(self.model, cfg)
-        self.sched = build_scheduler(self.opt, args["schedule"])
-        self.scaler = torch.amp.GradScaler(device.type, enabled=uses_amp(cfg, device))
+        self.sched = Schedule(self.opt, args["schedule"])
+        objective = method(args["trainer"])(method_of(cfg))
+        self.step = Step(self.model, objective, self.opt, amp=uses_amp(cfg, device), clip=args["grad_clip"])
         self.gens = [torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)]
         self.metric = cfg.metrics[0]
         self.selection = f"val/{self.metric}"
@@ -178,21 +138,21 @@ class CfaugJob(Job):
 
     def states(self) -> list[dict[str, Any]]:
         return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict()}]
+                 "scheduler": self.sched.state_dict(), "scaler": self.step.scaler.state_dict()}]
 
     def load(self, member: int, checkpoint: dict[str, Any]) -> None:
         for name, obj in (("model", self.model), ("optimizer", self.opt), ("scheduler", self.sched),
-                          ("scaler", self.scaler)):
+                          ("scaler", self.step.scaler)):
             obj.load_state_dict(checkpoint[name])
 
     def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
         lr = self.opt.param_groups[0]["lr"]
-        batches = train_loader(self.data, self.cfg, self.device, epoch)
-        return [{"lr": lr, **train_epoch(self.model, self.opt, self.scaler, batches, self.cfg, self.device,
-                                         self.gens[0])}]
+        batches = train_batches(train_loader(self.data, self.cfg, self.device, epoch), self.device, self.gens[0])
+        self.model.train()
+        return [{"lr": lr, **run_epoch(self.step, batches, BatchMeans(self.device))[0]}]
 
     def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
-        self.logits = {k: logits_on(self.model, b, self.device) for k, b in self.evals.items()}
+        self.logits = {k: batch_logits(self.model, eval_batches(b), self.device) for k, b in self.evals.items()}
         scores = self.cfg.method_args["auc_scores"]
         return [{k: split_metrics(z, y, self.metric, scores) for k, (z, y) in self.logits.items()}]
 
@@ -201,10 +161,7 @@ class CfaugJob(Job):
         atomic_write(self.records[0].path(contract.PREDICTIONS), lambda f: torch.save(preds, f))
 
     def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
-        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.sched.step(metrics[0]["val"]["ce"])
-        else:
-            self.sched.step()
+        self.sched.end_epoch(metrics[0])
 
     def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
         return {"metric": self.metric, "details": self.data.details, "synthetic_data": self.source["synthetic"],

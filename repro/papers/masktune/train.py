@@ -23,7 +23,9 @@ from torch import Tensor, nn
 
 from repro.config import RunConfig
 from repro.data.image_sets import ImageDataset, ImageSplit
-from repro.engine import Best, Job, build_optimizer, load_weights
+from repro.engine import Best, Job, Schedule, Step, batch_logits, build_optimizer, load_weights, run_epoch
+from repro.engine.step import Objective
+from repro.methods import method, register_method
 from repro.papers.masktune import datasets
 from repro.papers.masktune.feed import Feeder
 from repro.models import build_model
@@ -50,41 +52,48 @@ def _model(cfg: RunConfig, device: torch.device, pretrained: bool = True) -> nn.
     return build_model(cfg.model, **args).to(device)
 
 
-def _scheduler(cfg: RunConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
+def _schedule(cfg: RunConfig) -> dict[str, Any]:
+    """D-1: per-epoch MultiStepLR ("paper"), or the code's constant lr ("code_constant")."""
     a = cfg.method_args
-    milestones, gamma = list(a.get("milestones", [])), a.get("gamma", 1.0)
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+    if a.get("lr_schedule", "paper") == "code_constant":
+        return {"kind": "constant"}
+    return {"kind": "multistep", "milestones": list(a.get("milestones", [])), "gamma": a.get("gamma", 1.0)}
+
+
+def cross_entropy(model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+    """ERM's and MaskTune's objective: the batch's mean CE; its part "correct" counts the right predictions."""
+    logits = model(x)[0]
+    return F.cross_entropy(logits, y), {"correct": (logits.detach().argmax(1) == y).sum()}
+
+
+class SampleMeans:
+    """The epoch's mean loss over its `n` samples and its training accuracy (%)."""
+
+    def __init__(self, device: torch.device, n: int):
+        self.n = n
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device)
+
+    def add(self, loss: Tensor, parts: dict[str, Tensor], batch: tuple[Any, ...]) -> None:
+        self.loss += loss.detach() * len(batch[1])
+        self.correct += parts["correct"]
+
+    def result(self) -> list[dict[str, float]]:
+        return [{"loss": (self.loss / self.n).item(), "train_accuracy": 100 * (self.correct / self.n).item()}]
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, feeder: Feeder, split: ImageSplit,
-                gen: torch.Generator, corrupt: Callable[[Tensor, torch.Generator], Tensor] | None = None
-                ) -> dict[str, float]:
-    """One shuffled pass in train mode (BN batch statistics); `corrupt` edits each augmented batch (RandMask)."""
+                gen: torch.Generator, objective: Objective = cross_entropy) -> dict[str, float]:
+    """One shuffled pass in train mode (BN batch statistics) through the engine's step: `objective(model, x, y,
+    gen)` on each augmented batch."""
     model.train()
-    loss_sum = torch.zeros((), device=feeder.device)
-    correct = torch.zeros((), device=feeder.device)
-    for x, y in feeder.batches(split, "train", gen):
-        if corrupt is not None:
-            x = corrupt(x, gen)
-        logits = model(x)[0]
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
-    n = len(split)
-    return {"loss": (loss_sum / n).item(), "train_accuracy": 100 * (correct / n).item()}
+    batches = ((x, y, gen) for x, y in feeder.batches(split, "train", gen))
+    return run_epoch(Step(model, objective, opt), batches, SampleMeans(feeder.device, len(split)))[0]
 
 
-@torch.no_grad()
 def split_logits(model: nn.Module, feeder: Feeder, split: ImageSplit, gen: torch.Generator) -> Tensor:
     """The model's logits on a split in eval mode (the model's mode is restored), on the CPU."""
-    was = model.training
-    model.eval()
-    out = torch.cat([model(x)[0].float().cpu() for x, _ in feeder.batches(split, "eval", gen)])
-    model.train(was)
-    return out
+    return batch_logits(model, feeder.batches(split, "eval", gen), feeder.device)[0]
 
 
 def split_metrics(logits: Tensor, split: ImageSplit, batch_size: int) -> dict[str, Any]:
@@ -121,20 +130,20 @@ def _context(record: RunRecord, device: torch.device) -> tuple[RunConfig, ImageD
     return cfg, ds, feeder, gen
 
 
+@register_method("erm")
 class ErmJob(Job):
     """The ERM stage: selection on val accuracy (strictly greater: the first maximum wins, §5.1)."""
 
     selection = "val/accuracy"
     keep_last = True  # last_erm: the finetune stage continues from it
 
-    def __init__(self, record: RunRecord, device: torch.device):
+    def __init__(self, record: RunRecord, device: torch.device, stage: Stage | None = None):
         self.records = [record]
         self.cfg, self.ds, self.feeder, gen = _context(record, device)
         self.gens, self.epochs = [gen], self.cfg.epochs
         self.model = _model(self.cfg, device)
         self.opt = build_optimizer(self.model, self.cfg)
-        self.sched = _scheduler(self.cfg, self.opt)
-        self.constant = self.cfg.method_args.get("lr_schedule", "paper") == "code_constant"
+        self.sched = Schedule(self.opt, _schedule(self.cfg))
 
     def states(self) -> list[dict[str, Any]]:
         return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -154,8 +163,7 @@ class ErmJob(Job):
                                       self.cfg.batch_size)}]
 
     def end_epoch(self, epoch: int, metrics: list[dict[str, dict[str, float]]]) -> None:
-        if not self.constant:
-            self.sched.step()  # D-1 paper: per epoch, after validation
+        self.sched.end_epoch(metrics[0])  # D-1 paper: per epoch, after validation
 
     def finish(self, member: int, best: Best, final: dict[str, dict[str, float]]) -> dict[str, Any]:
         """best_erm's metrics and logits on val and every test set."""
@@ -183,11 +191,12 @@ def ensure_erm(record: RunRecord, stage: Stage) -> RunRecord:
 
 
 class FinetuneJob(Job):
-    """A MaskTune or RandMask run: ERM (reused), masking (cached) or cutouts, one finetune epoch per round; the
-    last round is the selection."""
+    """A finetune run (MaskTune, RandMask): ERM (reused), then one finetune epoch per round on the round's training
+    split (`round_split`) with the method's `objective`; the last round is the selection."""
 
     selection = "final"
     resumable = False
+    objective: Objective = staticmethod(cross_entropy)
 
     def __init__(self, record: RunRecord, device: torch.device, stage: Stage):
         self.erm = ensure_erm(record, stage)
@@ -207,19 +216,14 @@ class FinetuneJob(Job):
     def states(self) -> list[dict[str, Any]]:
         return [{"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}]
 
-    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
-        from repro.papers.masktune import masks, randmask
+    def round_split(self, epoch: int) -> tuple[ImageSplit, dict[str, Any]]:
+        """The training split of round `epoch` and what making it measured."""
+        raise NotImplementedError
 
-        if self.cfg.method == "randmask":
-            split, corrupt, stats = self.train, randmask.cutout, {}
-        else:
-            base = self.train if self.args.get("accumulative") else self.ds.splits["train"]
-            source = self.erm.key if epoch == 0 else f"{self.records[0].key}-round{epoch}"
-            cache = masks.cache_dir(self.records[0], source, self.args)
-            split, stats = masks.masked_split(self.source, base, self.ds, self.feeder, cache, self.args, self.gens[0])
-            corrupt = None
+    def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
+        split, stats = self.round_split(epoch)
         lr = self.opt.param_groups[0]["lr"]
-        losses = train_epoch(self.model, self.opt, self.feeder, split, self.gens[0], corrupt)
+        losses = train_epoch(self.model, self.opt, self.feeder, split, self.gens[0], self.objective)
         self.train, self.source = split, self.model  # the next round masks with the finetuned model (§5.5)
         self.history.append({"round": epoch + 1, "lr": lr, **losses, "masking": stats})
         return [self.history[-1]]
@@ -246,6 +250,20 @@ class FinetuneJob(Job):
         return {"erm_run": self.erm.key}
 
 
+@register_method("masktune")
+class MaskTuneJob(FinetuneJob):
+    """MaskTune (§5.4-5.5): each round trains on the training images masked by the round's source model (best_erm,
+    then the finetuned model), masks cached."""
+
+    def round_split(self, epoch: int) -> tuple[ImageSplit, dict[str, Any]]:
+        from repro.papers.masktune import masks
+
+        base = self.train if self.args.get("accumulative") else self.ds.splits["train"]
+        source = self.erm.key if epoch == 0 else f"{self.records[0].key}-round{epoch}"
+        cache = masks.cache_dir(self.records[0], source, self.args)
+        return masks.masked_split(self.source, base, self.ds, self.feeder, cache, self.args, self.gens[0])
+
+
 def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, coverages: list[float],
               argmax: str = "product") -> dict[str, list[dict[str, float]]]:
     """§6.3 from best_erm x finetuned ("masktune") and best_erm alone ("sr"), val thresholds, test metrics."""
@@ -264,7 +282,8 @@ def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, cover
 
 
 def masktune_job(record: RunRecord, device: torch.device, stage: Stage) -> Job:
-    """The paper registry's job factory (`repro.papers.Paper.job`): the ERM or the finetune stage."""
-    if record.config.method == "erm":
-        return ErmJob(record, device)
-    return FinetuneJob(record, device, stage)
+    """The paper registry's job factory (`repro.papers.Paper.job`): the job its method registered (erm, masktune,
+    randmask)."""
+    from repro.papers.masktune import randmask  # noqa: F401  (registers "randmask")
+
+    return method(record.config.method)(record, device, stage)

@@ -1,6 +1,6 @@
 """Timing of one real training step (TAP spec §1.1 "Recommended measurement", §4.4 per-step order).
 
-A step is exactly the engine's (`repro.engine.train_step`: objective, backward, SGD step) on a batch of uint8
+A step is exactly the engine's (`repro.engine.Step`: objective, backward, SGD step) on a batch of uint8
 grey images with a tag-box mask, normalised and replicated to 3 channels on the device as the x-ray loader
 does. Pixels and labels are synthetic (random): a step's cost does not depend on their values.
 
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from repro.papers.tap.data_tagged_xray import STATS, normalise
-from repro.engine import train_step
+from repro.engine import Step
 from repro.methods import build_objective
 from repro.models import build_model
 from repro.seeding import seed_everything
@@ -137,10 +137,11 @@ def measure(model: nn.Module, objective: Callable, opt: torch.optim.Optimizer,
     """`s.warmup` then `s.timed` training steps; peak memory counts from the first warm-up step."""
     gen = torch.Generator(device=device).manual_seed(s.seed)
     model.train()
+    train_step = Step(model, objective, opt)
 
     def step() -> None:
         x, y, mask = next(batches)
-        train_step(model, objective, opt, to_model_input(x), y, mask, gen)
+        train_step(to_model_input(x), y, mask, gen)
 
     cuda = device.type == "cuda"
     if cuda:
