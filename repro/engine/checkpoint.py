@@ -3,15 +3,14 @@ aside and the run starts from scratch."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import torch
 
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json, set_aside
 
-if TYPE_CHECKING:
-    from repro.engine.loop import Best, Events, Job
+Events = Callable[[dict[str, Any]], None]
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
@@ -26,7 +25,7 @@ def _rng_state(gen: torch.Generator) -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
+def set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
     import random
 
     import numpy as np
@@ -54,7 +53,7 @@ def _checkpoint_fault(ckpt: Any, expected: dict[str, Any]) -> str | None:
     return f"holds {shapes[0]} with another shape" if shapes else None
 
 
-def _set_aside(record: RunRecord, name: str, reason: str, then: str, emit: Events) -> None:
+def set_aside_damaged(record: RunRecord, name: str, reason: str, then: str, emit: Events) -> None:
     """Move a damaged file of an unfinished run to `<name>.corrupt-<time>` (kept for the user) and say so, and
     what `then` happens."""
     aside = set_aside(record.path(name))
@@ -63,7 +62,7 @@ def _set_aside(record: RunRecord, name: str, reason: str, then: str, emit: Event
     emit({"event": "warning", "key": record.key, "message": message})
 
 
-def _load_checkpoint(record: RunRecord, expected: dict[str, Any], emit: Events) -> Any:
+def load_checkpoint(record: RunRecord, expected: dict[str, Any], emit: Events) -> Any:
     """The member's checkpoint on the CPU, or None: none saved, or one that cannot be read or does not fit
     `expected` (the member's `Job.states`), which is set aside. On the CPU whatever the run's device: RNG states
     must be CPU byte tensors, and `load_state_dict` copies weights and optimiser state onto their parameters'
@@ -78,38 +77,17 @@ def _load_checkpoint(record: RunRecord, expected: dict[str, Any], emit: Events) 
     else:
         fault = _checkpoint_fault(ckpt, expected)
     if fault:
-        _set_aside(record, contract.CHECKPOINT, fault, "training from scratch", emit)
+        set_aside_damaged(record, contract.CHECKPOINT, fault, "training from scratch", emit)
         record.path(contract.CHECKPOINT_INFO).unlink(missing_ok=True)
         return None
     return ckpt
 
 
-def restore(job: Job, member: int, expected: dict[str, Any], best: Best,
-             emit: Events) -> tuple[int, list[dict[str, Any]]]:
-    """Restore a member from its checkpoint and rewrite its metrics.jsonl from the records the checkpoint holds
-    (whatever a kill or a full disk left of the file: a torn line, records of later epochs); returns the next
-    epoch and those records. A checkpoint that cannot be read or does not fit the job is set aside and the member
-    starts from scratch; a metrics.jsonl damaged other than in its last line is set aside too."""
-    record = job.records[member]
-    fault = record.metrics_fault(finished=False)
-    if fault:
-        _set_aside(record, contract.METRICS, fault, "its records are rewritten from the checkpoint", emit)
-    ckpt = _load_checkpoint(record, expected, emit) if job.resumable else None
-    if ckpt is None:
-        record.path(contract.METRICS).unlink(missing_ok=True)
-        return 0, []
-    job.load(member, ckpt)
-    _set_rng_state(job.gens[member], ckpt["rng"])
-    for k, v in ckpt["best"].items():
-        setattr(best, k, v)
-    record.write_metrics(ckpt["records"])
-    return ckpt["epoch"] + 1, ckpt["records"]
-
-
-def save_checkpoint(record: RunRecord, epoch: int, state: dict[str, Any], gen: torch.Generator, best: Best,
-                records: list[dict[str, Any]]) -> None:
-    """The resume point after `epoch`, with the run's records so far (metrics.jsonl is rewritten from them)."""
-    ckpt = {"epoch": epoch, **state, "rng": _rng_state(gen), "best": best.to_dict(), "records": records}
+def save_checkpoint(record: RunRecord, epoch: int, state: dict[str, Any], gen: torch.Generator,
+                    best: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """The resume point after `epoch`, with the selection so far (`Best.to_dict`) and the run's records so far
+    (metrics.jsonl is rewritten from them)."""
+    ckpt = {"epoch": epoch, **state, "rng": _rng_state(gen), "best": best, "records": records}
     atomic_write(record.path(contract.CHECKPOINT), lambda f: torch.save(ckpt, f))
     atomic_write_json(record.path(contract.CHECKPOINT_INFO), {"epoch": epoch})  # read by the launcher for packs
 

@@ -11,19 +11,17 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from repro.engine.checkpoint import restore, save_checkpoint
+from repro.engine.checkpoint import (Events, load_checkpoint, save_checkpoint, set_aside_damaged,
+                                     set_rng_state)
 from repro.provenance import device_name, provenance
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
 from repro.seeding import kernel_settings
-
-Events = Callable[[dict[str, Any]], None]
-
 
 class MixedStarts(ValueError):
     """The runs of a pack resume from different epochs; `groups`: the member indices of each epoch."""
@@ -128,6 +126,28 @@ class Job:
         return {}
 
 
+def restore(job: Job, member: int, expected: dict[str, Any], best: Best,
+             emit: Events) -> tuple[int, list[dict[str, Any]]]:
+    """Restore a member from its checkpoint and rewrite its metrics.jsonl from the records the checkpoint holds
+    (whatever a kill or a full disk left of the file: a torn line, records of later epochs); returns the next
+    epoch and those records. A checkpoint that cannot be read or does not fit the job is set aside and the member
+    starts from scratch; a metrics.jsonl damaged other than in its last line is set aside too."""
+    record = job.records[member]
+    fault = record.metrics_fault(finished=False)
+    if fault:
+        set_aside_damaged(record, contract.METRICS, fault, "its records are rewritten from the checkpoint", emit)
+    ckpt = load_checkpoint(record, expected, emit) if job.resumable else None
+    if ckpt is None:
+        record.path(contract.METRICS).unlink(missing_ok=True)
+        return 0, []
+    job.load(member, ckpt)
+    set_rng_state(job.gens[member], ckpt["rng"])
+    for k, v in ckpt["best"].items():
+        setattr(best, k, v)
+    record.write_metrics(ckpt["records"])
+    return ckpt["epoch"] + 1, ckpt["records"]
+
+
 def _non_finite(logged: list[dict[str, Any]]) -> list[int]:
     """The members whose logged numbers are NaN or infinite."""
     return [m for m, d in enumerate(logged)
@@ -178,7 +198,7 @@ def fit(job: Job, device: torch.device, emit: Events, checkpoint_seconds: float 
             history[i].append(rec)
             r.append_metrics(rec, sync=last)  # earlier records are also in the checkpoint
             if checkpoint:
-                save_checkpoint(r, epoch, states[i], job.gens[i], bests[i], history[i])
+                save_checkpoint(r, epoch, states[i], job.gens[i], bests[i].to_dict(), history[i])
         if checkpoint:
             t_ckpt = time.monotonic()
         for r in records:  # after every member's records: a kill here leaves the pack at one epoch

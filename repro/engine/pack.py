@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
 from repro.config import RunConfig
-from repro.data.registry import TrainData, build_dataset
+from repro.data.registry import TrainData
 from repro.engine.evaluate import evaluate_members, metric_options, save_predictions, stack_members
 from repro.engine.loop import Best, Job
 from repro.engine.recipe import build_optimizer
@@ -33,9 +33,10 @@ class Member:
 
 class PackJob(Job):
     """Runs of one architecture and recipe (actdiff, TAP) on resident tensors, trained as one `repro.packed.Pack`
-    (one run: its model itself), each member built exactly as when it trains alone."""
+    (one run: its model itself), each member built exactly as when it trains alone; `build_data` makes a member's
+    `TrainData` (`repro.data.registry.build_dataset`)."""
 
-    def __init__(self, records: list[RunRecord], device: torch.device):
+    def __init__(self, records: list[RunRecord], device: torch.device, build_data: Callable[..., TrainData]):
         self.records, self.device = records, device
         cfg: RunConfig = records[0].config
         self.cfg, self.epochs, self.selection = cfg, cfg.epochs, cfg.selection
@@ -43,7 +44,7 @@ class PackJob(Job):
         for r in records:
             c = r.config
             seed_everything(c.seed)
-            data = build_dataset(c.dataset, c.data, c.seed, device, prepared_root=r.dir.parents[1] / "prepared")
+            data = build_data(c.dataset, c.data, c.seed, device, prepared_root=r.dir.parents[1] / "prepared")
             model = build_model(c.model, **c.model_args).to(device)
             self.members.append(Member(data, model, build_optimizer(model, c)))
             self.gens.append(torch.Generator(device=device).manual_seed(c.seed + 1_000_003))

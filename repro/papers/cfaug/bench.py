@@ -1,7 +1,8 @@
 """cfaug in `repro bench`: the training step of Tables 1, 4 and 6 (the engine's `repro.engine.Step` with the "cfaug"
-objective, `step_loss`, AMP where the run uses it, clipping), timed per kind of step, one by one only, and each table's projected grid.
+objective, `step_loss`, AMP where the run uses it, clipping), timed per kind of step, one by one only, and each
+table's projected grid.
 
-Not packed: cfaug runs train with their own loop (per-image decoding and bbox-aware crops by loader workers,
+Not packed: cfaug runs train through their own job (per-image decoding and bbox-aware crops by loader workers,
 batches that grow by each batch's masked images) on a BiT-R50x1 at 224 px, which fills the GPU alone. The kinds
 differ in cost: CF and F images enlarge the forward batch, F(FGSM) adds a forward and backward, Sal a double
 backward in fp32. Every benchmark image has a mask (the worst case); data loading and the per-epoch evaluation of
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-NOT_PACKED = "cfaug's own loop: file-decoded batches that grow with CF/F images; BiT-R50x1 fills a GPU alone"
+NOT_PACKED = "cfaug's own job: file-decoded batches that grow with CF/F images; BiT-R50x1 fills a GPU alone"
 # The paper's training-set sizes (§3.1-3.3; CCT's effective size after removing empties is smaller).
 TRAIN_SIZES = {"in9": 45_405, "waterbirds": 4_795, "cct": 13_553}
 TABLES = {"in9": "cfaug table1", "waterbirds": "cfaug table4", "cct": "cfaug table6"}

@@ -10,6 +10,10 @@ if it is not done; then the training images are masked with best_erm (cached, `r
 with random squares on the fly (RandMask), last_erm is loaded with its optimiser state and trained for exactly
 one epoch at the lr in force, without a scheduler step (§5.3); `rounds` > 1 repeats mask + finetune from the
 finetuned model. A finetune run is not resumed mid-way: it restarts from last_erm (its masks stay cached).
+
+Each method is one registered job (`repro.methods.register_method`): `erm` and `masktune` here, `randmask` in
+`repro.papers.masktune.randmask`. They supply the objective (CE, or CE of cut-out images), the feed
+(`repro.papers.masktune.feed`) and the round's training split; the engine's `Step` and `run_epoch` train.
 """
 
 from __future__ import annotations
@@ -284,6 +288,4 @@ def selective(erm: RunRecord, final_logits: dict[str, Tensor], score: str, cover
 def masktune_job(record: RunRecord, device: torch.device, stage: Stage) -> Job:
     """The paper registry's job factory (`repro.papers.Paper.job`): the job its method registered (erm, masktune,
     randmask)."""
-    from repro.papers.masktune import randmask  # noqa: F401  (registers "randmask")
-
     return method(record.config.method)(record, device, stage)
