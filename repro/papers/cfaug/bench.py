@@ -42,8 +42,8 @@ def _method(row: Any, dataset: str) -> Any:
 def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device: torch.device) -> dict[str, Any]:
     from repro.bench import finish_row, rates, time_steps, train_steps
     from repro.engine import Step, make_optimizer
-    from repro.papers.cfaug.losses import CfaugObjective
     from repro.models import build_model
+    from repro.papers.cfaug.losses import CfaugObjective
     from repro.papers.cfaug.plans import PROFILES, RECIPES
     from repro.seeding import seed_everything
 

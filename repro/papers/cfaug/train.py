@@ -22,8 +22,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from repro.config import RunConfig
 from repro.engine import BatchMeans, Best, Job, Schedule, Step, batch_logits, build_optimizer, run_epoch
 from repro.methods import method
-from repro.papers.cfaug.losses import CfaugMethod  # registers the "cfaug" method
 from repro.models import build_model
+from repro.papers.cfaug.losses import CfaugMethod  # registers the "cfaug" method
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write
 from repro.seeding import seed_everything, seed_worker
