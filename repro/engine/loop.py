@@ -23,6 +23,7 @@ from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text
 from repro.seeding import kernel_settings
 
+
 class MixedStarts(ValueError):
     """The runs of a pack resume from different epochs; `groups`: the member indices of each epoch."""
 
