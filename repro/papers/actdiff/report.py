@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from repro.papers import Context, PlannedRun, get_paper
@@ -20,14 +21,31 @@ from repro.runs.store import RunStore
 KEYS = ["model", "method"]
 
 
+def synthetic_data(ctx: Context, runs: list[PlannedRun]) -> str:
+    """Which synthetic data the synthetic runs read: the authors' files (with their fingerprint) or the generator;
+    without runs, what a run would read now (A-20)."""
+    from repro.papers.actdiff.data_synth2_files import describe, synth2_source
+
+    settings = [r.config.data for r in runs if r.config.dataset == "synthetic"] or [synth2_source(ctx) or {}]
+    return "; ".join(sorted({describe(d, ctx.runs_dir / "prepared") for d in settings}))
+
+
+def synthetic_files(ctx: Context) -> dict[str, np.ndarray] | None:
+    """The authors' synth2 pools when the runs read them (A-20), for figures that show the data; else None."""
+    from repro.papers.actdiff.data_synth2_files import load_pools, synth2_source
+
+    source = synth2_source(ctx)
+    return load_pools(ctx.runs_dir / "prepared" / source["prepared"], source["fingerprint"]) if source else None
+
+
 def synthetic_table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, per_run: pd.DataFrame,
-           columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]
-           ) -> tuple[Path, dict[str, Any], dict[tuple, list[float]]]:
-    """Write the table of the per-run values beside the paper's; returns its path, its provenance and the per-seed
-    values of each (model, method, value) cell (for its claims)."""
+                    columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]
+                    ) -> tuple[Path, dict[str, Any], dict[tuple, list[float]]]:
+    """Write the table of the per-run values beside the paper's; returns its path, its provenance (with the
+    synthetic data read) and the per-seed values of each (model, method, value) cell (for its claims)."""
     per_run = per_run.reindex(columns=list(dict.fromkeys([*per_run.columns, *KEYS, *columns])))
     table = compare(aggregate(per_run, KEYS, list(columns)), read_published("actdiff", name), KEYS, columns)
-    prov = artefact_provenance(ctx, name, runs, store, **extra)
+    prov = artefact_provenance(ctx, name, runs, store, synthetic_data=synthetic_data(ctx, runs), **extra)
     path = write_table(table, output_path(ctx, name, "table"), prov)
     print_table(table, f"actdiff {name} ({ctx.profile} profile)", KEYS, list(columns))
     return path, prov, seeds_by(per_run, KEYS, list(columns))

@@ -9,7 +9,8 @@ import numpy as np
 
 from repro.papers import Context, PlannedRun, get_paper
 from repro.papers.actdiff import plans as paper
-from repro.papers.actdiff.report import CHANCE, RESNET_ACTDIFF, cell_test, synthetic_table, trained_model
+from repro.papers.actdiff.report import (CHANCE, RESNET_ACTDIFF, cell_test, synthetic_data, synthetic_files,
+                                         synthetic_table, trained_model)
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.claims import FAILS, Claim, evaluate_claims, report_claims, shortfall
 from repro.report.figures import new_figure, save_figure
@@ -119,10 +120,12 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     """Train and valid examples of both classes, with an arrow on the distractor box."""
     from repro.papers.actdiff.data_synthetic import load_split
 
+    files = synthetic_files(ctx)
+
     fig, axes = new_figure(2, 2, (6, 6))
     arrays = {}
     for r, split in enumerate(("train", "valid")):
-        data = load_split(split, paper.SYNTHETIC[f"n_{split}"])
+        data = load_split(split, paper.SYNTHETIC[f"n_{split}"], files=files)
         for c, label in enumerate((0, 1)):
             i = int((data["label"] == label).nonzero()[0])
             img, seg = data["img"][i, 0].numpy(), data["seg"][i, 0].numpy()
@@ -135,7 +138,8 @@ def figure1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
             ax.axis("off")
             arrays[f"{split}_class{label}"] = img
     path = save_figure(fig, output_path(ctx, "figure1", "figure"),
-                       artefact_provenance(ctx, "figure1", runs, store), arrays)
+                       artefact_provenance(ctx, "figure1", runs, store, synthetic_data=synthetic_data(ctx, runs)),
+                       arrays)
     return [path]
 
 
@@ -146,7 +150,7 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     from repro.papers.actdiff.data_synthetic import BOX_COLS, BOX_ROWS, SIZE, load_split
     from repro.papers.actdiff.saliency import saliency_maps
 
-    valid = load_split("valid", paper.SYNTHETIC["n_valid"])
+    valid = load_split("valid", paper.SYNTHETIC["n_valid"], files=synthetic_files(ctx))
     idx = 10
     x, mask = valid["img"][idx:idx + 1], valid["mask"][idx:idx + 1]
     kind = ctx.switches["saliency"]
@@ -181,7 +185,8 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     axes[0][3].add_patch(Circle((cx, cy), 3, fill=False, color="red", lw=2))
     fig.suptitle(f"Saliency |d{'|y0-y1|' if kind == 'contrast' else '|y1|'}/dx| ({kind}, A-13), "
                  f"{ctx.switches['saliency_model']} model (A-14), image {SIZE}x{SIZE}")
-    prov = artefact_provenance(ctx, "figure3", runs, store, saliency=kind, image_index=idx,
+    prov = artefact_provenance(ctx, "figure3", runs, store, synthetic_data=synthetic_data(ctx, runs), saliency=kind,
+                               image_index=idx,
                                model_weights=ctx.switches["saliency_model"])
     return [save_figure(fig, output_path(ctx, "figure3", "figure"), prov, arrays)]
 
@@ -210,7 +215,8 @@ def figure6(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     axes[0][1].set(xlabel="% training masks kept", ylabel="best epoch", title="(b) best epoch")
     for ax in axes[0]:
         ax.legend()
-    prov = artefact_provenance(ctx, "figure6", runs, store, test_split=split, metric=metric)
+    prov = artefact_provenance(ctx, "figure6", runs, store, synthetic_data=synthetic_data(ctx, runs), test_split=split,
+                               metric=metric)
     return [save_figure(fig, output_path(ctx, "figure6", "figure"), prov, arrays)]
 
 
@@ -236,5 +242,5 @@ def figure7(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
             arrays[f"{model}_{method}_std".replace(" ", "_")] = std
         ax.set(title=model, xlabel="epoch", ylabel=f"valid {metric}", ylim=(-0.05, 1.05))
         ax.legend(fontsize=7)
-    prov = artefact_provenance(ctx, "figure7", runs, store, metric=metric)
+    prov = artefact_provenance(ctx, "figure7", runs, store, synthetic_data=synthetic_data(ctx, runs), metric=metric)
     return [save_figure(fig, output_path(ctx, "figure7", "figure"), prov, arrays)]
