@@ -42,9 +42,14 @@ def synthetic_table(ctx: Context, runs: list[PlannedRun], store: RunStore, name:
                     columns: dict[str, tuple[str, str, Any]], extra: dict[str, Any]
                     ) -> tuple[Path, dict[str, Any], dict[tuple, list[float]]]:
     """Write the table of the per-run values beside the paper's; returns its path, its provenance (with the
-    synthetic data read) and the per-seed values of each (model, method, value) cell (for its claims)."""
+    synthetic data read) and the per-seed values of each (model, method, value) cell (for its claims). Every value is
+    an accuracy or AUC in [0, 1] but `best_epoch`, in [0, epochs - 1] of its row's runs: a cell whose tolerance
+    spans that range is flagged as one that cannot fail."""
     per_run = per_run.reindex(columns=list(dict.fromkeys([*per_run.columns, *KEYS, *columns])))
-    table = compare(aggregate(per_run, KEYS, list(columns)), read_published("actdiff", name), KEYS, columns)
+    epochs = {(r.cell["model"], r.cell["method"]): r.config.epochs for r in runs}
+    bounds = {v: (lambda key: (0.0, epochs.get(key, 1) - 1.0)) if v == "best_epoch" else (lambda key: (0.0, 1.0))
+              for v in columns}
+    table = compare(aggregate(per_run, KEYS, list(columns)), read_published("actdiff", name), KEYS, columns, bounds)
     prov = artefact_provenance(ctx, name, runs, store, synthetic_data=synthetic_data(ctx, runs), **extra)
     path = write_table(table, output_path(ctx, name, "table"), prov)
     print_table(table, f"actdiff {name} ({ctx.profile} profile)", KEYS, list(columns))

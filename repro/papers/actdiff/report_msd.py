@@ -11,7 +11,7 @@ from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as paper
 from repro.papers.actdiff.report import msd_data, trained_model
 from repro.report.artefacts import artefact_provenance, output_path
-from repro.report.figures import new_figure, save_figure
+from repro.report.figures import colour_bar, new_figure, save_figure
 from repro.runs.store import RunStore
 
 
@@ -86,12 +86,15 @@ def _msd_maps(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str) 
                    for r, model in enumerate(("ResNet", "UNet")) for c, method in enumerate(paper.MAP_METHODS)}
         for (r, c), (title, img, cmap) in layout.items():
             ax = axes[3 * b + r][c]
-            ax.imshow(img, cmap=cmap, **({"vmin": 0, "vmax": vmax} if cmap == "jet" else {}))
+            shown_image = ax.imshow(img, cmap=cmap, **({"vmin": 0, "vmax": vmax} if cmap == "jet" else {}))
+            if cmap == "jet":
+                saliency = shown_image
             ax.set_title(title, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[3 * b][0].set_ylabel(TASKS[task].label, fontsize=11)
         axes[3 * b][3].axis("off")
+        colour_bar(fig, saliency, axes[3 * b:3 * b + 3].ravel().tolist(), f"{TASKS[task].label}: top 10 % of |g|")
     fig.suptitle(f"{' and '.join(TASKS[t].label for t in tasks)} saliency, top 10 % of |g| ({kind}, A-13; "
                  f"{ctx.switches['saliency_model']} model, A-14)"
                  + (" - SYNTHETIC fixture volumes" if synthetic(ctx) else ""))

@@ -13,7 +13,7 @@ from repro.papers.actdiff.report import (CHANCE, RESNET_ACTDIFF, cell_test, synt
                                          synthetic_table, trained_model)
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.claims import FAILS, Claim, evaluate_claims, report_claims, shortfall
-from repro.report.figures import new_figure, save_figure
+from repro.report.figures import colour_bar, integer_ticks, new_figure, save_figure
 from repro.runs.store import RunStore
 
 
@@ -175,9 +175,12 @@ def figure3(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
               (1, 3): ("UNet Gradmask", maps[("UNet", "Gradmask")], "jet")}
     for (r, c), (title, img, cmap) in layout.items():
         ax = axes[r][c]
-        ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax if cmap == "jet" else 1)
+        shown = ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax if cmap == "jet" else 1)
+        if cmap == "jet":
+            saliency = shown
         ax.set_title(title, fontsize=9)
         ax.axis("off")
+    colour_bar(fig, saliency, axes.ravel().tolist(), f"saliency ({kind}) of the colour panels, one scale")
     # Red circle where the class-1 box sits in *training* images (bottom-left, unflipped).
     cy, cx = (BOX_ROWS.start + BOX_ROWS.stop - 1) / 2, (BOX_COLS[1].start + BOX_COLS[1].stop - 1) / 2
     from matplotlib.patches import Circle
@@ -213,6 +216,7 @@ def figure6(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     axes[0][0].set(xlabel="% training masks kept", ylabel=f"synthetic {split} {metric} (best valid)",
                    title="(a) test performance")
     axes[0][1].set(xlabel="% training masks kept", ylabel="best epoch", title="(b) best epoch")
+    integer_ticks(axes[0][1], "y")
     for ax in axes[0]:
         ax.legend()
     prov = artefact_provenance(ctx, "figure6", runs, store, synthetic_data=synthetic_data(ctx, runs), test_split=split,
@@ -241,6 +245,8 @@ def figure7(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
             arrays[f"{model}_{method}_mean".replace(" ", "_")] = mean
             arrays[f"{model}_{method}_std".replace(" ", "_")] = std
         ax.set(title=model, xlabel="epoch", ylabel=f"valid {metric}", ylim=(-0.05, 1.05))
+        integer_ticks(ax)
         ax.legend(fontsize=7)
+    fig.tight_layout()  # keeps the top row's epoch labels off the bottom row's titles
     prov = artefact_provenance(ctx, "figure7", runs, store, synthetic_data=synthetic_data(ctx, runs), metric=metric)
     return [save_figure(fig, output_path(ctx, "figure7", "figure"), prov, arrays)]

@@ -12,7 +12,7 @@ from repro.papers import Context, PlannedRun, get_paper
 from repro.papers.actdiff.report import CHANCE
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.claims import Claim, Compare, evaluate_claims, report_claims, seeds_by
-from repro.report.figures import new_figure, save_figure
+from repro.report.figures import colour_bar, new_figure, save_figure
 from repro.report.tables import aggregate, read_published, write_table
 from repro.runs.store import RunStore
 
@@ -133,10 +133,12 @@ def figure5a(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
         axes[r][0].contour(disc, levels=[0.5], colors="red", linewidths=1)
         axes[r][0].set_title(f"test #{i}, label {int(y[i])}", fontsize=8)
         for c, row in enumerate(models, start=1):
-            axes[r][c].imshow(maps[(row, i)], cmap="jet", vmin=0, vmax=vmax)
+            saliency = axes[r][c].imshow(maps[(row, i)], cmap="jet", vmin=0, vmax=vmax)
             axes[r][c].set_title(row, fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
+    if models:
+        colour_bar(fig, saliency, axes.ravel().tolist(), f"saliency ({kind}), one scale")
     fig.suptitle(f"X-ray saliency ({kind}, A-13; {ctx.switches['saliency_model']} model, A-14)")
     arrays = {"images": x[picks, 0].numpy(), "disc": disc,
               **{f"{row}_{i}".replace(" ", "_"): v for (row, i), v in maps.items()}}
