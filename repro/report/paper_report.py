@@ -460,11 +460,16 @@ def write_pages(blocks: list[Block], path: Path, title: str) -> list[Path]:
     return [md, page]
 
 
+def report_profile(paper: Paper, out: Path, profile: str | None) -> str:
+    """The profile a report is of: `profile`, else the one the outputs record."""
+    return profile or recorded_profile(paper_files(out, paper), out)
+
+
 def write_report(name: str, out: Path, runs_dir: Path, profile: str | None,
                  data_root: Path | None) -> tuple[list[Path], Summary]:
     """reports/<paper>.md and .html under `out`; `profile` None: the one the outputs record."""
     paper = get_paper(name)
-    setting = Setting(out, runs_dir, profile or recorded_profile(paper_files(out, paper), out), data_root)
+    setting = Setting(out, runs_dir, report_profile(paper, out, profile), data_root)
     blocks, summary = paper_blocks(paper, setting)
     title = f"repro report: {name}, {profile_label(setting.profile)}"
     return write_pages(blocks, out / "reports" / name, title), summary
@@ -477,9 +482,12 @@ def write_reports(names: list[str], out: Path, runs_dir: Path, profile: str | No
     for name in names:
         paths, summary = write_report(name, out, runs_dir, profile, data_root)
         written += paths
-        rows.append([f"[{name}]({name}.html) ([md]({name}.md))", summary.line()])
+        rows.append([f"[{name}]({name}.html) ([md]({name}.md))",
+                     profile_label(report_profile(get_paper(name), out, profile)), summary.line()])
     if len(names) > 1:
-        written += write_pages([Heading(1, f"repro reports of `{out}`"), Grid(["paper", "summary"], rows)],
-                               out / "reports" / "index", "repro reports")
+        profiles = sorted({row[1] for row in rows})
+        written += write_pages([Heading(1, f"repro reports of `{out}` ({'; '.join(profiles)})"),
+                                Grid(["paper", "profile", "summary"], rows)],
+                               out / "reports" / "index", f"repro reports, {'; '.join(profiles)}")
     return written
 
