@@ -29,9 +29,13 @@ def profile_label(profile: str | None) -> str:
 
 
 def integer_ticks(ax: Any, axis: str = "x") -> None:
-    """Only whole numbers on an axis of epochs."""
+    """Only whole numbers on an axis of epochs, widened to show two of them when the data span less (call it after
+    plotting)."""
     from matplotlib.ticker import MaxNLocator
 
+    low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if high - low < 1:
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(np.ceil(low) - 0.5, np.ceil(low) + 1.5)
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
 
 
@@ -46,7 +50,7 @@ def save_figure(fig: Any, path: Path, prov: dict[str, Any], arrays: dict[str, np
     import matplotlib.pyplot as plt
 
     profile = prov.get("profile")
-    fig.text(0.5, 0.0, f"{prov.get('paper', '')} {path.stem}, {profile_label(profile)}", ha="center", va="top", fontsize=9,
+    fig.text(0.5, -0.01, f"{prov.get('paper', '')} {path.stem}, {profile_label(profile)}", ha="center", va="top", fontsize=9,
              color="black" if profile == "paper" else "firebrick")
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
     plt.close(fig)

@@ -216,9 +216,10 @@ def figure6(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
     axes[0][0].set(xlabel="% training masks kept", ylabel=f"synthetic {split} {metric} (best valid)",
                    title="(a) test performance")
     axes[0][1].set(xlabel="% training masks kept", ylabel="best epoch", title="(b) best epoch")
-    integer_ticks(axes[0][1], "y")
     for ax in axes[0]:
         ax.legend()
+    integer_ticks(axes[0][1], "y")
+    fig.tight_layout()
     prov = artefact_provenance(ctx, "figure6", runs, store, synthetic_data=synthetic_data(ctx, runs), test_split=split,
                                metric=metric)
     return [save_figure(fig, output_path(ctx, "figure6", "figure"), prov, arrays)]
