@@ -159,6 +159,11 @@ def test_an_empty_out_says_how_to_make_results_and_all_writes_an_index(tmp_path)
     assert "`repro masktune all --profile quick`" in md
     index = (tmp_path / "reports" / "index.md").read_text()
     assert all(f"[{p}]({p}.html)" in index for p in ("actdiff", "tap", "cfaug", "masktune"))
+    label = "profile quick: reduced run, not comparable with the paper"
+    assert label in index.splitlines()[0]
+    for page in ("actdiff", "tap", "cfaug", "masktune"):
+        text = (tmp_path / "reports" / f"{page}.md").read_text()
+        assert label in text.splitlines()[0] and "**Profile `quick`: fewer epochs" in text
 
 
 def test_unknown_paper_is_a_clear_error(tmp_path):
