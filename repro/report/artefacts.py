@@ -42,7 +42,8 @@ def artefact_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], sto
     inits = sorted({str(r.config.model_args["init"]) for r in runs if "init" in r.config.model_args})
     return provenance(
         paper=ctx.paper, artefact=artefact, profile=ctx.profile, seeds=seeds, fidelity=ctx.fidelity,
-        **({"init": ", ".join(inits)} if inits else {}), switches=ctx.switches, run_keys=sorted({rec.key for _, rec in done}),
+        **({"init": ", ".join(inits)} if inits else {}), switches=ctx.switches,
+        run_keys=sorted({rec.key for _, rec in done}),
         missing_runs=[store.record(r.config).key for r in runs if store.record(r.config).key
                       not in {rec.key for _, rec in done}],
         run_devices=devices, statistics=stats_methods(), **extra,

@@ -50,8 +50,8 @@ def save_figure(fig: Any, path: Path, prov: dict[str, Any], arrays: dict[str, np
     import matplotlib.pyplot as plt
 
     profile = prov.get("profile")
-    fig.text(0.5, -0.01, f"{prov.get('paper', '')} {path.stem}, {profile_label(profile)}", ha="center", va="top", fontsize=9,
-             color="black" if profile == "paper" else "firebrick")
+    fig.text(0.5, -0.01, f"{prov.get('paper', '')} {path.stem}, {profile_label(profile)}", ha="center", va="top",
+             fontsize=9, color="black" if profile == "paper" else "firebrick")
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
     plt.close(fig)
     atomic_write(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays))
