@@ -89,3 +89,13 @@ def test_a_changed_file_changes_the_key_and_an_incomplete_folder_is_an_error(tmp
     (write_synth2(tmp_path / "c") / "distractor3_seg_5.npy").unlink()
     with pytest.raises(DatasetError, match="incomplete set.*synth2_files=false"):
         synthetic_run(_ctx(tmp_path, tmp_path / "c"), "CNN", "Classify", 0)
+
+
+def test_a_dry_run_plans_the_same_keys_and_writes_nothing(tmp_path):
+    write_synth2(tmp_path / "data")
+    paper = get_paper("actdiff")
+    dry = paper.context("smoke", None, "code", {}, tmp_path / "out", tmp_path / "data", tmp_path / "dry", "imagenet",
+                        "auto", True)
+    planned = synthetic_run(dry, "CNN", "Classify", 0).config
+    assert planned.data["source"] == "files" and not (tmp_path / "dry").exists()
+    assert planned.key == synthetic_run(_ctx(tmp_path, tmp_path / "data"), "CNN", "Classify", 0).config.key
