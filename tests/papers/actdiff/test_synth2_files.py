@@ -18,7 +18,6 @@ from repro.papers.actdiff.data_synth2_files import GENERATED, POOLS, load_pools
 from repro.papers.actdiff.data_synthetic import generate_pool, load_split
 from repro.papers.actdiff.plans import plan_grid, synthetic_run
 from repro.papers.actdiff.report import synthetic_data
-from repro.runs.store import RunStore
 from tests.conftest import new_record
 
 PER_CLASS = 16  # the smoke profile draws 16 of each class per split
