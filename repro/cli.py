@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from repro.config import MAX_PACK, MAX_SEEDS, PROFILES
 from repro.errors import UserError, explain, require
 from repro.papers import PAPER_NAMES, Artefact, Paper, distinct_runs, get_paper
+from repro.report.intervals import use_interval
 
 
 class Profile(str, Enum):
@@ -161,6 +162,7 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         switch: SwitchOpt = None,
         checkpoint_seconds: Annotated[float, typer.Option(min=0, help="Seconds between checkpoints of a run.")] = 60.0,
         init: InitOpt = Init.imagenet,
+        ci: Annotated[str, typer.Option("--ci", callback=use_interval, help="95 % interval of each mean: t (Student) or bootstrap (seeded percentile bootstrap); named in the provenance.")] = "t",
         pack: Annotated[int, typer.Option(min=0, max=MAX_PACK, help="Runs of one architecture and recipe (seeds, lambdas, methods) "
                                                        "trained as one vectorised program, at most N per pack; "
                                                        "0 = 64 on CUDA, 1 on CPU.")] = 0,

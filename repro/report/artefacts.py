@@ -9,7 +9,7 @@ import pandas as pd
 
 from repro.papers import Context, PlannedRun
 from repro.provenance import provenance
-from repro.report.tables import STATS_METHODS
+from repro.report.tables import stats_methods
 from repro.runs.store import RunRecord, RunStore
 
 
@@ -33,15 +33,18 @@ def per_run_frame(runs: list[PlannedRun], store: RunStore,
 
 def artefact_provenance(ctx: Context, artefact: str, runs: list[PlannedRun], store: RunStore,
                         **extra: Any) -> dict[str, Any]:
-    """Profile, seeds, fidelity, run keys (done and missing), devices of the runs, commit and versions, and the
-    methods of the intervals and tests (STATS_METHODS)."""
+    """Profile, seeds, fidelity, the models' init where they have one (pretrained or not: the runs' `init` model
+    argument; none for models that are always trained from scratch), run keys (done and missing), devices of the
+    runs, commit and versions, and the methods of the intervals and tests (`stats_methods`)."""
     done = done_records(runs, store)
     devices = sorted({rec.result().get("device", "unknown") for _, rec in done})
     seeds = sorted({r.cell["seed"] for r in runs if "seed" in r.cell})
+    inits = sorted({str(r.config.model_args["init"]) for r in runs if "init" in r.config.model_args})
     return provenance(
-        paper=ctx.paper, artefact=artefact, profile=ctx.profile, seeds=seeds, fidelity=ctx.fidelity, init=ctx.init,
-        switches=ctx.switches, run_keys=sorted({rec.key for _, rec in done}),
+        paper=ctx.paper, artefact=artefact, profile=ctx.profile, seeds=seeds, fidelity=ctx.fidelity,
+        **({"init": ", ".join(inits)} if inits else {}), switches=ctx.switches,
+        run_keys=sorted({rec.key for _, rec in done}),
         missing_runs=[store.record(r.config).key for r in runs if store.record(r.config).key
                       not in {rec.key for _, rec in done}],
-        run_devices=devices, statistics=STATS_METHODS, **extra,
+        run_devices=devices, statistics=stats_methods(), **extra,
     )

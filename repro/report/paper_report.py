@@ -20,6 +20,7 @@ import pandas as pd
 from repro.config import resolve_switches
 from repro.papers import Artefact, Context, Paper, get_paper
 from repro.report.claims import VERDICTS
+from repro.report.figures import profile_label
 from repro.report.tables import ALPHA, STAT_SUFFIXES
 from repro.runs.store import RunStore, atomic_write_text
 
@@ -100,12 +101,13 @@ def _html_block(b: Block) -> str:
     if isinstance(b, Grid):
         head = "".join(f"<th>{_inline_html(c)}</th>" for c in b.header)
         body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in b.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     data = base64.b64encode(b.path.read_bytes()).decode()
     return f'<figure><img alt="{html.escape(b.path.name)}" src="data:image/png;base64,{data}"></figure>'
 
 
 CSS = ("body{font-family:sans-serif;max-width:80em;margin:2em auto;padding:0 1em}"
+       ".scroll{overflow-x:auto;max-width:100%}"  # a wide table scrolls inside the page instead of running off it
        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
        "img{max-width:100%}code{background:#f4f4f4}")
 
@@ -168,6 +170,7 @@ class Summary:
     claims: Counter = field(default_factory=Counter)
     within: int = 0
     cells: int = 0
+    uncounted: Counter = field(default_factory=Counter)  # compared cells not counted, by profile (not the paper's)
     tests: Counter = field(default_factory=Counter)  # cells by Welch verdict: consistent, inconsistent, not tested
     rows: list[list[str]] = field(default_factory=list)  # per artefact: name, kind, results, claims
 
@@ -177,6 +180,7 @@ class Summary:
         self.claims += other.claims
         self.within += other.within
         self.cells += other.cells
+        self.uncounted += other.uncounted
         self.tests += other.tests
         self.rows += other.rows
 
@@ -184,6 +188,8 @@ class Summary:
         n = sum(self.claims.values())
         held = f"{n} claims checked: {claims_text(self.claims)}" if n else "no claims checked"
         tol = f"; {self.within} of {self.cells} compared cells within tolerance" if self.cells else ""
+        tol += "".join(f"; {n} cells at profile `{p}` not counted against the tolerance (not comparable with the "
+                       "paper)" for p, n in sorted(self.uncounted.items()))
         tested = (f"; against the paper's mean, std and n (Welch, alpha {ALPHA}): {self.tests['consistent']} "
                   f"consistent, {self.tests['inconsistent']} inconsistent, {self.tests['not tested']} not tested"
                   if self.tests else "")
@@ -271,16 +277,23 @@ def _versus(row: pd.Series, v: str) -> str:
 TOL_TEXT = {"True": "yes", "False": "**no**", "": "-"}
 
 
-def stats_grid(table: pd.DataFrame, values: list[str]) -> Grid:
-    """Per value: ours mean ± std (n) [95 % CI] | paper | diff | within tol | Welch test, after the key columns."""
+def _tolerance(flag: str, profile: str) -> str:
+    """A within-tolerance flag as the report shows it: only at the paper's profile."""
+    if profile != "paper" and flag in ("True", "False"):
+        return f"not counted ({profile})"
+    return TOL_TEXT.get(flag, flag)
+
+
+def stats_grid(table: pd.DataFrame, values: list[str], profile: str) -> Grid:
+    """Per value: ours mean ± std (n) [95 % CI] | paper | diff | within tol | Welch test, after the key columns.
+    Away from the paper's profile the tolerance column says it is not counted."""
     stats = {f"{v}_{s}" for v in values for s in STAT_SUFFIXES}
     keys = [c for c in table.columns if c not in stats]
     parts = ("ours mean ± std (n) [95 % CI]", "paper", "diff", "within tol", "vs paper (Welch)")
     header = keys + [f"{v} {part}" for v in values for part in parts]
     rows = [[row[k] for k in keys]
             + [cell for v in values for cell in (_ours(row, v), _paper(row, v), row[f"{v}_diff"] or "-",
-                                                 TOL_TEXT.get(row[f"{v}_within_tol"], row[f"{v}_within_tol"]),
-                                                 _versus(row, v))]
+                                                 _tolerance(row[f"{v}_within_tol"], profile), _versus(row, v))]
             for _, row in table.iterrows()]
     return Grid(header, rows)
 
@@ -293,36 +306,49 @@ def link(path: Path, reports: Path) -> str:
     return f"[`{path.name}`]({Path(os.path.relpath(path, reports)).as_posix()})"
 
 
-def table_blocks(table: pd.DataFrame, path: Path, reports: Path, summary: Summary) -> list[Block]:
-    """A table compared with the paper (its stat columns), else its raw columns; counts cells within tolerance."""
+def table_blocks(table: pd.DataFrame, path: Path, reports: Path, summary: Summary, profile: str) -> list[Block]:
+    """A table compared with the paper (its stat columns), else its raw columns, captioned with its profile; counts
+    cells within tolerance at the paper's profile only (elsewhere they are counted as not comparable)."""
     values = stat_values(list(table.columns))
+    what = f"({profile_label(profile)})"
     if values:
         tol = [table[f"{v}_within_tol"] for v in values]
-        summary.within += sum(int((t == "True").sum()) for t in tol)
-        summary.cells += sum(int(t.isin(["True", "False"]).sum()) for t in tol)
+        compared = sum(int(t.isin(["True", "False"]).sum()) for t in tol)
+        if profile == "paper":
+            summary.within += sum(int((t == "True").sum()) for t in tol)
+            summary.cells += compared
+        elif compared:
+            summary.uncounted[profile] += compared
         for v in values:
             summary.tests.update(t.split(" (")[0].split(":")[0] for t in table[f"{v}_published_test"] if t)
-        return [Text(f"{link(path, reports)} beside the paper's numbers:"), stats_grid(table, values)]
+        return [Text(f"{link(path, reports)} beside the paper's numbers {what}:"), stats_grid(table, values, profile)]
     more = f" (first {MAX_ROWS} of {len(table)} rows)" if len(table) > MAX_ROWS else ""
-    return [Text(f"{link(path, reports)}{more}:"), raw_grid(table)]
+    return [Text(f"{link(path, reports)}{more} {what}:"), raw_grid(table)]
 
 
-def claims_blocks(claims: pd.DataFrame, summary: Summary) -> list[Block]:
+def claims_blocks(claims: pd.DataFrame, summary: Summary, profile: str) -> list[Block]:
     """The claims with their verdict, effect and p, the paper's sentence, the rule and the numbers read."""
     summary.claims.update(claims["result"])
     columns = [c for c in ("claim", "result", "effect", "p", "sentence", "rule", "numbers", "note") if c in claims]
-    return [Text(f"Claims: {claims_text(Counter(claims['result']))}."), Grid(columns, claims[columns].values.tolist())]
+    return [Text(f"Claims ({profile_label(profile)}): {claims_text(Counter(claims['result']))}."),
+            Grid(columns, claims[columns].values.tolist())]
 
 
-def csv_blocks(path: Path, reports: Path, summary: Summary) -> list[Block]:
+def file_profile(path: Path, default: str) -> str:
+    """The profile a file's sidecar records (a claims file: its table's), else `default`."""
+    sidecar = read_sidecar(path) or read_sidecar(path.with_name(path.stem.removesuffix("_claims") + path.suffix))
+    return sidecar.get("profile") or default
+
+
+def csv_blocks(path: Path, reports: Path, summary: Summary, profile: str) -> list[Block]:
     """A claims file (`<name>_claims.csv`) or a table; an unreadable one is named, not fatal."""
     try:
         table = read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
         return [Text(f"{link(path, reports)}: unreadable ({e}).")]
     if path.stem.endswith("_claims") and {"claim", "result", "note"} <= set(table.columns):
-        return claims_blocks(table, summary)
-    return table_blocks(table, path, reports, summary)
+        return claims_blocks(table, summary, profile)
+    return table_blocks(table, path, reports, summary, profile)
 
 
 def provenance_items(prov: dict[str, Any], paper: Paper) -> list[str]:
@@ -332,8 +358,9 @@ def provenance_items(prov: dict[str, Any], paper: Paper) -> list[str]:
     seeds = ", ".join(map(str, prov.get("seeds", [])))
     commit = prov.get("commit", "unknown")
     devices = prov.get("run_devices") or [prov.get("device", "-")]
-    items = [f"profile `{prov.get('profile')}`" + (f", seeds {seeds}" if seeds else "")
-             + f", fidelity `{prov.get('fidelity')}`, init `{prov.get('init', '-')}`",
+    init = f", init `{prov['init']}`" if "init" in prov else ""  # only models that can start pretrained have one
+    items = [f"**{profile_label(prov.get('profile'))}**" + (f", seeds {seeds}" if seeds else "")
+             + f", fidelity `{prov.get('fidelity')}`{init}",
              f"commit `{commit[:12] + commit[40:]}`, built {prov.get('date', '?')}, device: {', '.join(devices)}"]
     used, missing = prov.get("run_keys", []), prov.get("missing_runs", [])
     if used or missing:
@@ -344,18 +371,22 @@ def provenance_items(prov: dict[str, Any], paper: Paper) -> list[str]:
     off = [f"{ids[k]} `{k}={v}` (preset {preset[k]})" for k, v in prov.get("switches", {}).items()
            if k in preset and v != preset[k]]
     items.append("switches off the preset: " + (", ".join(off) if off else "none"))
+    if prov.get("synthetic_data"):
+        items.append(f"synthetic data: {prov['synthetic_data']}")
     items += [f"{name}: {method}" for name, method in prov.get("statistics", {}).items()]
     return items + ([f"note: {prov['note']}"] if prov.get("note") else [])
 
 
-def files_blocks(files: list[Path], reports: Path, summary: Summary) -> list[Block]:
-    """Tables (compared or raw), figures, claims, then links to every file (arrays, sidecars)."""
+def files_blocks(files: list[Path], reports: Path, summary: Summary, profile: str) -> list[Block]:
+    """Tables (compared or raw), figures, claims, each captioned with its profile (its sidecar's, else `profile`),
+    then links to every file (arrays, sidecars)."""
     blocks: list[Block] = []
     for path in sorted(files, key=lambda p: p.stem.endswith("_claims")):
         if path.suffix == ".csv":
-            blocks += csv_blocks(path, reports, summary)
+            blocks += csv_blocks(path, reports, summary, file_profile(path, profile))
         elif path.suffix == ".png":
-            blocks.append(Image(path, Path(os.path.relpath(path, reports)).as_posix()))
+            blocks += [Text(f"{link(path, reports)} ({profile_label(file_profile(path, profile))}):"),
+                       Image(path, Path(os.path.relpath(path, reports)).as_posix())]
     return blocks + [Text("Files: " + ", ".join(link(p, reports) for p in files))]
 
 
@@ -374,7 +405,8 @@ def artefact_blocks(paper: Paper, art: Artefact, files: list[Path], setting: Set
         return [head, Text(f"No results: {reason}.")], Summary(artefacts=1, rows=[row])
     summary = Summary(artefacts=1, with_results=1)
     prov = read_sidecar(main_file(files, art.name))
-    blocks = [head, Bullets(provenance_items(prov, paper)), *files_blocks(files, setting.out / "reports", summary)]
+    blocks = [head, Bullets(provenance_items(prov, paper)),
+              *files_blocks(files, setting.out / "reports", summary, prov.get("profile") or setting.profile)]
     state = "partial" if prov.get("missing_runs") else "yes"
     summary.rows.append([f"`{art.name}`", art.kind, state, claims_text(summary.claims) if summary.claims else "-"])
     return blocks, summary
@@ -402,11 +434,16 @@ def paper_blocks(paper: Paper, setting: Setting) -> tuple[list[Block], Summary]:
         body += blocks
         summary.add(part)
     if files.get(None):
-        body += [Heading(2, "Other files"), *files_blocks(files[None], setting.out / "reports", summary)]
-    top = [Heading(1, f"{paper.name}: {paper.title}"),
+        body += [Heading(2, "Other files"), *files_blocks(files[None], setting.out / "reports", summary,
+                                                           setting.profile)]
+    top = [Heading(1, f"{paper.name}: {paper.title} ({profile_label(setting.profile)})"),
            Text(f"Report of `{setting.out}` (runs dir `{setting.runs_dir}`, profile `{setting.profile}`), "
                 f"written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the output folders; "
                 "it trains nothing."),
+           *([] if setting.profile == "paper" else [Text(
+               f"**Profile `{setting.profile}`: fewer epochs, seeds or images than the paper, so its numbers are not "
+               "comparable with the paper's.** It checks that everything runs end to end; no cell is counted as "
+               "within tolerance, and a claim that fails here says nothing about the paper.")]),
            Text(summary.line()), Grid(["artefact", "kind", "results", "claims"], summary.rows),
            *data_blocks(paper, setting.data_root)]
     if not summary.with_results:
@@ -423,13 +460,19 @@ def write_pages(blocks: list[Block], path: Path, title: str) -> list[Path]:
     return [md, page]
 
 
+def report_profile(paper: Paper, out: Path, profile: str | None) -> str:
+    """The profile a report is of: `profile`, else the one the outputs record."""
+    return profile or recorded_profile(paper_files(out, paper), out)
+
+
 def write_report(name: str, out: Path, runs_dir: Path, profile: str | None,
                  data_root: Path | None) -> tuple[list[Path], Summary]:
     """reports/<paper>.md and .html under `out`; `profile` None: the one the outputs record."""
     paper = get_paper(name)
-    setting = Setting(out, runs_dir, profile or recorded_profile(paper_files(out, paper), out), data_root)
+    setting = Setting(out, runs_dir, report_profile(paper, out, profile), data_root)
     blocks, summary = paper_blocks(paper, setting)
-    return write_pages(blocks, out / "reports" / name, f"repro report: {name}"), summary
+    title = f"repro report: {name}, {profile_label(setting.profile)}"
+    return write_pages(blocks, out / "reports" / name, title), summary
 
 
 def write_reports(names: list[str], out: Path, runs_dir: Path, profile: str | None,
@@ -439,9 +482,12 @@ def write_reports(names: list[str], out: Path, runs_dir: Path, profile: str | No
     for name in names:
         paths, summary = write_report(name, out, runs_dir, profile, data_root)
         written += paths
-        rows.append([f"[{name}]({name}.html) ([md]({name}.md))", summary.line()])
+        rows.append([f"[{name}]({name}.html) ([md]({name}.md))",
+                     profile_label(report_profile(get_paper(name), out, profile)), summary.line()])
     if len(names) > 1:
-        written += write_pages([Heading(1, f"repro reports of `{out}`"), Grid(["paper", "summary"], rows)],
-                               out / "reports" / "index", "repro reports")
+        profiles = sorted({row[1] for row in rows})
+        written += write_pages([Heading(1, f"repro reports of `{out}` ({'; '.join(profiles)})"),
+                                Grid(["paper", "profile", "summary"], rows)],
+                               out / "reports" / "index", f"repro reports, {'; '.join(profiles)}")
     return written
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from repro.papers import Tolerance
-from repro.report.tables import aggregate, compare, published_test
+from repro.report.tables import aggregate, compare, mean_interval, published_test
 
 GOLDEN = Path(__file__).parent / "golden_table.csv"
 
@@ -59,3 +59,51 @@ def test_published_test_flags_a_far_published_value_as_inconsistent():
     assert p < 1e-10 and text == "inconsistent"
     assert published_test(0.5, 0.0, 3, 0.5, 0.0, 10)[1] == "consistent (no spread)"
     assert published_test(0.5, 0.1, 3, 0.5, 0.1, float("nan"))[1] == "not tested: no published n"
+
+
+@pytest.fixture
+def bootstrap():
+    """`--ci bootstrap` for one test, then the default t-interval again."""
+    from repro.report.intervals import use_interval
+
+    use_interval("bootstrap")
+    yield
+    use_interval("t")
+
+
+def test_bootstrap_interval_is_scipys_seeded_one_and_named(bootstrap):
+    from repro.report.tables import stats_methods
+
+    values = [0.61, 0.70, 0.52, 0.66]
+    per_run = pd.DataFrame({"row": ["a"] * 4 + ["b"], "v": values + [0.9]})
+    agg = aggregate(per_run, ["row"], ["v"]).set_index("row")
+    want = stats.bootstrap((np.array(values),), np.mean, n_resamples=9999, method="percentile",
+                           random_state=np.random.default_rng(0)).confidence_interval
+    assert agg.loc["a", "v_ci_low"] == pytest.approx(want.low) and agg.loc["a", "v_ci_high"] == pytest.approx(want.high)
+    t_low = mean_interval(pd.Series([np.mean(values)]), pd.Series([np.std(values, ddof=1)]), pd.Series([4]))[0][0]
+    assert agg.loc["a", "v_ci_low"] != pytest.approx(t_low)  # not the t-interval
+    assert np.isnan(agg.loc["b", "v_ci_low"]) and np.isnan(agg.loc["b", "v_ci_high"])  # n = 1: no interval
+    assert "percentile bootstrap" in stats_methods()["ci"] and "default_rng(0)" in stats_methods()["ci"]
+
+
+def test_the_t_interval_is_the_default_and_ci_takes_two_methods():
+    from repro.errors import UserError
+    from repro.report.intervals import use_interval
+    from repro.report.tables import stats_methods
+
+    assert "Student t-interval" in stats_methods()["ci"]
+    with pytest.raises(UserError, match="--ci takes t or bootstrap"):
+        use_interval("jackknife")
+
+
+def test_a_tolerance_that_spans_every_possible_value_cannot_fail():
+    """Best epoch 0..1 (2 epochs) against 38 +- 120 with 25 + 2 std: any value passes, so the flag says so; against
+    0 +- 0 a best epoch of 30 could fail, so it stays a real flag."""
+    from repro.report.tables import CANNOT_FAIL
+
+    per_run = pd.DataFrame({"row": ["short", "long"], "e": [1, 0]})
+    published = pd.DataFrame({"row": ["short", "long"], "e_mean": ["38.10", "0.00"], "e_std": ["120.13", "0.00"]})
+    epochs = {("short",): 2, ("long",): 500}
+    table = compare(aggregate(per_run, ["row"], ["e"]), published, ["row"],
+                    {"e": ("e_mean", "e_std", Tolerance(abs=25.0))}, {"e": lambda key: (0, epochs[key] - 1)})
+    assert list(table["e_within_tol"]) == [CANNOT_FAIL, True]

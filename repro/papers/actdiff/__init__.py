@@ -6,13 +6,23 @@ The artefact registry; settings and plans are in `plans` (torch-free at import).
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, Callable
 
 from repro.papers import Artefact, Paper, Tolerance, lazy
 from repro.papers.actdiff.plans import (ACCURACY_TOL, EPOCH_TOL, FIGURE_TASKS, MSD_TASKS, SWITCHES, SYNTHETIC,
                                         XRAY_PREPARE, plan_figure3, plan_figure6, plan_grid, plan_maps,
                                         plan_table2, plan_xray, plan_xray_maps, prepare_msd_tasks)
 
-_report = partial(lazy, "repro.papers.actdiff.report")
+REPORTS = {"table2": "report", "figure4": "report_msd", "figure8": "report_msd",
+           **dict.fromkeys(("table1", "figure1", "figure3", "figure6", "figure7"), "report_synthetic"),
+           **dict.fromkeys(("figure5a", "figure5b", "figure9"), "report_xray")}
+
+
+def _report(name: str) -> Callable[..., Any]:
+    """The builder of artefact `name`, imported from its dataset's report module when first called."""
+    return lazy(f"repro.papers.actdiff.{REPORTS[name]}", name)
+
+
 XRAY_DATASETS = ("nih_cxr14", "padchest")  # `repro data check` names
 MSD_DATASETS = {"liver": "msd_liver", "cardiac": "msd_heart", "pancreas": "msd_pancreas"}
 

@@ -5,11 +5,13 @@ below 256 hold one cross (class 1), the others two crosses of a shared arm lengt
 distractor box sits bottom-left for class 1 and bottom-right for class 0; valid and test are flipped
 horizontally at load time, which inverts the box. The ROI mask is the crosses dilated by a square of
 radius int(4*blur + 0.5) (Gaussian -> > 0 in the code, identical for binary masks, A-15).
+Runs read the authors' files instead where their data settings name them (`data_synth2_files`, switch A-20).
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,9 +64,18 @@ def draw_crosses(rng: np.random.Generator, count: int) -> np.ndarray:
     return seg
 
 
-def generate_pool(pool: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Pool = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def generate_pool(pool: int) -> Pool:
     """Copies of one pool (0, 1, 2 = distractor1/2/3)."""
     return tuple(a.copy() for a in generate_pools()[pool])
+
+
+def file_pool(pools: dict[str, np.ndarray], pool: int) -> Pool:
+    """One pool of the authors' files (`data_synth2_files.load_pools`): images, segmentations, labels by index."""
+    img, seg = pools[f"{POOLS[pool]}_img"], pools[f"{POOLS[pool]}_seg"]
+    return img, seg, np.array([class_of(i, len(img)) for i in range(len(img))], np.int64)
 
 
 def dilate(seg: torch.Tensor, blur: float) -> torch.Tensor:
@@ -98,13 +109,14 @@ SPLITS = {"train": 0, "valid": 1, "test": 2}  # -> pool distractor1/2/3
 
 
 def load_split(split: str, n: int, blur: float = 0.5, split_rng_seed: int = 0,
-               maxmasks: float = 1.0) -> dict[str, torch.Tensor]:
-    """One split as the loader delivers it: `img`, `seg`, `mask` (float [n,1,28,28]) and `label`.
+               maxmasks: float = 1.0, files: dict[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+    """One split as the loader delivers it: `img`, `seg`, `mask` (float [n,1,28,28]) and `label`, from the
+    generator or, given, the authors' `files`.
 
     Valid and test are always flipped horizontally (distract_noise = 1), which inverts the box;
     `maxmasks` < 1 replaces some train masks by all-ones (Appendix A).
     """
-    img, seg, labels = generate_pool(SPLITS[split])
+    img, seg, labels = file_pool(files, SPLITS[split]) if files is not None else generate_pool(SPLITS[split])
     rs = np.random.RandomState(split_rng_seed)
     idx = select(labels, n, rs)
     x = torch.from_numpy(img[idx]).unsqueeze(1)
@@ -121,15 +133,22 @@ def load_split(split: str, n: int, blur: float = 0.5, split_rng_seed: int = 0,
 def build_synthetic(seed: int, device: torch.device, n_train: int = 500, n_valid: int = 128,
                     n_test: int = 128, blur: float = 0.5, split_seed: str = "fixed",
                     maxmasks: float = 1.0, mask_train_inputs: bool = False,
-                    generator: str = GENERATOR_VERSION) -> TrainData:
+                    generator: str = GENERATOR_VERSION, source: str = "generator", prepared: Path | None = None,
+                    fingerprint: str = "") -> TrainData:
     """Train/valid/test/test_clean tensors. `split_seed="fixed"` draws the subsets with seed 0 as the
-    code does (A-4); `"run_seed"` uses the run seed (the paper's independent splits)."""
+    code does (A-4); `"run_seed"` uses the run seed (the paper's independent splits). `source="files"`: the
+    authors' files packed in `prepared`, checked against `fingerprint` (A-20)."""
     if generator != GENERATOR_VERSION:
         raise ValueError(f"unknown synthetic generator {generator!r}; this version makes {GENERATOR_VERSION}")
+    files = None
+    if source == "files":
+        from repro.papers.actdiff.data_synth2_files import load_pools
+
+        files = load_pools(prepared, fingerprint)
     rng_seed = 0 if split_seed == "fixed" else seed
-    train = load_split("train", n_train, blur, rng_seed, maxmasks)
-    valid = load_split("valid", n_valid, blur, rng_seed)
-    test = load_split("test", n_test, blur, rng_seed)
+    train = load_split("train", n_train, blur, rng_seed, maxmasks, files)
+    valid = load_split("valid", n_valid, blur, rng_seed, files=files)
+    test = load_split("test", n_test, blur, rng_seed, files=files)
     x = train["img"] * train["mask"] if mask_train_inputs else train["img"]  # Classify Masked: train only
     evals = {
         "train": (x, train["label"]),

@@ -49,6 +49,9 @@ SWITCHES = (
     Switch("A-17", "table1_reading", "best", "final", "final",
            "Table 1 train/valid: at the final epoch (the values the table fits) or at the best-valid epoch; "
            "read from the stored results, no retraining"),
+    Switch("A-20", "synth2_files", True, True, True,
+           "synthetic data: the authors' synth2 .npy files when <data root>/synth2/ holds them (true), else the "
+           "generator; false: always the generator"),
 )
 
 # Synthetic hyperparameters, each with its source.
@@ -139,6 +142,9 @@ def synthetic_run(ctx: Context, model: str, method: str, seed: int, maxmasks: fl
     data = {"n_train": setting(ctx, "n_train"), "n_valid": setting(ctx, "n_valid"),
             "n_test": setting(ctx, "n_test"), "blur": SYNTHETIC["blur"], "split_seed": sw["split_seed"],
             "maxmasks": maxmasks, "mask_train_inputs": METHODS[method][2]}
+    from repro.papers.actdiff.data_synth2_files import synth2_source
+
+    data |= synth2_source(ctx) or {}  # the authors' files (A-20); generator runs keep their data settings
     config = RunConfig(
         paper="actdiff", dataset="synthetic", model=arch, method=method, seed=seed,
         epochs=epochs_of(ctx, arch, method), batch_size=SYNTHETIC["batch_size"],
