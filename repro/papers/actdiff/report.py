@@ -15,6 +15,7 @@ from repro.report.artefacts import artefact_provenance, done_records, output_pat
 from repro.report.claims import FAILS, Claim, Compare, evaluate_claims, report_claims, seeds_by, shortfall
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, compare, print_table, read_published, write_table
+from repro.runs.prepared import prepared_dir
 from repro.runs.store import RunStore
 
 KEYS = ["model", "method"]
@@ -377,10 +378,10 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
 
 
 def _xray_images(ctx: Context, ratio: float) -> dict[str, np.ndarray]:
+    from repro.papers.actdiff.data_xray import NPZ
     from repro.papers.actdiff.xray_sources import xray_source
 
-    source = xray_source(ctx, ratio)
-    return dict(np.load(ctx.runs_dir / "prepared" / source["prepared"] / "xray.npz"))
+    return dict(np.load(prepared_dir(ctx.runs_dir, xray_source(ctx, ratio)["prepared"]) / NPZ))
 
 
 def figure9(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
@@ -457,7 +458,7 @@ def _msd_slice(ctx: Context, task: str) -> dict[str, Any]:
     from repro.papers.actdiff.msd_sources import msd_source
 
     source = msd_source(ctx, task, 0)
-    _, npz = load_prepared(ctx.runs_dir / "prepared" / source["prepared"], source["fingerprint"])
+    _, npz = load_prepared(prepared_dir(ctx.runs_dir, source["prepared"]), source["fingerprint"])
     i = msd_pick(npz["test_segs"], npz["test_labels"])
     image = scale_intensity(torch.from_numpy(npz["test_images"][i:i + 1]), ctx.switches["msd_intensity"])
     return {"image": image.numpy(), "seg": npz["test_segs"][i:i + 1], "mask": npz["test_masks"][i:i + 1],

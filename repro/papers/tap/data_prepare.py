@@ -21,7 +21,6 @@ text rows of a split are in the order of its clean rows, so one index addresses 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -44,10 +43,11 @@ from PIL import __version__ as PILLOW_VERSION
 from repro.data.image_mode import to_8bit
 from repro.data.image_sets import DatasetError
 from repro.data.mnist_files import SUBSET, read_mnist, test_files, train_files
+from repro.papers.tap.mnist import META
+from repro.runs.prepared import content_fingerprint, file_sha256, files_digest, write_npy, write_npz
 
 log = logging.getLogger(__name__)
 
-META = "meta.json"
 PATCH = 4
 STEP = 255 // 10  # MNIST patch value 255 - 25 * label (§2.1)
 OFFSETS = np.array([0, 28 - PATCH])
@@ -73,24 +73,9 @@ MODES = {"train": ("train", False), "val": ("val", True), "test": ("test", True)
 # ---------------------------------------------------------------- shared helpers
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _digest(files: dict[str, Path]) -> str:
-    """sha256 over (name, sha256 of the file) pairs in sorted name order."""
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(f"{name}\0{_sha256(files[name])}\n".encode())
-    return h.hexdigest()
-
-
 def fingerprint(folder: Path) -> str:
     """sha256 over the relative path and content of every file under `folder` but its `meta.json`."""
-    folder = Path(folder)
-    return _digest({p.relative_to(folder).as_posix(): p for p in folder.rglob("*")
-                    if p.is_file() and p != folder / META})
+    return content_fingerprint(folder, META)
 
 
 @contextmanager
@@ -179,14 +164,14 @@ def prepare_decoy_mnist(mnist_dir: Path, out_dir: Path, seed: int = 0, train_sub
     sources = dict(zip(("train_images", "train_labels", "test_images", "test_labels"),
                        (img_path, lab_path, *test)))
     meta = {"dataset": "decoy_mnist", "seed": seed, "limit": limit, "subset": subset, "note": note,
-            "sources": {k: {"file": str(p), "sha256": _sha256(p)} for k, p in sources.items()},
+            "sources": {k: {"file": str(p), "sha256": file_sha256(p)} for k, p in sources.items()},
             "split_sizes": sizes, "counts": {m: len(decoyed[f"{m}_labels"]) for m in MODES},
             "rng": "val: numpy RandomState(seed).choice; patches: random.Random(seed), train, val, test, "
                    "test_cor; per image row coin, column coin, value (permuted)"}
     with _staged(out_dir) as stage:
-        np.savez(stage / "original_mnist.npz", **{f"{s}_{k}": a for s, (x, y) in clean.items()
+        write_npz(stage / "original_mnist.npz", {f"{s}_{k}": a for s, (x, y) in clean.items()
                                                   for k, a in (("images", x), ("labels", y))})
-        np.savez(stage / "decoyed_mnist.npz", **decoyed)
+        write_npz(stage / "decoyed_mnist.npz", decoyed)
         _write_meta(stage, meta)
     return out_dir
 
@@ -326,7 +311,7 @@ def _write_tagged(ds: TaggedSet, mode: str, items: list[Item], stage: Path, rng:
         tags.append(tag)
         corners.append((y, x))
     tops, lefts = np.array(corners, dtype=np.int64).reshape(-1, 2).T
-    np.save(stage / "text" / f"{mode}_masks.npy", _boxes(tops, lefts, BOX, (SIZE, SIZE)))
+    write_npy(stage / "text" / f"{mode}_masks.npy", _boxes(tops, lefts, BOX, (SIZE, SIZE)))
     pd.DataFrame({"img_path": [f"text/{mode}/{it.name}" for it in items], "label": [it.label for it in items],
                   "tag": tags}).to_csv(stage / "text" / f"{mode}.csv", index=False)
 
@@ -340,12 +325,12 @@ def _prepare_tagged(ds: TaggedSet, root: Path, splits: dict[str, list[Item]], ou
     modes = [m for m, (source, _) in MODES.items() if source in splits]
     font_path = _font()[1]
     meta = {"dataset": ds.name, "seed": seed, "limit": limit, "jpeg_quality": quality, "source_dir": str(root),
-            "sources_sha256": _digest({it.source.relative_to(root).as_posix(): it.source
+            "sources_sha256": files_digest({it.source.relative_to(root).as_posix(): it.source
                                        for items in splits.values() for it in items}),
             "split_sizes": sizes, "counts": {m: len(splits[MODES[m][0]]) for m in modes},
             "absent_splits": [s for s in ("train", "val", "test") if s not in splits],
             "tags": list(ds.tags), "box": list(BOX),
-            "font": {"file": font_path.name, "sha256": _sha256(font_path), "size_px": FONT_SIZE},
+            "font": {"file": font_path.name, "sha256": file_sha256(font_path), "size_px": FONT_SIZE},
             "pillow": PILLOW_VERSION, "freetype": features.version("freetype2"), "notes": list(ds.notes)}
     with _staged(Path(out_dir)) as stage:
         for split, items in splits.items():
