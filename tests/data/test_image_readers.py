@@ -144,7 +144,7 @@ READERS: dict[str, tuple[tuple[int, int], Callable[[Path, Write], np.ndarray]]] 
 """reader -> (picture size (w, h), case)."""
 
 COVERS = {
-    "repro/data/pil_transforms.py": ("cfaug waterbirds", "masktune files"),
+    "repro/data/rgb_image.py": ("cfaug waterbirds", "masktune files"),
     "repro/data/cats_dogs.py": ("masktune cats_dogs",),
     "repro/data/catalog.py": ("test_check_decodes_every_format",),
     "repro/papers/actdiff/data_xray.py": ("actdiff xray",),

@@ -20,7 +20,7 @@ FIGURE_SPLIT = {"biased_mnist": "test_biased"}
 def _display(x: torch.Tensor, kind: str) -> np.ndarray:
     """Model inputs (B, 3, H, W) back to [0, 1] RGB images (B, H, W, 3)."""
     if kind not in IN_MEMORY:
-        from repro.data.pil_transforms import normalisation
+        from repro.papers.masktune.pil_transforms import normalisation
 
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in normalisation(kind))
         x = x * std + mean

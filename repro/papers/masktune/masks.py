@@ -72,7 +72,7 @@ def _stats(fractions: np.ndarray) -> dict[str, float]:
 def _write_masked(path: Path, dest: Path, keep: torch.Tensor, kind: str, geometry: str) -> None:
     from PIL import Image
 
-    from repro.data.pil_transforms import open_rgb
+    from repro.data.rgb_image import open_rgb
 
     img = np.asarray(open_rgb(path))
     k = original_keep(keep, kind, img.shape[1], img.shape[0], geometry).numpy()
