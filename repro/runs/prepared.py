@@ -2,7 +2,7 @@
 recorded location) lives in `<runs_dir>/prepared/<name>/`, `name` being a paper's folder such as "tap/pneu" or
 "cfaug/synthetic-in9". A run names that folder in its data settings (`"prepared": name`) together with the
 fingerprint of the data, so run keys depend on the data, not on where it lives. Only this module knows the layout;
-writes are atomic (`repro.runs.store.atomic_write`)."""
+writes are atomic (`repro.runs.store.atomic_write`). Torch- and numpy-free at import (plans use it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repro.data.image_sets import DatasetError
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json
 
 FOLDER = "prepared"
@@ -46,6 +45,8 @@ def runs_dir_of_prepared(folder: Path, name: str) -> Path:
 
 def read_record(folder: Path, fix: str, file: str = SOURCE) -> dict[str, Any]:
     """The JSON record `file` of a prepared folder; a missing one is a DatasetError naming it and `fix`."""
+    from repro.data.image_sets import DatasetError
+
     path = Path(folder) / file
     if not path.is_file():
         raise DatasetError(f"{path} not found: {fix}")
@@ -121,6 +122,8 @@ def content_fingerprint(folder: Path, skip: str) -> str:
 def check_fingerprint(folder: Path, record: dict[str, Any], expected: str, what: str, fix: str) -> None:
     """A DatasetError when a run expects another fingerprint (`expected`; "" checks nothing) than the prepared
     folder's record holds."""
+    from repro.data.image_sets import DatasetError
+
     if expected and expected != record["fingerprint"]:
         raise DatasetError(f"{what} in {folder}: fingerprint {record['fingerprint'][:12]}…, the run expects "
                            f"{expected[:12]}…; {fix}")

@@ -1,5 +1,5 @@
 """PNEU and KNEE tensors for training, from a prepared folder (TAP spec §2.2-2.3; the layout is in the
-docstring of `repro.papers.tap.data_prepare`).
+docstring of `repro.papers.tap.data_prepare_tagged`).
 
 Images stay uint8 grey (N, 1, H, W) on the device; `transform` replicates a batch to 3 channels and
 normalises it with the dataset's own mean/std (no ImageNet statistics, D-12), as the code's

@@ -73,7 +73,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 METHODS = ("Base", "No XS", "RRR", "RBR", "TAP")
 PENALTY = {"RRR": "rrr", "RBR": "rbr", "TAP": "tap"}
 PREPARED = "tap/decoy_mnist"
-META = "meta.json"  # the record of a TAP prepared folder (`repro.papers.tap.data_prepare`), written last
+META = "meta.json"  # the record of a TAP prepared folder (`repro.papers.tap.data_staging`), written last
 DATA_SEED = 0  # D-21: the code leaves some data draws unseeded; repro seeds them all with 0
 
 
@@ -114,7 +114,7 @@ def train_size(ctx: Context) -> int | None:
         n = meta["counts"]["train"]
     elif ctx.dry_run and ctx.data_root is not None:
         from repro.data.idx import read_idx
-        from repro.papers.tap.data_prepare import VAL_FRACTION
+        from repro.papers.tap.data_staging import VAL_FRACTION
 
         total = len(read_idx(train_files(ctx.data_root / "MNIST")[1]))
         n = total - int(VAL_FRACTION * total)
@@ -140,7 +140,7 @@ def prepare(ctx: Context) -> None:
         train_files(ctx.data_root / "MNIST")
         test_files(ctx.data_root / "MNIST")
         return
-    from repro.papers.tap.data_prepare import prepare_decoy_mnist
+    from repro.papers.tap.data_prepare_decoy import prepare_decoy_mnist
 
     prepare_decoy_mnist(ctx.data_root / "MNIST", out, seed=DATA_SEED)
 

@@ -18,7 +18,7 @@ from repro.papers.tap import mnist as paper
 from repro.runs.prepared import is_prepared, prepared_dir, recorded
 
 ARCHS = ("vgg16", "resnet18", "densenet121")  # §3.2
-SIZE = 224  # px, as prepared (`repro.papers.tap.data_prepare.SIZE`)
+SIZE = 224  # px, as prepared (`repro.papers.tap.data_prepare_tagged.SIZE`)
 COMMON = {
     "archs": ARCHS,
     "lr": 1e-5,                                      # §6 table (ImageNet models)
@@ -86,10 +86,10 @@ def split_counts(ctx: Context, dataset: str) -> dict[str, int] | None:
 
 @cache
 def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
-    """`repro.papers.tap.data_prepare.split_sizes` of a raw folder, listed once per process (a dry-run plans
+    """`repro.papers.tap.data_prepare_tagged.split_sizes` of a raw folder, listed once per process (a dry-run plans
     every run from it)."""
     from repro.data.image_sets import DatasetError
-    from repro.papers.tap.data_prepare import split_sizes
+    from repro.papers.tap.data_prepare_tagged import split_sizes
 
     try:
         return split_sizes(dataset, raw)
