@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.papers.tap.mnist import META
+from repro.papers.tap.data_layout import META
 from repro.runs.prepared import content_fingerprint
 
 VAL_FRACTION = 0.1  # MNIST val and the PNEU per-class val (§2.1, §2.2, D-22)

@@ -23,7 +23,7 @@ from repro.data.image_mode import to_8bit
 from repro.papers.tap.annotations import training_mask
 from repro.data.registry import TrainData, register_dataset
 from repro.papers.tap.data_prepare import teacher_split
-from repro.papers.tap.mnist import META
+from repro.papers.tap.data_layout import META
 from repro.runs.prepared import is_prepared, runs_dir_of_prepared
 
 STATS = {"pneu": (0.5711, 0.1523), "knee": (0.5549, 0.2232)}  # hand-calculated loader statistics (§2.2, §2.3)

@@ -13,6 +13,7 @@ from typing import Any
 
 from repro.config import RunConfig, Switch
 from repro.papers import NOT_PREPARED, Context, PlannedRun
+from repro.papers.tap.data_layout import META
 from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded
 
 SEMANTICS = "tap-1"
@@ -73,7 +74,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 METHODS = ("Base", "No XS", "RRR", "RBR", "TAP")
 PENALTY = {"RRR": "rrr", "RBR": "rbr", "TAP": "tap"}
 PREPARED = "tap/decoy_mnist"
-META = "meta.json"  # the record of a TAP prepared folder (`repro.papers.tap.data_staging`), written last
 DATA_SEED = 0  # D-21: the code leaves some data draws unseeded; repro seeds them all with 0
 
 

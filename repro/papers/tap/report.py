@@ -10,6 +10,7 @@ import pandas as pd
 
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
+from repro.papers.tap.data_layout import META
 from repro.papers.tap.lambdas import all_chosen_lambdas
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.claims import (FAILS, ONE_SEED_FAILS, WEAK, Checked, Claim, Compare, evaluate_claims, report_claims,
@@ -109,7 +110,7 @@ def training_budget(ctx: Context) -> str:
     """The SGD steps and training digits of one run, beside the paper's (No XS learns the patch slowly: its
     reliance grows with both, so a small budget can leave Delta near 0)."""
     meta = read_record(prepared_dir(ctx.runs_dir, paper.PREPARED), "run `repro data prepare tap --data-root DIR` first",
-                       paper.META)
+                       META)
     n = min(meta["split_sizes"]["train"], paper.setting(ctx, "train_limit") or math.inf)
     steps = paper.setting(ctx, "epochs") * math.ceil(n / paper.setting(ctx, "batch_size"))
     full_n = paper.MNIST["n_train"]

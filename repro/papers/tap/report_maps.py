@@ -15,7 +15,7 @@ import pandas as pd
 from repro.papers import Context, PlannedRun
 from repro.report.artefacts import artefact_provenance, output_path
 from repro.report.figures import new_figure, save_figure
-from repro.papers.tap.mnist import META
+from repro.papers.tap.data_layout import META
 from repro.runs.prepared import prepared_dir, recorded
 from repro.runs.store import RunStore
 

@@ -15,6 +15,7 @@ from typing import Any
 from repro.config import RunConfig
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
+from repro.papers.tap.data_layout import META
 from repro.runs.prepared import is_prepared, prepared_dir, recorded
 
 ARCHS = ("vgg16", "resnet18", "densenet121")  # §3.2
@@ -77,7 +78,7 @@ def raw_folder(ctx: Context, dataset: str) -> Path | None:
 def split_counts(ctx: Context, dataset: str) -> dict[str, int] | None:
     """Images per split: as prepared (meta.json), or in a dry-run before preparation as preparing the raw data
     would write them (a layout check and a file listing); None where neither is there."""
-    meta = recorded(prepared_folder(ctx, dataset), paper.META)
+    meta = recorded(prepared_folder(ctx, dataset), META)
     if meta:
         return meta["counts"]
     raw = raw_folder(ctx, dataset) if ctx.dry_run else None
@@ -100,7 +101,7 @@ def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
 def absent_splits(ctx: Context, dataset: str) -> list[str] | None:
     """The train, val and test splits that `dataset` lacks, as prepared (meta.json) or in a dry-run as preparing
     the raw data would make it; None where neither is there."""
-    meta = recorded(prepared_folder(ctx, dataset), paper.META)
+    meta = recorded(prepared_folder(ctx, dataset), META)
     if meta:
         return meta.get("absent_splits", [])
     counts = split_counts(ctx, dataset)
@@ -122,7 +123,7 @@ def check_prepared(ctx: Context, dataset: str) -> Path:
             f"tap --data-root DIR --runs-dir {ctx.runs_dir}` (or pass --data-root to this command), where DIR "
             f"holds chest_xray/{{train,test}}/{{NORMAL,PNEUMONIA}} (PNEU) and kneeKL224/{{train,val,test}}/0..4 (KNEE).")
     if absent:
-        source = f"was prepared from raw data ({folder})" if is_prepared(folder, paper.META) else \
+        source = f"was prepared from raw data ({folder})" if is_prepared(folder, META) else \
             f"has raw data ({raw_folder(ctx, dataset)})"
         raise FileNotFoundError(
             f"{SETTINGS[dataset]['title']} {source} without the {', '.join(absent)} split(s), so it cannot be "
@@ -151,7 +152,7 @@ def prepare_xray(ctx: Context) -> None:
     from repro.data.image_sets import DatasetError
     from repro.papers.tap.data_prepare import SOURCES
 
-    todo = [d for d in SETTINGS if not is_prepared(prepared_folder(ctx, d), paper.META)]
+    todo = [d for d in SETTINGS if not is_prepared(prepared_folder(ctx, d), META)]
     if not todo:
         return
     if ctx.data_root is None:
