@@ -9,6 +9,7 @@ JPEGs (what MaskTune masks) and the 64 px bicubic resize the model sees.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from PIL import Image
 from repro.data.cifar10 import data_error, with_val_split
 from repro.data.image_mode import to_8bit
 from repro.data.image_sets import DatasetError, ImageDataset, ImageSplit
+from repro.data.probes import Finding, list_files, state_of, verify_ends
 
 CLASSES = ("cat", "dog")  # label = position
 FULL_PER_CLASS = 12_500
@@ -117,3 +119,16 @@ def load_cats_dogs(root: Path, image_size: int = 64) -> ImageDataset:
                "per_class": per_class, "full_size": per_class == [FULL_PER_CLASS] * 2, "image_size": image_size,
                "resize": "PIL convert('RGB').resize(BICUBIC)", "test_split": rule, "test_files": test.names}
     return with_val_split("cats_dogs", 2, full.subset(np.flatnonzero(~is_test)), {"test": test}, "catsdogs", details)
+
+
+def probe(path: Path) -> Finding:
+    """`repro data check`: the cat and dog files of train/, against the full 12,500 per class."""
+    folder = path / "train"
+    names = list_files(folder, (".jpg",))
+    per = Counter(n.split(".", 1)[0] for n in names)
+    counts = f"cat {per['cat']}, dog {per['dog']}"
+    if not per["cat"] or not per["dog"]:
+        return Finding("missing", counts, "train/ lacks cat.<n>.jpg or dog.<n>.jpg files")
+    verify_ends(folder, [n for n in names if n.startswith(("cat.", "dog."))])
+    complete = per["cat"] >= FULL_PER_CLASS and per["dog"] >= FULL_PER_CLASS
+    return Finding(state_of(complete), counts, "" if complete else f"{per['cat'] + per['dog']} of {2 * FULL_PER_CLASS} images")

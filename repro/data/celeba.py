@@ -6,10 +6,13 @@ female blond, male non-blond, male blond. Images keep the CSV order of `list_eva
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from repro.data.image_files import SHOW, SPLITS, Source, coded_splits
 from repro.data.image_sets import ImageDataset
+from repro.data.probes import (Finding, absent_names, csv_rows, list_files, relative, require_columns, state_of,
+                               verify_ends)
 
 ATTRS, PARTITION, IMAGES = "list_attr_celeba.csv", "list_eval_partition.csv", "img_align_celeba"
 OFFICIAL = {"train": 162_770, "val": 19_867, "test": 19_962}
@@ -55,3 +58,24 @@ def load_celeba(root: Path) -> ImageDataset:
     return ImageDataset("celeba", 2, splits, "celeba", {
         "root": str(root), "image_folder": str(folder), "counts": counts, "official_counts": OFFICIAL,
         "subset": counts != OFFICIAL, "group_counts": group_counts, "groups": list(GROUPS)})
+
+
+def probe(path: Path) -> Finding:
+    """`repro data check`: the two CSVs and the image folder, against the official partition."""
+    nested = path / IMAGES / IMAGES
+    folder = nested if nested.is_dir() else path / IMAGES
+    absent = absent_names(path, (ATTRS, PARTITION, f"{IMAGES}/"))
+    if absent:
+        return Finding("missing", "", f"missing {', '.join(absent)}")
+    require_columns(path / ATTRS, ("image_id", "Blond_Hair", "Male"))
+    split = Counter(r["partition"] for r in csv_rows(path / PARTITION, ("image_id", "partition")))
+    names = list_files(folder, (".jpg",))
+    counts = f"train {split['0']}, val {split['1']}, test {split['2']}; images {len(names)}"
+    if not names:
+        return Finding("missing", counts, f"{relative(folder, path)}/ holds no .jpg")
+    verify_ends(folder, names)
+    done = len(names) >= sum(OFFICIAL.values()) and (split["0"], split["1"], split["2"]) == tuple(OFFICIAL.values())
+    note = "" if done else f"{len(names)} of {sum(OFFICIAL.values())} images"
+    if folder == nested:
+        note = "; ".join(filter(None, (note, "nested img_align_celeba/img_align_celeba/ (Kaggle zip; masktune D-21)")))
+    return Finding(state_of(done), counts, note)

@@ -3,12 +3,14 @@ MaskTune in-memory loaders share: the seed-50 80/20 validation split (§2.5, D-1
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from repro.data.image_sets import DatasetError, ImageDataset, ImageSplit
+from repro.data.probes import DataError, Finding, absent_names, state_of
 
 VAL_SEED = 50  # the code's np.random.seed(50) before shuffling the train indices (§2.5)
 VAL_FRACTION = 0.2
@@ -93,3 +95,32 @@ def load_cifar10(root: Path) -> ImageDataset:
     details = {"source": str(root), "layout": "cifar-10-batches-py", "classes": classes,
                "full_size": sizes == FULL_SIZE, "source_counts": sizes}
     return with_val_split("cifar10", 10, indexed_split(images, labels), {"test": test}, "cifar", details)
+
+
+def probe(path: Path) -> Finding:
+    """`repro data check`: batches.meta, the five training batches and the test batch (pickle ends only)."""
+    batches = [*TRAIN_BATCHES, "test_batch"]
+    absent = absent_names(path, ["batches.meta"] + batches)
+    if "batches.meta" in absent or "test_batch" in absent or all(b in absent for b in batches[:5]):
+        return Finding("missing", "", f"missing {', '.join(absent)}")
+    try:
+        with (path / "batches.meta").open("rb") as f:
+            per_batch = pickle.load(f, encoding="latin1")["num_cases_per_batch"]
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as err:
+        raise DataError(path / "batches.meta", f"unreadable ({err})") from err
+    present = [b for b in batches if b not in absent]
+    for name in present:
+        _pickle_ends(path / name, per_batch * 3072)
+    train = per_batch * (len(present) - 1)
+    note = f"missing {', '.join(absent)}" if absent else ""
+    return Finding(state_of(not absent), f"train {train}, test {per_batch}", note)
+
+
+def _pickle_ends(path: Path, min_bytes: int) -> None:
+    """A CIFAR batch pickle must hold at least its pixel bytes and end with the STOP opcode."""
+    if path.stat().st_size < max(min_bytes, 1):
+        raise DataError(path, "truncated pickle (shorter than its pixel data)")
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b".":
+            raise DataError(path, "truncated pickle (no STOP opcode at the end)")

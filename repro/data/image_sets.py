@@ -53,9 +53,8 @@ class ImageSplit:
 class ImageDataset:
     """A dataset's splits: `train`, `val` and one or more test sets (`test`, or `test_<variant>`).
 
-    `transforms` names the dataset's transform family in `repro.data.pil_transforms` (file-backed) or
-    `repro.papers.masktune.tensor_augment` (in memory); `details` holds
-    facts worth recording in provenance (source layout, split files used, counts).
+    `transforms` names the dataset's transform family, which the paper training on it maps to its transforms;
+    `details` holds facts worth recording in provenance (source layout, split files used, counts).
     """
 
     name: str

@@ -9,6 +9,7 @@ import numpy as np
 
 from repro.data.idx import read_idx
 from repro.data.image_sets import DatasetError
+from repro.data.probes import DataError, Finding, idx_count, split_finding
 
 FULL = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 SUBSET = ("subset/train-5k-images-idx3-ubyte.gz", "subset/train-5k-labels-idx1-ubyte.gz")
@@ -54,3 +55,38 @@ def read_mnist(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{images} ({x.shape}) and {labels} ({y.shape}) are not N 28x28 uint8 MNIST images "
                            "with N labels in 0..9")
     return x, y
+
+
+def _idx_split(folders: tuple[Path, ...], prefix: str) -> tuple[int | None, list[str]]:
+    """Item count of the `<prefix>-images-idx3-ubyte[.gz]` / `-labels-idx1-` pair, or None and the absent names."""
+    found, absent = {}, []
+    for kind, shape in (("images-idx3", (28, 28)), ("labels-idx1", ())):
+        stem = f"{prefix}-{kind}-ubyte"
+        path = next((d / n for d in folders for n in (f"{stem}.gz", stem) if (d / n).is_file()), None)
+        if path is None:
+            absent.append(f"{stem}.gz")
+        else:
+            found[kind] = (path, idx_count(path, shape))
+    if absent:
+        return None, absent
+    (images, n_images), (_, n_labels) = found.values()
+    if n_images != n_labels:
+        raise DataError(images, f"{n_images} images but {n_labels} labels")
+    return n_images, []
+
+
+
+def probe(path: Path) -> Finding:
+    """`repro data check`: the official files (raw/ or the root), else the 5k training subset."""
+    folders = (path / "raw", path)
+    test, test_absent = _idx_split(folders, "t10k")
+    train, train_absent = _idx_split(folders, "train")
+    if test is None:
+        return Finding("missing", "", f"raw/ lacks {', '.join(test_absent)}")
+    if train is not None:
+        return split_finding({"train": train, "test": test}, {"train": 60_000, "test": 10_000})
+    subset, _ = _idx_split((path / "subset",), "train-5k")
+    if subset is None:
+        return Finding("missing", f"test {test}", f"raw/ lacks {', '.join(train_absent)} (and no subset/train-5k-*)")
+    return Finding("subset", f"train {subset} (5k subset), test {test}",
+                   f"raw/ lacks {', '.join(train_absent)}; using subset/train-5k-* ({subset} of 60000 training images)")

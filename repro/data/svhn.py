@@ -8,6 +8,7 @@ import numpy as np
 
 from repro.data.cifar10 import data_error, indexed_split, with_val_split
 from repro.data.image_sets import ImageDataset, ImageSplit
+from repro.data.probes import DataError, Finding, absent_names, mat_shapes, split_finding
 
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}  # the `extra` split is not used
 FULL_SIZE = {"train": 73_257, "test": 26_032}
@@ -51,3 +52,19 @@ def load_svhn(root: Path) -> ImageDataset:
     details = {"source": str(root), "layout": "svhn .mat (format 1, cropped digits)", "label_10_is_digit": 0,
                "full_size": sizes == FULL_SIZE, "source_counts": sizes}
     return with_val_split("svhn", 10, train, {"test": test}, "svhn", details)
+
+
+def probe(path: Path) -> Finding:
+    """`repro data check`: the X and y variable headers of both MATLAB files."""
+    absent = absent_names(path, tuple(FILES.values()))
+    if absent:
+        return Finding("missing", "", f"missing {', '.join(absent)}")
+    sizes = {}
+    for split, name in FILES.items():
+        mat = path / name
+        shapes = mat_shapes(mat)
+        x, y = shapes.get("X", ()), shapes.get("y", ())
+        if len(x) != 4 or x[:3] != (32, 32, 3) or y[:1] != x[3:]:
+            raise DataError(mat, f"variables X {x} / y {y}, expected X (32, 32, 3, N) and y (N, 1)")
+        sizes[split] = x[3]
+    return split_finding(sizes, FULL_SIZE)

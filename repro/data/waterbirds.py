@@ -6,10 +6,12 @@ metadata, never from constants: the corrected version's counts are unpublished. 
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from repro.data.image_files import SPLITS, Source, coded_splits, flat_name
 from repro.data.image_sets import ImageDataset
+from repro.data.probes import IMAGES, Finding, Probe, csv_rows, nested_files, relative, state_of, verify_file
 
 METADATA = "metadata.csv"
 GROUPS = ("landbird on land", "waterbird on land", "landbird on water", "waterbird on water")
@@ -53,3 +55,38 @@ def load_waterbirds(root: Path) -> ImageDataset:
             "authors' corrected version: results will not match the paper (its ERM worst-group accuracy is about "
             "60% there against 80.8% on the corrected data)")
     return ImageDataset("waterbirds", 2, splits, "waterbirds", details)
+
+
+def probe(base: str, per_train_image: tuple[tuple[str, str], ...], corrected: bool) -> Probe:
+    """`repro data check`'s probe for Waterbirds: `<base>/metadata.csv` + `<base>/<species>/<img>.jpg`.
+
+    `per_train_image` lists (folder, suffix) of files that must exist for every training image (cfaug's
+    CUB segmentations and CAGAN infills); `corrected` marks MaskTune's corrected release (masktune D-28).
+    """
+
+    def probe(path: Path) -> Finding:
+        root = path / base
+        meta = root / METADATA
+        if not meta.is_file():
+            return Finding("missing", "", f"{relative(meta, path)} missing")
+        rows = csv_rows(meta, ("img_filename", "y", "split", "place"))
+        on_disk = nested_files(root, IMAGES)
+        present = [r["img_filename"] for r in rows if r["img_filename"] in on_disk]
+        split = Counter(r["split"] for r in rows)
+        train = [r["img_filename"].rsplit(".", 1)[0] for r in rows if r["split"] == "0"]
+        cover = {folder: len({f"{stem}{suffix}" for stem in train} & nested_files(path / folder, (suffix,)))
+                 for folder, suffix in per_train_image}
+        counts = ", ".join([f"train {split['0']}, val {split['1']}, test {split['2']}", f"images {len(present)}"]
+                           + [f"train with {folder} {n}" for folder, n in cover.items()])
+        if not present:
+            return Finding("missing", counts, "none of the images metadata.csv lists is on disk")
+        verify_file(root / present[0])
+        verify_file(root / present[-1])
+        problems = [f"{len(rows) - len(present)} listed images absent"] if len(present) < len(rows) else []
+        problems += [f"{folder}/ covers {n} of {len(train)} train images"
+                     for folder, n in cover.items() if n < len(train)]
+        original = corrected and dict(split) == {str(code): n for code, n in enumerate(ORIGINAL_COUNTS.values())}
+        warning = ["split sizes equal the ORIGINAL release; MaskTune needs the corrected one (D-28)"] * original
+        return Finding(state_of(not problems), counts, "; ".join(problems + warning))
+
+    return probe

@@ -18,6 +18,7 @@ from repro.engine.step import MemberMeans, Step, resident_batches, run_epoch
 from repro.methods import build_pack_objective
 from repro.models import build_model
 from repro.papers import load_all
+from repro.runs.prepared import run_prepared_root
 from repro.runs.store import RunRecord
 from repro.seeding import seed_everything
 
@@ -44,7 +45,7 @@ class PackJob(Job):
         for r in records:
             c = r.config
             seed_everything(c.seed)
-            data = build_data(c.dataset, c.data, c.seed, device, prepared_root=r.dir.parents[1] / "prepared")
+            data = build_data(c.dataset, c.data, c.seed, device, prepared_root=run_prepared_root(r))
             model = build_model(c.model, **c.model_args).to(device)
             self.members.append(Member(data, model, build_optimizer(model, c)))
             self.gens.append(torch.Generator(device=device).manual_seed(c.seed + 1_000_003))

@@ -8,7 +8,6 @@ from torch import Tensor
 
 Metric = Callable[..., float]  # (logits, y, **options) -> value
 METRICS: dict[str, Metric] = {}
-CODE_BATCH = 32  # the evaluation batch of the TAP code's evaluate.py (spec §7, D-15)
 
 
 def register_metric(name: str) -> Callable[[Metric], Metric]:
@@ -21,7 +20,7 @@ def register_metric(name: str) -> Callable[[Metric], Metric]:
 
 @register_metric("accuracy")
 def accuracy(logits: Tensor, y: Tensor) -> float:
-    """Argmax accuracy (the actdiff paper's "AUC", A-1)."""
+    """Argmax accuracy."""
     return (logits.argmax(1) == y).float().mean().item()
 
 
@@ -46,7 +45,7 @@ def binary_f1(pred: Tensor, y: Tensor) -> float:
 
 @register_metric("f1")
 def f1(logits: Tensor, y: Tensor) -> float:
-    """Dataset-level binary F1 of the argmax prediction, class 1 positive (TAP: pneumonia)."""
+    """Dataset-level binary F1 of the argmax prediction, class 1 positive."""
     return binary_f1(logits.argmax(1), y)
 
 
@@ -56,37 +55,16 @@ def batch_mean(fn: Callable[[Tensor, Tensor], float], logits: Tensor, y: Tensor,
     return sum(values) / len(values)
 
 
-def code_f1_batch(logits: Tensor, y: Tensor) -> float:
-    """torchmetrics' binary F1 on the class-1 logit alone: a sigmoid unless every value is in [0, 1], then > 0.5."""
-    score = logits[:, 1]
-    if ((score < 0) | (score > 1)).any():
-        score = score.sigmoid()
-    return binary_f1((score > 0.5).long(), y)
-
-
-@register_metric("f1_code")
-def f1_code(logits: Tensor, y: Tensor) -> float:
-    """The TAP code's F1 (D-15, D-16): `code_f1_batch` per batch of 32, averaged over batches."""
-    return batch_mean(code_f1_batch, logits, y, CODE_BATCH)
-
-
 @register_metric("mae")
 def mae(logits: Tensor, y: Tensor) -> float:
-    """Mean absolute error of the argmax class as an ordinal grade (TAP: KNEE KL grade)."""
+    """Mean absolute error of the argmax class as an ordinal grade."""
     return (logits.argmax(1) - y).abs().float().mean().item()
-
-
-@register_metric("mae_code")
-def mae_code(logits: Tensor, y: Tensor) -> float:
-    """The TAP code's MAE (D-15): per batch of 32, averaged over batches."""
-    return batch_mean(mae, logits, y, CODE_BATCH)
 
 
 @register_metric("ce")
 def cross_entropy(logits: Tensor, y: Tensor, weight: list[float] | None = None, batch: int | None = None) -> float:
-    """Cross-entropy over the split (TAP selects lambda by it on the permuted val split). `weight`: class
-    weights, PyTorch's weighted mean (PNEU, D-13); `batch`: the mean over batches of that size of the per-batch
-    mean, as the code's val loss (§6); without it, the mean over the split."""
+    """Cross-entropy over the split. `weight`: class weights, PyTorch's weighted mean; `batch`: the mean over
+    batches of that size of the per-batch mean (a training loop's val loss); without it, the mean over the split."""
     import torch
     import torch.nn.functional as F
 

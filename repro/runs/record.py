@@ -2,8 +2,8 @@
 point. The one training loop (`repro.engine.fit`) writes exactly this; the store, estimates, `repro status` /
 `list`, the reports and the aggregators read only this.
 
-Folders written before the contract (cfaug and MaskTune runs of the papers' own loops) are read through
-`upgrade_result` and `weights_file`, so that their done runs are reused without retraining.
+Folders written before the contract (by the earlier per-paper training loops) are read through `upgrade_result`
+and `weights_file`, so that their done runs are reused without retraining.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ CLAIM = "claim.lock"  # advisory lock held while a process trains the run
 CHECKPOINT = "checkpoint.pt"  # the resume point: epoch, the job's state dicts, RNG states, the selection and the
 # metrics records so far
 CHECKPOINT_INFO = "checkpoint.json"  # {"epoch": ...} of the checkpoint, read without torch
-LAST = "last.pt"  # the checkpoint kept after the run, for runs a later stage continues from (MaskTune's ERM)
+LAST = "last.pt"  # the checkpoint kept after the run, for runs a later stage continues from
 BEST = "best.pt"  # weights at the selected epoch
 FINAL = "final.pt"  # weights at the last epoch
 PREDICTIONS = "predictions.pt"  # logits and labels of the evaluation splits
@@ -30,7 +30,7 @@ PREDICTIONS = "predictions.pt"  # logits and labels of the evaluation splits
 # result.json: the run key, epochs run, the selection rule, the selected epoch (0-based), the per-split metrics
 # at the selected and the final epoch ({split: {metric: value}}), wall seconds and device.
 RESULT_KEYS = ("key", "epochs", "selection", "best_epoch", "best", "final", "seconds", "device")
-LEGACY_WEIGHTS = {"final": "finetuned.pt"}  # MaskTune finetune runs before the contract
+LEGACY_WEIGHTS = {"final": "finetuned.pt"}  # the final weights of a finetuning stage, before the contract
 
 
 def missing_keys(result: Any) -> list[str]:
@@ -41,13 +41,13 @@ def missing_keys(result: Any) -> list[str]:
 
 
 def upgrade_result(result: dict[str, Any], epochs: int) -> dict[str, Any]:
-    """A result written before the contract, with the keys it lacks filled from what it has: cfaug runs
-    (selected-epoch metrics only: `final` left empty), MaskTune ERM runs (no `final`) and finetune runs (`final`
-    only, which is also their selection); `epochs` is the run config's."""
+    """A result written before the contract, with the keys it lacks filled from what it has: selected-epoch
+    metrics only (`final` left empty), no `final`, or a finetuning stage's rounds (`final` only, which is also
+    its selection); `epochs` is the run config's."""
     if not missing_keys(result):
         return result
     out = dict(result)
-    if "rounds" in out:  # a MaskTune finetune run: its rounds are its epochs, the last one is selected
+    if "rounds" in out:  # a finetuning stage: its rounds are its epochs, the last one is selected
         out.setdefault("epochs", len(out["rounds"]))
         out.setdefault("best_epoch", len(out["rounds"]) - 1)
         out.setdefault("best", out.get("final", {}))

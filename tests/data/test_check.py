@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from repro.data.catalog import DATASETS, IN9_CLASSES, dataset
+from repro.data.catalog import DATASETS, dataset
+from repro.data.in9 import CLASSES as IN9_CLASSES
 from repro.data.check import check_all, render
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"

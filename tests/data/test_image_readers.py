@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from repro.data.catalog import DataError, _verify
+from repro.data.probes import DataError, verify_file
 from repro.data.cats_dogs import load_cats_dogs
 from repro.data.waterbirds import ORIGINAL_FOLDER, load_waterbirds
 from repro.papers.actdiff.data_xray import prepare_xray, write_fixtures as xray_fixtures
 from repro.papers.cfaug.data import load_cfaug
 from repro.papers.cfaug.fixtures import write_fixtures as cfaug_fixtures
 from repro.papers.masktune.feed import _Files
-from repro.papers.tap.data_prepare import KNEE_GRADES, PNEU_CLASSES, prepare_knee, prepare_pneu
+from repro.papers.tap.data_prepare_tagged import KNEE_GRADES, PNEU_CLASSES, prepare_knee, prepare_pneu
 from repro.papers.tap.data_tagged_xray import read_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,11 +144,11 @@ READERS: dict[str, tuple[tuple[int, int], Callable[[Path, Write], np.ndarray]]] 
 """reader -> (picture size (w, h), case)."""
 
 COVERS = {
-    "repro/data/pil_transforms.py": ("cfaug waterbirds", "masktune files"),
+    "repro/data/rgb_image.py": ("cfaug waterbirds", "masktune files"),
     "repro/data/cats_dogs.py": ("masktune cats_dogs",),
-    "repro/data/catalog.py": ("test_check_decodes_every_format",),
+    "repro/data/probes.py": ("test_check_decodes_every_format",),
     "repro/papers/actdiff/data_xray.py": ("actdiff xray",),
-    "repro/papers/tap/data_prepare.py": ("tap pneu", "tap knee"),
+    "repro/papers/tap/data_prepare_tagged.py": ("tap pneu", "tap knee"),
     "repro/papers/tap/data_tagged_xray.py": ("tap pneu", "tap knee"),
 }
 """module that opens image files -> the cases above that read through it."""
@@ -167,13 +167,13 @@ def test_reader_sees_the_8bit_picture(tmp_path, reader, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_check_decodes_every_format(tmp_path, fmt):
     writer(fmt, (16, 16))(tmp_path / "a.png")
-    _verify(tmp_path / "a.png", (16, 16))
+    verify_file(tmp_path / "a.png", (16, 16))
 
 
 def test_check_refuses_values_of_no_known_depth(tmp_path):
     Image.fromarray(np.full((4, 4), 70000, np.int32)).save(tmp_path / "a.tif")
     with pytest.raises(DataError, match="no known bit depth"):
-        _verify(tmp_path / "a.tif")
+        verify_file(tmp_path / "a.tif")
 
 
 def test_every_image_reader_has_a_case():

@@ -22,9 +22,7 @@ cropped to 100 px and flipped on the device in the training loop (`msd_augment`)
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from PIL import Image
 from repro.data.image_sets import DatasetError
 from repro.data.registry import TrainData, register_dataset
 from repro.papers.actdiff.data_synthetic import dilate, select
-from repro.runs.store import atomic_write_json
+from repro.runs.prepared import check_fingerprint, json_fingerprint, write_npz, write_record
 
 SPLITS = ("train", "valid", "test")
 NPZ, SOURCE_JSON = "slices.npz", "source.json"
@@ -190,9 +188,8 @@ def extract(task: Task, files: dict[str, tuple[Path, Path]], items: list[Item], 
 
 def fingerprint(meta: dict[str, Any], items: dict[str, list[Item]]) -> str:
     """sha256 of the cache format, the selection settings and the selected (volume, z, label) per split."""
-    payload = {"format": FORMAT, **{k: meta[k] for k in ("task", "split_seed", "n", "sizes")},
-               "items": {k: [list(t) for t in v] for k, v in items.items()}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_fingerprint({"format": FORMAT, **{k: meta[k] for k in ("task", "split_seed", "n", "sizes")},
+                             "items": {k: [list(t) for t in v] for k, v in items.items()}})
 
 
 def prepare_msd(task_key: str, folder: Path, out_dirs: dict[int, Path], n: dict[str, int],
@@ -215,11 +212,8 @@ def prepare_msd(task_key: str, folder: Path, out_dirs: dict[int, Path], n: dict[
                                "positive": int(sum(labels[v].sum() for v in volumes[s]))} for s in SPLITS},
                 "split_volumes": volumes, "items": {s: [list(t) for t in v] for s, v in items.items()}}
         meta["fingerprint"] = fingerprint(meta, items)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / f".{NPZ}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, out_dir / NPZ)
-        atomic_write_json(out_dir / SOURCE_JSON, meta)
+        write_npz(out_dir / NPZ, arrays)
+        write_record(out_dir, meta, SOURCE_JSON)
         records[seed] = meta
     return records
 
@@ -243,9 +237,7 @@ def load_prepared(prepared: Path, fingerprint: str = "") -> tuple[dict[str, Any]
                                "folders with `repro data prepare actdiff --data-root DIR` (DIR holding "
                                f"{LAYOUT.format(task='<Task>')}), or use --profile smoke for synthetic volumes")
     meta = json.loads((prepared / SOURCE_JSON).read_text())
-    if fingerprint and fingerprint != meta["fingerprint"]:
-        raise DatasetError(f"prepared MSD slices in {prepared} have fingerprint {meta['fingerprint'][:12]}…, the run "
-                           f"expects {fingerprint[:12]}…; run `repro data prepare actdiff` again")
+    check_fingerprint(prepared, meta, fingerprint, "prepared MSD slices", "run `repro data prepare actdiff` again")
     return meta, dict(np.load(prepared / NPZ))
 
 

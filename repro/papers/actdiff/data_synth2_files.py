@@ -10,7 +10,6 @@ files the data settings stay as they were (generator runs keep their keys). Torc
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from repro.data.image_sets import DatasetError
+from repro.runs.prepared import files_digest, is_prepared, prepared_dir, write_npz, write_record
 
 FOLDER = "synth2"
 POOLS = ("distractor1", "distractor2", "distractor3")  # train, valid, test
@@ -51,12 +51,9 @@ def check_files(folder: Path, files: dict[tuple[str, str], list[Path]]) -> None:
 
 
 def fingerprint(files: dict[tuple[str, str], list[Path]]) -> str:
-    """16 hex digits of the sha256 over every file's name and bytes, in pool, kind and index order."""
-    digest = hashlib.sha256()
-    for key in sorted(files):
-        for path in files[key]:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    """16 hex digits of the prepared store's digest over every file's pool, kind, name and content."""
+    return files_digest({f"{pool}/{kind}/{path.name}": path for (pool, kind), paths in files.items()
+                         for path in paths})[:16]
 
 
 def read_pools(files: dict[tuple[str, str], list[Path]]) -> dict[str, np.ndarray]:
@@ -83,14 +80,11 @@ def _source(folder: Path, runs_dir: Path, dry_run: bool) -> dict[str, str] | Non
         return None
     check_files(folder, files)
     digest = fingerprint(files)
-    target = runs_dir / "prepared" / prepared_name(digest)
-    if not dry_run and not (target / "source.json").exists():
-        from repro.runs.store import atomic_write, atomic_write_json
-
-        pools = read_pools(files)
-        atomic_write(target / "pools.npz", lambda f: np.savez_compressed(f, **pools))
-        atomic_write_json(target / "source.json", {"folder": str(folder.resolve()), "fingerprint": digest,
-                                                   "files": sum(map(len, files.values()))})
+    target = prepared_dir(runs_dir, prepared_name(digest))
+    if not dry_run and not is_prepared(target):
+        write_npz(target / "pools.npz", read_pools(files))
+        write_record(target, {"folder": str(folder.resolve()), "fingerprint": digest,
+                              "files": sum(map(len, files.values()))})
     return {"source": "files", "prepared": prepared_name(digest), "fingerprint": digest}
 
 

@@ -17,10 +17,8 @@ remainders are sorted by id. `write_fixtures` writes a small synthetic data root
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ from repro.data.image_files import Source
 from repro.data.image_mode import deep_grey, to_8bit
 from repro.data.image_sets import DatasetError
 from repro.data.registry import TrainData, register_dataset
-from repro.runs.store import atomic_write_json
+from repro.runs.prepared import check_fingerprint, json_fingerprint, write_npz, write_record
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +116,7 @@ def split(pools: Pools, ratio: float, seed: int = SPLIT_SEED, n: int = PAPER_N) 
 
 def split_fingerprint(splits: dict[str, list[Item]], ratio: float) -> str:
     """sha256 of the ratio and the selected (site, label, id) items per split."""
-    payload = {"ratio": ratio, "splits": {k: [list(item) for item in splits[k]] for k in SPLITS}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_fingerprint({"ratio": ratio, "splits": {k: [list(item) for item in splits[k]] for k in SPLITS}})
 
 
 # ---------------------------------------------------------------- images (§7.1, §7.2)
@@ -179,11 +176,8 @@ def prepare_xray(data_root: Path, out_dir: Path, ratio: float, cap: int = PAPER_
             "sizes": {name: len(items) for name, items in splits.items()},
             "maxvals": {site: sorted(v) for site, v in maxvals.items()},
             "fingerprint": split_fingerprint(splits, ratio)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{NPZ}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out_dir / NPZ)
-    atomic_write_json(out_dir / SOURCE_JSON, meta)
+    write_npz(out_dir / NPZ, arrays)
+    write_record(out_dir, meta, SOURCE_JSON)
     return meta
 
 
@@ -228,9 +222,7 @@ def build_xray(seed: int, device: torch.device, prepared: Path, masked_splits: t
         if not path.is_file():
             raise _missing(prepared, path)
     meta = json.loads((prepared / SOURCE_JSON).read_text())
-    if fingerprint and fingerprint != meta["fingerprint"]:
-        raise DatasetError(f"prepared X-ray data in {prepared} has fingerprint {meta['fingerprint'][:12]}…, the run "
-                           f"expects {fingerprint[:12]}…; run `repro data prepare actdiff` again")
+    check_fingerprint(prepared, meta, fingerprint, "prepared X-ray data", "run `repro data prepare actdiff` again")
     npz, disc = np.load(prepared / NPZ), disc_mask()
     tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name in SPLITS:

@@ -6,11 +6,11 @@ prepares them from small synthetic NIfTI volumes written in the official layout
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from repro.data.image_sets import DatasetError
+from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded
 
 # Slices per split and the cached sizes, each with its source; the smoke profile's fit the fixture volumes.
 MSD_SLICES = {"n": {"train": 128, "valid": 256, "test": 256},  # base_<task>msd.yml, text "128/256/256"
@@ -36,17 +36,16 @@ def folder_name(ctx: Any, task: str, split_seed: int) -> str:
 
 
 def _prepared(ctx: Any, task: str, split_seed: int) -> Path:
-    return ctx.runs_dir / "prepared" / folder_name(ctx, task, split_seed)
+    return prepared_dir(ctx.runs_dir, folder_name(ctx, task, split_seed))
 
 
 def prepared(ctx: Any, task: str, split_seed: int) -> bool:
     """Whether the task's slices for this split seed are cached."""
-    return (_prepared(ctx, task, split_seed) / "source.json").exists()
+    return is_prepared(_prepared(ctx, task, split_seed))
 
 
 def _up_to_date(path: Path, folder: Path) -> bool:
-    return (path / "source.json").exists() and json.loads((path / "source.json").read_text())["folder"] == str(
-        folder.resolve())
+    return (recorded(path) or {}).get("folder") == str(folder.resolve())
 
 
 def data_folder(ctx: Any) -> Path | None:
@@ -54,7 +53,7 @@ def data_folder(ctx: Any) -> Path | None:
     from repro.papers.actdiff.data_msd import TASKS
 
     if synthetic(ctx):
-        root = ctx.runs_dir / "prepared" / "actdiff" / "synthetic-msd-data"
+        root = prepared_dir(ctx.runs_dir, "actdiff/synthetic-msd-data")
         if not all((root / "MSD" / t.folder / "dataset.json").is_file() for t in TASKS.values()):
             from repro.papers.actdiff.msd_fixtures import write_fixtures
 
@@ -100,12 +99,10 @@ def prepare_tasks(ctx: Any, tasks: tuple[str, ...], seeds: int, skip_missing: bo
 
 def msd_source(ctx: Any, task: str, split_seed: int) -> dict[str, Any]:
     """The prepared task's record (`source.json`) with its folder under `<runs>/prepared` as "prepared"."""
-    path = _prepared(ctx, task, split_seed) / "source.json"
-    if ctx.dry_run and not path.exists():  # `prepare_tasks` checked that the task's folder is there
+    folder = _prepared(ctx, task, split_seed)
+    if ctx.dry_run and not is_prepared(folder):  # `prepare_tasks` checked that the task's folder is there
         from repro.papers import NotPrepared
 
-        raise NotPrepared(f"the MSD slices of {task} are not prepared in {path.parent} yet")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: prepare the MSD slices first (`repro data prepare actdiff "
-                                "--data-root DIR`, or any MSD artefact command)")
-    return {**json.loads(path.read_text()), "prepared": folder_name(ctx, task, split_seed)}
+        raise NotPrepared(f"the MSD slices of {task} are not prepared in {folder} yet")
+    return {**read_record(folder, "prepare the MSD slices first (`repro data prepare actdiff --data-root DIR`, or "
+                                  "any MSD artefact command)"), "prepared": folder_name(ctx, task, split_seed)}

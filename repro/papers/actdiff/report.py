@@ -15,6 +15,7 @@ from repro.papers.actdiff import plans as paper
 from repro.report.artefacts import artefact_provenance, done_records, output_path, per_run_frame
 from repro.report.claims import Claim, Compare, evaluate_claims, report_claims, seeds_by
 from repro.report.tables import aggregate, compare, print_table, read_published, write_table
+from repro.runs.prepared import prepared_dir, prepared_root
 from repro.runs.store import RunStore
 
 
@@ -27,7 +28,7 @@ def synthetic_data(ctx: Context, runs: list[PlannedRun]) -> str:
     from repro.papers.actdiff.data_synth2_files import describe, synth2_source
 
     settings = [r.config.data for r in runs if r.config.dataset == "synthetic"] or [synth2_source(ctx) or {}]
-    return "; ".join(sorted({describe(d, ctx.runs_dir / "prepared") for d in settings}))
+    return "; ".join(sorted({describe(d, prepared_root(ctx.runs_dir)) for d in settings}))
 
 
 def synthetic_files(ctx: Context) -> dict[str, np.ndarray] | None:
@@ -35,7 +36,7 @@ def synthetic_files(ctx: Context) -> dict[str, np.ndarray] | None:
     from repro.papers.actdiff.data_synth2_files import load_pools, synth2_source
 
     source = synth2_source(ctx)
-    return load_pools(ctx.runs_dir / "prepared" / source["prepared"], source["fingerprint"]) if source else None
+    return load_pools(prepared_dir(ctx.runs_dir, source["prepared"]), source["fingerprint"]) if source else None
 
 
 def synthetic_table(ctx: Context, runs: list[PlannedRun], store: RunStore, name: str, per_run: pd.DataFrame,

@@ -12,6 +12,7 @@ from repro.papers.actdiff import plans as paper
 from repro.papers.actdiff.report import msd_data, trained_model
 from repro.report.artefacts import artefact_provenance, output_path
 from repro.report.figures import colour_bar, new_figure, save_figure
+from repro.runs.prepared import prepared_dir
 from repro.runs.store import RunStore
 
 
@@ -36,7 +37,7 @@ def _msd_slice(ctx: Context, task: str) -> dict[str, Any]:
     from repro.papers.actdiff.msd_sources import msd_source
 
     source = msd_source(ctx, task, 0)
-    _, npz = load_prepared(ctx.runs_dir / "prepared" / source["prepared"], source["fingerprint"])
+    _, npz = load_prepared(prepared_dir(ctx.runs_dir, source["prepared"]), source["fingerprint"])
     i = msd_pick(npz["test_segs"], npz["test_labels"])
     image = scale_intensity(torch.from_numpy(npz["test_images"][i:i + 1]), ctx.switches["msd_intensity"])
     return {"image": image.numpy(), "seg": npz["test_segs"][i:i + 1], "mask": npz["test_masks"][i:i + 1],

@@ -14,6 +14,7 @@ from repro.report.artefacts import artefact_provenance, done_records, output_pat
 from repro.report.claims import Claim, Compare, evaluate_claims, report_claims, seeds_by
 from repro.report.figures import colour_bar, new_figure, save_figure
 from repro.report.tables import aggregate, read_published, write_table
+from repro.runs.prepared import prepared_dir
 from repro.runs.store import RunStore
 
 
@@ -86,10 +87,10 @@ def figure5b(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path
 
 
 def _xray_images(ctx: Context, ratio: float) -> dict[str, np.ndarray]:
+    from repro.papers.actdiff.data_xray import NPZ
     from repro.papers.actdiff.xray_sources import xray_source
 
-    source = xray_source(ctx, ratio)
-    return dict(np.load(ctx.runs_dir / "prepared" / source["prepared"] / "xray.npz"))
+    return dict(np.load(prepared_dir(ctx.runs_dir, xray_source(ctx, ratio)["prepared"]) / NPZ))
 
 
 def figure9(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:

@@ -6,11 +6,11 @@ prepares them from synthetic CSVs and PNGs written in the official layout
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from repro.data.image_sets import DatasetError
+from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded
 
 RATIOS = (0.9, 0.5)  # SPC 90% (base_xray.yml) and balanced (base_xray_balanced.yml)
 FOLDERS = ("NIH", "PadChest")
@@ -33,14 +33,14 @@ def prepare_xray_sources(ctx: Any) -> None:
     if synthetic and ctx.dry_run:
         return
     if synthetic:
-        root = ctx.runs_dir / "prepared" / "actdiff" / "synthetic-xray-data"
+        root = prepared_dir(ctx.runs_dir, "actdiff/synthetic-xray-data")
         if not all((root / f).is_dir() for f in FOLDERS):
             write_fixtures(root)
     else:
         root = Path(ctx.data_root) if ctx.data_root else None
         missing = [f for f in FOLDERS if root is None or not (root / f).is_dir()]
         if missing:
-            if all((ctx.runs_dir / "prepared" / _name(r, False) / "source.json").exists() for r in RATIOS):
+            if all(is_prepared(prepared_dir(ctx.runs_dir, _name(r, False))) for r in RATIOS):
                 return  # prepared earlier; no data root needed now
             where = f"under --data-root {root}" if root else "(no --data-root or REPRO_DATA given)"
             raise DatasetError(
@@ -51,8 +51,8 @@ def prepare_xray_sources(ctx: Any) -> None:
     if ctx.dry_run:  # the folders are there; write nothing
         return
     for ratio in RATIOS:
-        out = ctx.runs_dir / "prepared" / _name(ratio, synthetic)
-        if (out / "source.json").exists() and json.loads((out / "source.json").read_text())["data_root"] == str(root):
+        out = prepared_dir(ctx.runs_dir, _name(ratio, synthetic))
+        if (recorded(out) or {}).get("data_root") == str(root):
             continue
         prepare_xray(root, out, ratio)
 
@@ -61,12 +61,10 @@ def xray_source(ctx: Any, ratio: float) -> dict[str, Any]:
     """The prepared split's record (`source.json`) for the context's profile, with its folder under
     `<runs>/prepared` as "prepared"."""
     name = _name(ratio, _synthetic(ctx))
-    path = ctx.runs_dir / "prepared" / name / "source.json"
-    if ctx.dry_run and not path.exists():
+    folder = prepared_dir(ctx.runs_dir, name)
+    if ctx.dry_run and not is_prepared(folder):
         from repro.papers import NotPrepared
 
-        raise NotPrepared(f"the X-ray SPC split {name} is not prepared in {path.parent} yet")
-    if not path.exists():
-        raise DatasetError(f"{path} not found: run an X-ray artefact (e.g. `repro actdiff figure5b --data-root DIR`) "
-                           "to prepare the NIH + PadChest splits first")
-    return {**json.loads(path.read_text()), "prepared": name}
+        raise NotPrepared(f"the X-ray SPC split {name} is not prepared in {folder} yet")
+    return {**read_record(folder, "run an X-ray artefact (e.g. `repro actdiff figure5b --data-root DIR`) to prepare "
+                                  "the NIH + PadChest splits first"), "prepared": name}

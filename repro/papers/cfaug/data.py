@@ -29,7 +29,7 @@ from repro.papers.cfaug.transforms import EvalTransform, TrainTransform, mask_ex
 from repro.data.image_files import SHOW, Source
 from repro.data.image_sets import DatasetError
 from repro.data.in9 import CLASSES
-from repro.data.pil_transforms import open_rgb
+from repro.data.rgb_image import open_rgb
 from repro.data.waterbirds import GROUPS
 
 # --- decoding -------------------------------------------------------------------------------------------------

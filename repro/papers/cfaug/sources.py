@@ -9,14 +9,12 @@ data written in the official layouts (`repro.papers.cfaug.fixtures`), marked `sy
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from repro.data.image_sets import DatasetError
-from repro.runs.store import atomic_write_json
+from repro.runs.prepared import (is_prepared, listing_fingerprint, prepared_dir, read_record, recorded,
+                                 run_prepared_root, write_record)
 
 FOLDERS = {"in9": "bg_challenge", "waterbirds": "waterbird", "cct": "cct"}  # under the data root (§3.0)
 CAGAN = {"in9": "bg_challenge/train/original_bbox_cf_cagan", "waterbirds": "waterbird/cagan", "cct": "cct/cagan"}
@@ -32,19 +30,7 @@ def prepared_name(dataset: str, synthetic: bool) -> str:
 
 
 def prepared_folder(runs_dir: Path, dataset: str, synthetic: bool = False) -> Path:
-    return runs_dir / "prepared" / prepared_name(dataset, synthetic)
-
-
-def fingerprint(folder: Path) -> str:
-    """A hash of every file's relative path and size under `folder` (cheap; catches added, removed or
-    re-encoded files)."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
-            h.update(f"{p.relative_to(folder).as_posix()}\t{p.stat().st_size}\n".encode())
-    return h.hexdigest()[:16]
+    return prepared_dir(runs_dir, prepared_name(dataset, synthetic))
 
 
 def record_source(dataset: str, root: Path, runs_dir: Path, synthetic: bool, known_fingerprint: str | None = None
@@ -56,15 +42,15 @@ def record_source(dataset: str, root: Path, runs_dir: Path, synthetic: bool, kno
     data = load_cfaug(dataset, root, size=32)
     weights = root / WEIGHTS
     meta = {"dataset": dataset, "root": str(root.resolve()), "prepared": prepared_name(dataset, synthetic),
-            "fingerprint": known_fingerprint or fingerprint(root / FOLDERS[dataset]), "synthetic": synthetic,
+            "fingerprint": known_fingerprint or listing_fingerprint(root / FOLDERS[dataset]), "synthetic": synthetic,
             "cagan": (root / CAGAN[dataset]).is_dir(), "weights": str(weights.resolve()) if weights.exists() else None,
             "details": data.details}
-    atomic_write_json(prepared_folder(runs_dir, dataset, synthetic) / "source.json", meta)
+    write_record(prepared_folder(runs_dir, dataset, synthetic), meta)
     return meta
 
 
 def synthetic_root(runs_dir: Path) -> Path:
-    return runs_dir / "prepared" / "cfaug" / "synthetic"
+    return prepared_dir(runs_dir, "cfaug/synthetic")
 
 
 def prepare_source(ctx: Any, dataset: str | None, needs_bit_s: Callable[[Any, str], bool] | None = None) -> None:
@@ -91,7 +77,7 @@ def prepare_source(ctx: Any, dataset: str | None, needs_bit_s: Callable[[Any, st
         elif dataset is None:
             print(f"note: {name} skipped: {FOLDERS[name]}/ not found under {ctx.data_root}")
             continue
-        elif not (prepared_folder(ctx.runs_dir, name) / "source.json").exists():
+        elif not is_prepared(prepared_folder(ctx.runs_dir, name)):
             where = f"under --data-root {ctx.data_root}" if ctx.data_root else "(no --data-root or REPRO_DATA given)"
             raise DatasetError(
                 f"cfaug {name}: {FOLDERS[name]}/ not found {where}. Download {HOW[name]} and unpack them in the "
@@ -106,11 +92,11 @@ def _ensure_weights(ctx: Any, name: str) -> None:
     clear error before any training starts."""
     from repro.papers.cfaug.model_bit import bit_s_path, fetch_bit_s
 
-    path = prepared_folder(ctx.runs_dir, name, uses_synthetic(ctx, name)) / "source.json"
-    meta = json.loads(path.read_text())
+    folder = prepared_folder(ctx.runs_dir, name, uses_synthetic(ctx, name))
+    meta = read_source(folder)
     if meta["weights"] is None:
         meta["weights"] = str(fetch_bit_s(bit_s_path(Path(ctx.data_root or meta["root"]))).resolve())
-        atomic_write_json(path, meta)
+        write_record(folder, meta)
 
 
 def _real(ctx: Any, name: str) -> bool:
@@ -121,16 +107,14 @@ def uses_synthetic(ctx: Any, name: str) -> bool:
     """Smoke always, quick where the data root lacks the dataset (and none was recorded), paper never."""
     if ctx.profile != "quick":
         return ctx.profile == "smoke"
-    return not _real(ctx, name) and not (prepared_folder(ctx.runs_dir, name) / "source.json").exists()
+    return not _real(ctx, name) and not is_prepared(prepared_folder(ctx.runs_dir, name))
 
 
 def _record_unless_same(name: str, root: Path, runs_dir: Path, synthetic: bool) -> None:
-    path = prepared_folder(runs_dir, name, synthetic) / "source.json"
-    now = fingerprint(root / FOLDERS[name])
-    if path.exists():
-        meta = json.loads(path.read_text())
-        if meta["root"] == str(root.resolve()) and meta["synthetic"] == synthetic and meta["fingerprint"] == now:
-            return
+    now = listing_fingerprint(root / FOLDERS[name])
+    meta = recorded(prepared_folder(runs_dir, name, synthetic))
+    if meta and meta["root"] == str(root.resolve()) and meta["synthetic"] == synthetic and meta["fingerprint"] == now:
+        return
     record_source(name, root, runs_dir, synthetic, now)
 
 
@@ -139,18 +123,15 @@ def source_for(ctx: Any, dataset: str) -> dict[str, Any]:
     from repro.papers import NotPrepared
 
     folder = prepared_folder(ctx.runs_dir, dataset, uses_synthetic(ctx, dataset))
-    if ctx.dry_run and not (folder / "source.json").exists():
+    if ctx.dry_run and not is_prepared(folder):
         raise NotPrepared(f"cfaug {dataset}: its source is not recorded in {folder} yet")
     return read_source(folder)
 
 
 def run_source(record: Any) -> dict[str, Any]:
     """The recorded source a run (`RunRecord`) trains on: its data settings name the prepared folder."""
-    return read_source(record.dir.parents[1] / "prepared" / record.config.data["prepared"])
+    return read_source(run_prepared_root(record) / record.config.data["prepared"])
 
 
 def read_source(folder: Path) -> dict[str, Any]:
-    path = folder / "source.json"
-    if not path.exists():
-        raise DatasetError(f"{path} not found: run `repro data prepare cfaug --data-root <data root>` first")
-    return json.loads(path.read_text())
+    return read_record(folder, "run `repro data prepare cfaug --data-root <data root>` first")

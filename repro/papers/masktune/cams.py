@@ -11,6 +11,7 @@ import torch
 from repro.engine import load_weights
 from repro.papers.masktune import datasets
 from repro.papers.masktune.feed import IN_MEMORY, Feeder
+from repro.runs.prepared import run_prepared_root
 from repro.runs.store import RunRecord
 
 FIGURE_SPLIT = {"biased_mnist": "test_biased"}
@@ -19,7 +20,7 @@ FIGURE_SPLIT = {"biased_mnist": "test_biased"}
 def _display(x: torch.Tensor, kind: str) -> np.ndarray:
     """Model inputs (B, 3, H, W) back to [0, 1] RGB images (B, H, W, 3)."""
     if kind not in IN_MEMORY:
-        from repro.data.pil_transforms import normalisation
+        from repro.papers.masktune.pil_transforms import normalisation
 
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in normalisation(kind))
         x = x * std + mean
@@ -35,7 +36,7 @@ def overlays(erm: RunRecord, tuned: RunRecord, dataset: str, pick: Callable[[Any
     from repro.papers.masktune.xgradcam import cam_maps
 
     cfg = erm.config
-    ds = datasets.load(cfg.data, cfg.seed, erm.dir.parents[1] / "prepared")
+    ds = datasets.load(cfg.data, cfg.seed, run_prepared_root(erm))
     split = ds.splits[FIGURE_SPLIT.get(dataset, "test")]
     split = split.subset(pick(split))
     gen = torch.Generator().manual_seed(0)

@@ -7,7 +7,6 @@ keys depend on the data's fingerprint, not on where the data lives.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +15,7 @@ import numpy as np
 
 from repro.data.image_sets import DatasetError, ImageDataset
 from repro.papers import lazy
-from repro.runs.store import atomic_write_json
+from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded, write_record
 
 LIMIT_SEED = 0
 
@@ -47,7 +46,7 @@ SOURCES: dict[str, Source] = {
 
 
 def prepared_folder(runs_dir: Path, name: str) -> Path:
-    return runs_dir / "prepared" / "masktune" / name
+    return prepared_dir(runs_dir, f"masktune/{name}")
 
 
 def record_source(name: str, data_root: Path, runs_dir: Path) -> dict[str, Any]:
@@ -59,7 +58,7 @@ def record_source(name: str, data_root: Path, runs_dir: Path) -> dict[str, Any]:
     ds = src.load(*folders, seed=0)
     meta = {"dataset": name, "folders": [str(f) for f in folders], "fingerprint": ds.fingerprint(),
             "sizes": {k: len(v) for k, v in ds.splits.items()}, "details": ds.details}
-    atomic_write_json(prepared_folder(runs_dir, name) / "source.json", meta)
+    write_record(prepared_folder(runs_dir, name), meta)
     return meta
 
 
@@ -72,10 +71,7 @@ def missing_error(name: str, data_root: Path) -> None:
 
 
 def read_source(folder: Path) -> dict[str, Any]:
-    path = folder / "source.json"
-    if not path.exists():
-        raise DatasetError(f"{path} not found: run `repro data prepare masktune --data-root <data root>` first")
-    return json.loads(path.read_text())
+    return read_record(folder, "run `repro data prepare masktune --data-root <data root>` first")
 
 
 def _limited(ds: ImageDataset, limits: dict[str, int]) -> ImageDataset:
@@ -108,7 +104,7 @@ def prepare_sources(ctx: Any, names: tuple[str, ...], skip_missing: bool = False
     """Record the sources of datasets `names` found under ctx.data_root (those already recorded are kept
     unless a data root is given). `skip_missing` (`repro data prepare masktune`) notes and skips a dataset
     that is not there; otherwise its absence is an error naming what to put where."""
-    todo = [n for n in names if ctx.data_root is not None or not (prepared_folder(ctx.runs_dir, n) / "source.json").exists()]
+    todo = [n for n in names if ctx.data_root is not None or not is_prepared(prepared_folder(ctx.runs_dir, n))]
     if todo and ctx.data_root is None:
         raise FileNotFoundError(
             f"{', '.join(todo)} not prepared and no data root is given: pass --data-root DIR (or set REPRO_DATA) "
@@ -123,8 +119,8 @@ def prepare_sources(ctx: Any, names: tuple[str, ...], skip_missing: bool = False
             if missing:
                 missing_error(name, Path(ctx.data_root))
             continue
-        recorded = prepared_folder(ctx.runs_dir, name) / "source.json"
-        if recorded.exists() and not missing and json.loads(recorded.read_text())["folders"] == [
+        meta = recorded(prepared_folder(ctx.runs_dir, name))
+        if meta and not missing and meta["folders"] == [
                 str((Path(ctx.data_root) / f).resolve()) for f in SOURCES[name].folders]:
             continue  # same files as recorded: the fingerprint is checked again when a run loads them
         record_source(name, Path(ctx.data_root), ctx.runs_dir)

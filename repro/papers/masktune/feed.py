@@ -29,7 +29,7 @@ class _Files(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        from repro.data.pil_transforms import open_rgb
+        from repro.data.rgb_image import open_rgb
 
         return self.transform(open_rgb(self.files[i])), int(self.labels[i])
 
@@ -62,7 +62,7 @@ class Feeder:
                 x = augment(self.kind, images[idx], gen) if mode == "train" else to_float(images[idx])
                 yield x, labels[idx]
             return
-        from repro.data.pil_transforms import pil_transforms
+        from repro.papers.masktune.pil_transforms import pil_transforms
 
         loader = DataLoader(_Files(split.files, split.labels, pil_transforms(self.kind)[mode]),
                             batch_size=self.batch_size, shuffle=mode == "train", num_workers=self.workers,

@@ -21,6 +21,7 @@ from torch import nn
 
 from repro.data.image_sets import ImageDataset, ImageSplit
 from repro.papers.masktune.feed import Feeder
+from repro.runs.prepared import runs_dir_of, write_npy
 from repro.runs.store import RunRecord, atomic_write_json, atomic_write_text
 
 DEFAULTS = {"cam": "xgradcam", "threshold_k": 2.0, "threshold_pixels": "positive", "mask_geometry": "code", "masked_format": "code"}
@@ -34,7 +35,7 @@ def settings(args: dict[str, Any]) -> dict[str, Any]:
 def cache_dir(record: RunRecord, source: str, args: dict[str, Any]) -> Path:
     """The cache folder of the masks that model `source` (a run key) makes with these mask settings."""
     blob = json.dumps({"source": source, **settings(args)}, sort_keys=True)
-    return record.dir.parents[1] / "masks" / hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return runs_dir_of(record) / "masks" / hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def crop_box(kind: str, width: int, height: int) -> tuple[float, float, float, float]:
@@ -71,7 +72,7 @@ def _stats(fractions: np.ndarray) -> dict[str, float]:
 def _write_masked(path: Path, dest: Path, keep: torch.Tensor, kind: str, geometry: str) -> None:
     from PIL import Image
 
-    from repro.data.pil_transforms import open_rgb
+    from repro.data.rgb_image import open_rgb
 
     img = np.asarray(open_rgb(path))
     k = original_keep(keep, kind, img.shape[1], img.shape[0], geometry).numpy()
@@ -108,7 +109,7 @@ def masked_split(model: nn.Module, split: ImageSplit, ds: ImageDataset, feeder: 
         cache.mkdir(parents=True, exist_ok=True)
         if files is None:
             images = split.images * keep.numpy()[..., None]
-            np.save(cache / "masked.npy", images)
+            write_npy(cache / "masked.npy", images)
         else:
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda i: _write_masked(split.files[i], files[i], keep[i], ds.transforms,

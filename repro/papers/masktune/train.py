@@ -34,6 +34,7 @@ from repro.papers.masktune import datasets
 from repro.papers.masktune.feed import Feeder
 from repro.models import build_model
 from repro.runs import record as contract
+from repro.runs.prepared import run_prepared_root, runs_dir_of
 from repro.runs.store import Claim, RunRecord, RunStore, atomic_write
 from repro.seeding import seed_everything
 
@@ -128,7 +129,7 @@ def _save_predictions(record: RunRecord, name: str, logits: dict[str, Tensor], d
 def _context(record: RunRecord, device: torch.device) -> tuple[RunConfig, ImageDataset, Feeder, torch.Generator]:
     cfg = record.config
     seed_everything(cfg.seed)
-    ds = datasets.load(cfg.data, cfg.seed, record.dir.parents[1] / "prepared")
+    ds = datasets.load(cfg.data, cfg.seed, run_prepared_root(record))
     feeder = Feeder(ds.transforms, device, cfg.batch_size, cfg.method_args.get("workers", 0))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
     return cfg, ds, feeder, gen
@@ -182,12 +183,12 @@ class ErmJob(Job):
 def ensure_erm(record: RunRecord, stage: Stage) -> RunRecord:
     """The finetune run's ERM run, trained here first (by `stage`) unless it is done; another process training
     it is waited for."""
-    erm = RunStore(record.dir.parents[1]).record(erm_config(record.config))
+    erm = RunStore(runs_dir_of(record)).record(erm_config(record.config))
     while erm.state() != "done":
         with Claim(erm) as claim:
             if claim.acquire():
                 if erm.state() != "done":
-                    RunStore(erm.dir.parents[1]).init(erm)
+                    RunStore(runs_dir_of(erm)).init(erm)
                     stage(erm)
                 continue
         time.sleep(2.0)

@@ -68,7 +68,7 @@ PAPER = Paper(
     name="tap",
     bench_cases=lazy("repro.papers.tap.bench", "bench_cases"),
     registers=("penalty_tap", "penalty_rrr", "penalty_rbr", "model_tap_cnn", "model_imagenet", "data_decoy_mnist",
-               "data_tagged_xray"),
+               "data_tagged_xray", "metrics"),
     title="Zhang et al.: targeted activation penalties (TAP) vs RRR and RBR",
     default_seeds=MNIST["seeds"],
     switches=SWITCHES,

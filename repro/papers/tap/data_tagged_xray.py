@@ -1,5 +1,5 @@
 """PNEU and KNEE tensors for training, from a prepared folder (TAP spec §2.2-2.3; the layout is in the
-docstring of `repro.papers.tap.data_prepare`).
+docstring of `repro.papers.tap.data_prepare_tagged`).
 
 Images stay uint8 grey (N, 1, H, W) on the device; `transform` replicates a batch to 3 channels and
 normalises it with the dataset's own mean/std (no ImageNet statistics, D-12), as the code's
@@ -23,6 +23,8 @@ from repro.data.image_mode import to_8bit
 from repro.papers.tap.annotations import training_mask
 from repro.data.registry import TrainData, register_dataset
 from repro.papers.tap.data_prepare import teacher_split
+from repro.papers.tap.data_layout import META
+from repro.runs.prepared import is_prepared, runs_dir_of_prepared
 
 STATS = {"pneu": (0.5711, 0.1523), "knee": (0.5549, 0.2232)}  # hand-calculated loader statistics (§2.2, §2.3)
 SUBSET_SEED = 0  # train_limit / eval_limit draw the same rows for every run (KNEE rows are sorted by grade)
@@ -126,15 +128,16 @@ def build_tagged_xray(dataset: str, seed: int, device: torch.device, prepared: P
     if variant not in ("contaminated", "clean"):
         raise ValueError(f"variant must be 'contaminated' or 'clean', not {variant!r}")
     prepared = Path(prepared)
-    if not (prepared / "meta.json").exists():
-        raise _missing(prepared, prepared / "meta.json")
+    if not is_prepared(prepared, META):
+        raise _missing(prepared, prepared / META)
     train = _labels(prepared, "clean" if variant == "clean" else "text", "train")
     rows = _student_rows(len(train), train_rows)
     rows = rows[_subset(len(rows), train_limit)]
     x, y = read_images(prepared, train.iloc[rows.numpy()])
     if variant == "contaminated":
         gt = read_masks(prepared, "train", rows)
-        mask = training_mask(annotation or {"source": "gt"}, gt, seed, prepared.parents[2]).bool()
+        mask = training_mask(annotation or {"source": "gt"}, gt, seed,
+                             runs_dir_of_prepared(prepared, f"tap/{dataset}")).bool()
     else:
         mask = torch.zeros_like(x, dtype=torch.bool)
     x, mask = resize(x, mask, image_size)

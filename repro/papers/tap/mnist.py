@@ -7,13 +7,14 @@ choice of lambda (lowest final-epoch permuted-val cross-entropy, `pick_lambdas`)
 
 from __future__ import annotations
 
-import json
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 from repro.config import RunConfig, Switch
 from repro.papers import NOT_PREPARED, Context, PlannedRun
+from repro.papers.tap.data_layout import META
+from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded
 
 SEMANTICS = "tap-1"
 
@@ -98,10 +99,9 @@ def lambda_label(lam: float | None) -> str:
 def fingerprint(ctx: Context, folder: Path) -> str:
     """The prepared data's fingerprint, hashed once at preparation (meta.json), so runs are tied to the
     exact data they saw; a dry-run before preparation stands in `NOT_PREPARED`."""
-    meta = folder / "meta.json"
-    if ctx.dry_run and not meta.exists():
+    if ctx.dry_run and not is_prepared(folder, META):
         return NOT_PREPARED
-    return json.loads(meta.read_text())["fingerprint"][:16]
+    return read_record(folder, "run `repro data prepare tap --data-root DIR` first", META)["fingerprint"][:16]
 
 
 def train_size(ctx: Context) -> int | None:
@@ -109,12 +109,12 @@ def train_size(ctx: Context) -> int | None:
     training file's size less the 10% val split); None where neither is known."""
     from repro.data.mnist_files import train_files
 
-    meta = ctx.runs_dir / "prepared" / PREPARED / "meta.json"
-    if meta.exists():
-        n = json.loads(meta.read_text())["counts"]["train"]
+    meta = recorded(prepared_dir(ctx.runs_dir, PREPARED), META)
+    if meta:
+        n = meta["counts"]["train"]
     elif ctx.dry_run and ctx.data_root is not None:
         from repro.data.idx import read_idx
-        from repro.papers.tap.data_prepare import VAL_FRACTION
+        from repro.papers.tap.data_staging import VAL_FRACTION
 
         total = len(read_idx(train_files(ctx.data_root / "MNIST")[1]))
         n = total - int(VAL_FRACTION * total)
@@ -126,8 +126,8 @@ def train_size(ctx: Context) -> int | None:
 
 def prepare(ctx: Context) -> None:
     """Build decoy MNIST from the user's MNIST files under --data-root unless it is already prepared."""
-    out = ctx.runs_dir / "prepared" / PREPARED
-    if (out / "meta.json").exists():  # written last: the preparation is complete
+    out = prepared_dir(ctx.runs_dir, PREPARED)
+    if is_prepared(out, META):  # written last: the preparation is complete
         return
     if ctx.data_root is None:
         raise FileNotFoundError(
@@ -140,7 +140,7 @@ def prepare(ctx: Context) -> None:
         train_files(ctx.data_root / "MNIST")
         test_files(ctx.data_root / "MNIST")
         return
-    from repro.papers.tap.data_prepare import prepare_decoy_mnist
+    from repro.papers.tap.data_prepare_decoy import prepare_decoy_mnist
 
     prepare_decoy_mnist(ctx.data_root / "MNIST", out, seed=DATA_SEED)
 
@@ -169,7 +169,7 @@ def penalty_objective(method: str, lam: float | None, switches: dict[str, Any],
 
 
 def mnist_run(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
-    folder = ctx.runs_dir / "prepared" / PREPARED
+    folder = prepared_dir(ctx.runs_dir, PREPARED)
     objective = penalty_objective(method, lam, ctx.switches)
     data = {"prepared": PREPARED, "fingerprint": fingerprint(ctx, folder),
             "variant": "clean" if method == "Base" else "contaminated"}

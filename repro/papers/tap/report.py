@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,12 +10,14 @@ import pandas as pd
 
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
+from repro.papers.tap.data_layout import META
 from repro.papers.tap.lambdas import all_chosen_lambdas
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.claims import (FAILS, ONE_SEED_FAILS, WEAK, Checked, Claim, Compare, evaluate_claims, report_claims,
                                  seeds_by, shortfall)
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, write_table
+from repro.runs.prepared import prepared_dir, read_record
 from repro.runs.store import RunStore
 
 # Fig. 5's stated outcome (spec §1.3), tested across seeds on Delta-accuracy and accuracy.
@@ -108,7 +109,8 @@ def _figure5_notes(ctx: Context, checked: Checked, budget: str) -> dict[str, str
 def training_budget(ctx: Context) -> str:
     """The SGD steps and training digits of one run, beside the paper's (No XS learns the patch slowly: its
     reliance grows with both, so a small budget can leave Delta near 0)."""
-    meta = json.loads((ctx.runs_dir / "prepared" / paper.PREPARED / "meta.json").read_text())
+    meta = read_record(prepared_dir(ctx.runs_dir, paper.PREPARED), "run `repro data prepare tap --data-root DIR` first",
+                       META)
     n = min(meta["split_sizes"]["train"], paper.setting(ctx, "train_limit") or math.inf)
     steps = paper.setting(ctx, "epochs") * math.ceil(n / paper.setting(ctx, "batch_size"))
     full_n = paper.MNIST["n_train"]

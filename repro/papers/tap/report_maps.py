@@ -4,7 +4,6 @@ RRR, RBR and TAP on tagged PNEU images)."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ import pandas as pd
 from repro.papers import Context, PlannedRun
 from repro.report.artefacts import artefact_provenance, output_path
 from repro.report.figures import new_figure, save_figure
+from repro.papers.tap.data_layout import META
+from repro.runs.prepared import prepared_dir, recorded
 from repro.runs.store import RunStore
 
 PREPARED = "tap"
@@ -101,18 +102,18 @@ def contaminated_examples(folder: Path, dataset: str) -> dict[str, Examples | No
 def figure4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """Per dataset two rows, correlated and permuted contamination, the GT box outlined in red; a dataset
     that is not prepared is a note in its row and in the provenance."""
-    root = ctx.runs_dir / "prepared" / PREPARED
+    root = prepared_dir(ctx.runs_dir, PREPARED)
     cols = max(len(s) for s in SHOWN.values())
     fig, axes = new_figure(2 * len(SHOWN), cols, (2.1 * cols, 2.2 * 2 * len(SHOWN)))
     arrays: dict[str, np.ndarray] = {}
     datasets: dict[str, Any] = {}
     for d, dataset in enumerate(SHOWN):
         folder = root / dataset
-        prepared = (folder / "meta.json").exists()
-        rows = contaminated_examples(folder, dataset) if prepared else dict.fromkeys(SPLITS)
+        meta = recorded(folder, META)
+        rows = contaminated_examples(folder, dataset) if meta else dict.fromkeys(SPLITS)
         info: dict[str, Any] = {"folder": str(folder)}
-        if prepared:
-            info["fingerprint"] = json.loads((folder / "meta.json").read_text())["fingerprint"]
+        if meta:
+            info["fingerprint"] = meta["fingerprint"]
         for r, (row, ex) in enumerate(rows.items()):
             ax_row = axes[2 * d + r]
             for ax in ax_row:
@@ -121,7 +122,7 @@ def figure4(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]
                 ax.set_frame_on(False)
             ax_row[0].set_ylabel(f"{TITLES[dataset]}\n{row}" + (f" ({ex.split})" if ex else ""), fontsize=9)
             if ex is None:
-                note = (NOT_PREPARED.format(folder=folder, inputs=INPUTS[dataset]) if not prepared
+                note = (NOT_PREPARED.format(folder=folder, inputs=INPUTS[dataset]) if not meta
                         else f"no {' or '.join(SPLITS[row])} split prepared in {folder}")
                 info[row] = note
                 ax_row[0].text(0.02, 0.5, textwrap.fill(note, 110), transform=ax_row[0].transAxes, fontsize=7,

@@ -127,6 +127,7 @@ def write_saliency(ctx: Context, teacher: PlannedRun, path: Path) -> None:
     from repro.data.registry import build_dataset
     from repro.engine import load_weights
     from repro.provenance import device_name
+    from repro.runs.prepared import prepared_root, write_npy
     from repro.runs.store import RunStore, atomic_write_json
     from repro.papers.tap.teacher_saliency import input_gradient_saliency
     from repro.seeding import resolve_device
@@ -134,24 +135,16 @@ def write_saliency(ctx: Context, teacher: PlannedRun, path: Path) -> None:
     cfg = teacher.config
     device = resolve_device(ctx.device)
     data = build_dataset(cfg.dataset, student_data(ctx, teacher), cfg.seed, torch.device("cpu"),
-                         prepared_root=ctx.runs_dir / "prepared")
+                         prepared_root=prepared_root(ctx.runs_dir))
     model = load_weights(RunStore(ctx.runs_dir).record(cfg), "final", device)
     saliency = input_gradient_saliency(model, data.x, data.transform, setting(ctx, "saliency_batch")).numpy()
     boxes = data.mask[:, 0].numpy().astype(bool)
-    _save_npy(boxes_file(path), np.packbits(boxes, axis=-1))
-    _save_npy(path, saliency)  # last: its presence means both are complete
+    write_npy(boxes_file(path), np.packbits(boxes, axis=-1))
+    write_npy(path, saliency)  # last: its presence means both are complete
     atomic_write_json(path.with_suffix(".json"), {
         "teacher": cfg.key, "shape": list(saliency.shape), "student_data": student_data(ctx, teacher),
         "device": device_name(device), "quantity": "sum_c |d/dx sum_k log_softmax(f(x))_k|, eval mode",
         "boxes": f"{boxes_file(path).name}: np.packbits(bool boxes, axis=-1), width {boxes.shape[-1]}"})
-
-
-def _save_npy(path: Path, array: Any) -> None:
-    import numpy as np
-
-    from repro.runs.store import atomic_write
-
-    atomic_write(path, lambda f: np.save(f, array))
 
 
 def plan_figure8(ctx: Context) -> list[PlannedRun]:

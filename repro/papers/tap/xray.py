@@ -7,7 +7,6 @@ Torch-free at import; the preparation, the loader (`repro.papers.tap.data_tagged
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from itertools import product
 from pathlib import Path
@@ -16,9 +15,11 @@ from typing import Any
 from repro.config import RunConfig
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
+from repro.papers.tap.data_layout import META
+from repro.runs.prepared import is_prepared, prepared_dir, recorded
 
 ARCHS = ("vgg16", "resnet18", "densenet121")  # §3.2
-SIZE = 224  # px, as prepared (`repro.papers.tap.data_prepare.SIZE`)
+SIZE = 224  # px, as prepared (`repro.papers.tap.data_prepare_tagged.SIZE`)
 COMMON = {
     "archs": ARCHS,
     "lr": 1e-5,                                      # §6 table (ImageNet models)
@@ -59,7 +60,7 @@ def setting(ctx: Context, dataset: str, name: str) -> Any:
 
 
 def prepared_folder(ctx: Context, dataset: str) -> Path:
-    return ctx.runs_dir / "prepared" / "tap" / dataset
+    return prepared_dir(ctx.runs_dir, f"tap/{dataset}")
 
 
 SPLITS = ("train", "val", "test")
@@ -77,19 +78,19 @@ def raw_folder(ctx: Context, dataset: str) -> Path | None:
 def split_counts(ctx: Context, dataset: str) -> dict[str, int] | None:
     """Images per split: as prepared (meta.json), or in a dry-run before preparation as preparing the raw data
     would write them (a layout check and a file listing); None where neither is there."""
-    meta = prepared_folder(ctx, dataset) / "meta.json"
-    if meta.exists():
-        return json.loads(meta.read_text())["counts"]
+    meta = recorded(prepared_folder(ctx, dataset), META)
+    if meta:
+        return meta["counts"]
     raw = raw_folder(ctx, dataset) if ctx.dry_run else None
     return None if raw is None else raw_split_sizes(dataset, raw)
 
 
 @cache
 def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
-    """`repro.papers.tap.data_prepare.split_sizes` of a raw folder, listed once per process (a dry-run plans
+    """`repro.papers.tap.data_prepare_tagged.split_sizes` of a raw folder, listed once per process (a dry-run plans
     every run from it)."""
     from repro.data.image_sets import DatasetError
-    from repro.papers.tap.data_prepare import split_sizes
+    from repro.papers.tap.data_prepare_tagged import split_sizes
 
     try:
         return split_sizes(dataset, raw)
@@ -100,9 +101,9 @@ def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
 def absent_splits(ctx: Context, dataset: str) -> list[str] | None:
     """The train, val and test splits that `dataset` lacks, as prepared (meta.json) or in a dry-run as preparing
     the raw data would make it; None where neither is there."""
-    meta = prepared_folder(ctx, dataset) / "meta.json"
-    if meta.exists():
-        return json.loads(meta.read_text()).get("absent_splits", [])
+    meta = recorded(prepared_folder(ctx, dataset), META)
+    if meta:
+        return meta.get("absent_splits", [])
     counts = split_counts(ctx, dataset)
     return None if counts is None else [s for s in SPLITS if s not in counts]
 
@@ -122,7 +123,7 @@ def check_prepared(ctx: Context, dataset: str) -> Path:
             f"tap --data-root DIR --runs-dir {ctx.runs_dir}` (or pass --data-root to this command), where DIR "
             f"holds chest_xray/{{train,test}}/{{NORMAL,PNEUMONIA}} (PNEU) and kneeKL224/{{train,val,test}}/0..4 (KNEE).")
     if absent:
-        source = f"was prepared from raw data ({folder})" if (folder / "meta.json").exists() else \
+        source = f"was prepared from raw data ({folder})" if is_prepared(folder, META) else \
             f"has raw data ({raw_folder(ctx, dataset)})"
         raise FileNotFoundError(
             f"{SETTINGS[dataset]['title']} {source} without the {', '.join(absent)} split(s), so it cannot be "
@@ -151,7 +152,7 @@ def prepare_xray(ctx: Context) -> None:
     from repro.data.image_sets import DatasetError
     from repro.papers.tap.data_prepare import SOURCES
 
-    todo = [d for d in SETTINGS if not (prepared_folder(ctx, d) / "meta.json").exists()]
+    todo = [d for d in SETTINGS if not is_prepared(prepared_folder(ctx, d), META)]
     if not todo:
         return
     if ctx.data_root is None:

@@ -11,7 +11,8 @@ import torch
 
 from repro.papers.tap.data_decoy_mnist import build_decoy_mnist
 from repro.data.idx import read_idx
-from repro.papers.tap.data_prepare import DatasetError, prepare_decoy_mnist
+from repro.data.image_sets import DatasetError
+from repro.papers.tap.data_prepare_decoy import prepare_decoy_mnist
 
 MNIST = Path(__file__).resolve().parents[4] / "shared" / "data" / "MNIST"
 pytestmark = pytest.mark.skipif(not MNIST.exists(), reason="../shared/data/MNIST not present")

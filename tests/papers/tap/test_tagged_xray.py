@@ -11,7 +11,7 @@ import torch
 
 from repro.data.registry import build_dataset
 from repro.papers.tap.data_tagged_xray import STATS
-from repro.papers.tap.data_prepare import prepare_knee, prepare_pneu
+from repro.papers.tap.data_prepare_tagged import prepare_knee, prepare_pneu
 
 from conftest import copy_knee_splits
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from repro.papers.tap.data_prepare import prepare_decoy_mnist, prepare_pneu
+from repro.papers.tap.data_prepare_decoy import prepare_decoy_mnist
+from repro.papers.tap.data_prepare_tagged import prepare_pneu
 from repro.models import build_model
 from repro.papers import get_paper
 from repro.papers.tap.figure1 import plan_figure1

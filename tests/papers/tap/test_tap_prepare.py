@@ -18,18 +18,11 @@ from matplotlib.font_manager import FontProperties, findfont
 from PIL import Image, ImageDraw, ImageFont
 
 from repro.data.idx import read_idx
-from repro.papers.tap.data_prepare import (
-    KNEE_TAGS,
-    MODES,
-    PNEU_TAGS,
-    DatasetError,
-    fingerprint,
-    prepare_decoy_mnist,
-    prepare_knee,
-    prepare_pneu,
-    prepare_tap,
-    teacher_split,
-)
+from repro.data.image_sets import DatasetError
+from repro.papers.tap.data_prepare import prepare_tap, teacher_split
+from repro.papers.tap.data_prepare_decoy import prepare_decoy_mnist
+from repro.papers.tap.data_prepare_tagged import KNEE_TAGS, PNEU_TAGS, prepare_knee, prepare_pneu
+from repro.papers.tap.data_staging import MODES, fingerprint
 
 from conftest import copy_knee_splits
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from repro.cli import app
-from repro.papers.tap.data_prepare import prepare_pneu
+from repro.papers.tap.data_prepare_tagged import prepare_pneu
 from repro.papers import get_paper
 from repro.papers.tap import teachers as teach
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"

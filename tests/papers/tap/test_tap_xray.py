@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from repro.cli import app
 from repro.config import resolve_switches
-from repro.papers.tap.data_prepare import prepare_pneu
+from repro.papers.tap.data_prepare_tagged import prepare_pneu
 from repro.engine import metric_options
 from repro.methods import build_objective
 from repro.papers import Context, tap

@@ -1,4 +1,4 @@
-"""Per-image transforms of the file-backed MaskTune datasets, PIL RGB image -> normalised float tensor
+"""Per-image transforms of MaskTune's file-backed datasets, PIL RGB image -> normalised float tensor
 (specs/masktune.md §2.2-2.4, D-27).
 
 "eval" serves val and test, "mask" the XGradCAM pass over the training images, "train" the ERM and finetune
@@ -8,7 +8,6 @@ stretched over the whole image (§4.5, D-5); IN-9's is a plain resize, aligned w
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -16,8 +15,6 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms as T
 
-from repro.data.image_mode import to_8bit
-from repro.data.image_sets import DatasetError
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 IN9 = ((0.4717, 0.4499, 0.3837), (0.2600, 0.2516, 0.2575))  # the code's IN-9 statistics (D-27)
@@ -70,12 +67,3 @@ def pil_transforms(kind: str) -> dict[str, Callable[[Image.Image], Tensor]]:
     return {"train": T.Compose([crop, T.RandomHorizontalFlip(), tensor, normalise]),
             "eval": T.Compose([*view, tensor, normalise]),
             "mask": T.Compose([*view, tensor, normalise])}
-
-
-def open_rgb(path: Path) -> Image.Image:
-    """The decoded image at `path` as 8-bit RGB (`to_8bit`), or a DatasetError naming the file."""
-    try:
-        with Image.open(path) as image:
-            return to_8bit(image, "RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"cannot decode the image {path}: {e}") from e

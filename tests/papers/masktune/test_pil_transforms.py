@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from repro.data.image_sets import DatasetError
-from repro.data.pil_transforms import Lighting, normalisation, open_rgb, pil_transforms
+from repro.papers.masktune.pil_transforms import Lighting, normalisation, pil_transforms
 
 KINDS = ["celeba", "waterbirds", "in9"]
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -119,13 +117,3 @@ def test_in9_eval_crops_but_mask_resizes_the_whole_image():
     assert not red(transforms["eval"](image), "in9").any()
     mask = red(transforms["mask"](image), "in9")  # the strip spans 100 / 512 of the 224 columns
     assert mask[:, :40].all() and not mask[:, 48:].any()
-
-
-def test_open_rgb(tmp_path):
-    Image.new("L", (7, 5), 90).save(tmp_path / "grey.png")
-    image = open_rgb(tmp_path / "grey.png")
-    assert image.mode == "RGB" and image.size == (7, 5) and image.getpixel((0, 0)) == (90, 90, 90)
-    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    for name in ("broken.jpg", "absent.jpg"):
-        with pytest.raises(DatasetError, match=f"cannot decode the image {re.escape(str(tmp_path / name))}"):
-            open_rgb(tmp_path / name)
