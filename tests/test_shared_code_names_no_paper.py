@@ -32,7 +32,7 @@ PAPER_WORDS = {
 # - the dataset table and the download catalogue: they name the papers that read each dataset (the `papers` column
 #   of `repro data check`, `repro data download <paper>`) and actdiff's synth2 files by name; they move into the
 #   papers once the paper registry (repro/papers/__init__.py) lets a paper declare its datasets.
-KNOWN = {"repro/bench.py", "repro/cli.py", "repro/errors.py", "repro/data/registry.py",
+KNOWN = {"repro/cli.py", "repro/errors.py", "repro/data/registry.py",
          "repro/data/catalog.py", "repro/data/download/catalogue.py"}
 SHARED = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "repro").rglob("*.py")
                 if p.relative_to(ROOT).parts[1] != "papers")
