@@ -1,7 +1,5 @@
-"""A cfaug run's objective settings (`CfaugMethod`: spec §2 columns, §8 switches) and the choices they allow.
-
-Torch-free: the settings name the terms (`repro.papers.cfaug.terms`) that cfaug's objective composes.
-"""
+"""A cfaug run's objective settings (`CfaugMethod`: spec §2 columns, §8 switches) and the choices they allow; the
+settings name the terms (`repro.papers.cfaug.terms`) that cfaug's objective composes."""
 
 from __future__ import annotations
 

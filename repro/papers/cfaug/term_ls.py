@@ -18,5 +18,7 @@ def label_smoothing_loss(logits: Tensor, y: Tensor, eps: float) -> Tensor:
 
 @register_method("cfaug.ls")
 class LabelSmoothing(WholeLoss):
+    """The label-smoothed CE of the batch."""
+
     def __call__(self, tb: TermBatch) -> Tensor:
         return label_smoothing_loss(tb.model(tb.x)[0], tb.y, self.method.ls)

@@ -29,6 +29,8 @@ def mixup_loss(logits: Tensor, y: Tensor, y_perm: Tensor, lam: float) -> Tensor:
 
 @register_method("cfaug.mixup")
 class Mixup(WholeLoss):
+    """Mixup's loss on the mixed batch (one Beta draw and one permutation from the run's generator)."""
+
     def __call__(self, tb: TermBatch) -> Tensor:
         xm, ya, yb, lam = mixup(tb.x, tb.y, self.method.mixup, tb.gen)
         return mixup_loss(tb.model(xm)[0], ya, yb, lam)
