@@ -1,8 +1,8 @@
 """One cfaug run (spec §5-6) as a job of the one loop (`repro.engine.fit`): its feed (batches decoded by DataLoader
-workers), its method (the registered "cfaug" objective, `repro.papers.cfaug.losses.step_loss`), its recipe (the
-dataset's optimiser and per-epoch schedule, gradient clipping C-11, fp16 AMP where the spec says C-10: all applied by
-the engine's `Step`), every evaluation set after every epoch, and the first best-validation epoch as the selection
-(§6.5).
+workers), its method (the registered "cfaug" objective, `repro.papers.cfaug.losses.CfaugObjective`, composing the
+run's registered terms), its recipe (the dataset's optimiser and per-epoch schedule, gradient clipping C-11, fp16
+AMP where the spec says C-10: all applied by the engine's `Step`), every evaluation set after every epoch, and the
+first best-validation epoch as the selection (§6.5).
 
 Besides the run-folder contract's files, `predictions.pt` holds the selected epoch's logits on every evaluation
 set, and the checkpoint also holds the scheduler and the AMP scaler.
@@ -23,7 +23,7 @@ from repro.config import RunConfig
 from repro.engine import BatchMeans, Best, Job, Schedule, Step, batch_logits, build_optimizer, run_epoch
 from repro.methods import method
 from repro.models import build_model
-from repro.papers.cfaug.losses import CfaugMethod  # registers the "cfaug" method
+from repro.papers.cfaug.losses import CfaugMethod  # registers the "cfaug" method and the paper's terms
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write
 from repro.seeding import seed_everything, seed_worker
@@ -32,7 +32,7 @@ LIMIT_SEED = 0  # reduced profiles: the same subsets for every run
 
 
 def method_of(cfg: RunConfig) -> CfaugMethod:
-    """The run's objective settings as `CfaugMethod` (the method_args that are its fields)."""
+    """The run's objective settings as `CfaugMethod` (the method_args that are its fields, `terms` included)."""
     names = {f.name for f in fields(CfaugMethod)}
     return CfaugMethod(**{k: v for k, v in cfg.method_args.items() if k in names})
 
