@@ -342,8 +342,10 @@ def bench_cmd(
     """One-by-one vs packed training throughput of each paper's training step, side by side on this device,
     with each artefact grid's projected time: writes benchmarks/<device>.csv."""
     from repro.bench import run_bench
+    from repro.papers import load_all
     from repro.seeding import resolve_device
 
+    load_all()
     dev = resolve_device(device)
     out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
     typer.echo(f"wrote {run_bench(profile.value, dev, out, only)}")

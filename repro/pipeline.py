@@ -14,7 +14,7 @@ from rich.console import Console
 from repro.data.catalog import DataError
 from repro.data.image_sets import DatasetError
 from repro.errors import BAD_INPUT, RunFailed, UserError, cause, explain
-from repro.papers import NOT_PREPARED, Artefact, Context, NotPrepared, PlannedRun, distinct_runs
+from repro.papers import NOT_PREPARED, Artefact, Context, NotPrepared, PlannedRun, distinct_runs, load_all
 
 
 def run(artefacts: list[Artefact], ctx: Context, launch: Any, slurm: Any = None) -> None:
@@ -22,6 +22,7 @@ def run(artefacts: list[Artefact], ctx: Context, launch: Any, slurm: Any = None)
     for the cluster launcher, else local), then build each artefact."""
     from repro.runs.store import RunStore, check_folder
 
+    load_all()  # training and building look models, datasets and penalties up by name
     console = Console()
     store = RunStore(ctx.runs_dir)
     store.check_writable()

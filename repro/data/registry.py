@@ -1,4 +1,4 @@
-"""Dataset builders by name, registered by each paper (`repro.papers.Paper.registers`): each turns
+"""Dataset builders by name, registered by each paper (`repro.papers.load_all`): each turns
 a run's data settings into tensors on the training device."""
 
 from __future__ import annotations
@@ -59,10 +59,6 @@ def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.devi
                   prepared_root: Path) -> TrainData:
     """Build dataset `name` with the run's data settings; `seed` is the run seed. A `prepared` setting is
     a folder relative to `prepared_root` (derived data made by `repro data prepare`)."""
-    from repro.papers import register_all
-
-    register_all()
-
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     if "prepared" in args:

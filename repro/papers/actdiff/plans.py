@@ -16,7 +16,7 @@ from itertools import product
 from typing import Any
 
 from repro.config import MAX_SEEDS, Bounds, RunConfig, Switch
-from repro.papers import Context, NotPrepared, PlannedRun, Tolerance, lazy
+from repro.papers import Context, NotPrepared, PlannedRun, Tolerance
 
 
 SEMANTICS = "actdiff-2"  # bump when a change alters what a run computes
@@ -302,5 +302,4 @@ def plan_figure6(ctx: Context) -> list[PlannedRun]:
 
 
 ACCURACY_TOL = Tolerance(abs=0.05, k_std=2.0)
-XRAY_PREPARE = lazy("repro.papers.actdiff.xray_sources", "prepare_xray_sources")
 EPOCH_TOL = Tolerance(abs=25.0, k_std=2.0)

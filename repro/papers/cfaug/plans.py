@@ -9,11 +9,10 @@ Every table cell is a config of §2 (CF infill, F infill, Sal λ, or the Mixup /
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable
 
 from repro.config import Bounds, RunConfig, Switch
-from repro.papers import Context, PlannedRun, lazy
+from repro.papers import Context, PlannedRun
 
 SEMANTICS = "cfaug-2"  # 2: IN-9 any-channel fg mask (C-26), CCT crop range over the boxes' union
 SEEDS = (5, 10, 100)  # the authors' README (§2)
@@ -292,7 +291,13 @@ def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None, first_
 
 def prepare_for(dataset: str | None) -> Callable[[Context], None]:
     """An artefact's `prepare`: record the source of `dataset` (None: each of the three present)."""
-    return partial(lazy("repro.papers.cfaug.sources", "prepare_source"), dataset=dataset, needs_bit_s=needs_bit_s)
+
+    def prepare(ctx: Context) -> None:
+        from repro.papers.cfaug.sources import prepare_source  # numpy, and this module
+
+        prepare_source(ctx, dataset=dataset, needs_bit_s=needs_bit_s)
+
+    return prepare
 
 
 def needs_bit_s(ctx: Context, dataset: str) -> bool:

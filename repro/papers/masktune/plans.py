@@ -9,12 +9,11 @@ The runs are trained by `repro.papers.masktune.train`; the tables and figures ar
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from repro.config import Bounds, RunConfig, Switch
-from repro.papers import Context, NotPrepared, PlannedRun, lazy
+from repro.papers import Context, NotPrepared, PlannedRun
 
 SEMANTICS = "masktune-2"  # 2: biased-MNIST test sets in MNIST order with groups, one shared test subset
 EVERY_25 = list(range(25, 300, 25))  # the code's default milestones [25, 50, ..., 275]
@@ -188,7 +187,13 @@ def plan(ctx: Context, datasets: tuple[str, ...], methods: tuple[str, ...], sele
 
 def preparer(*names: str, skip_missing: bool = False):
     """An artefact's `prepare`: record the sources of the datasets it needs (`repro.papers.masktune.datasets`)."""
-    return partial(lazy("repro.papers.masktune.datasets", "prepare_sources"), names=names, skip_missing=skip_missing)
+
+    def prepare(ctx: Context) -> None:
+        from repro.papers.masktune.datasets import prepare_sources  # numpy and the dataset readers
+
+        prepare_sources(ctx, names=names, skip_missing=skip_missing)
+
+    return prepare
 
 
 DATASETS_OF = {"figure2": ("biased_mnist",), "table1": ("celeba",), "table2": ("waterbirds",),
