@@ -176,7 +176,7 @@ def test_a_bug_is_one_paragraph_and_REPRO_DEBUG_shows_the_traceback(monkeypatch)
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("repro.cli._states", broken)
+    monkeypatch.setattr("repro.pipeline.artefact_states", broken)
     res = runner.invoke(app, ["status"])
     assert res.exit_code == 1 and "internal error (ZeroDivisionError: division by zero)" in res.output
     assert "REPRO_DEBUG=1" in res.output and "Traceback" not in res.output

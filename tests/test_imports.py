@@ -5,7 +5,6 @@ string outside the one place that loads the papers, and every deferred function 
 from __future__ import annotations
 
 import ast
-import importlib
 import re
 from pathlib import Path
 

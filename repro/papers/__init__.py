@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from repro.config import RunConfig, Switch, resolve_switches
+from repro.errors import UserError
 
 PUBLISHED = Path(__file__).parent / "published"
 PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune")
@@ -125,7 +126,7 @@ def distinct_runs(runs: list[PlannedRun]) -> list[PlannedRun]:
     return list(first.values())
 
 
-class NotPrepared(FileNotFoundError):
+class NotPrepared(UserError, FileNotFoundError):
     """Derived data that `repro data prepare` makes from raw data present under the data root is not there yet,
     and a dry-run plan cannot stand in for it."""
 

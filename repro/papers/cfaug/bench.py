@@ -46,7 +46,7 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
     from repro.papers.cfaug.plans import PROFILES, RECIPES
     from repro.seeding import seed_everything
 
-    r, p = RECIPES[dataset], PROFILES[profile]
+    r, p = RECIPES[dataset], PROFILES.settings(profile)
     size, batch, model_name = p.get("size", 224), p.get("batch_size", r["batch_size"]), p.get("model", "bit_r50x1")
     epochs = p.get("epochs", r["epochs"])
     seed_everything(0)

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from repro.config import Profiles
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import xray
 SETTINGS: dict[str, Any] = {
@@ -37,18 +38,16 @@ SETTINGS: dict[str, Any] = {
     "rnd_taus": (0.01,),            # §5.5: rnd at the paper's focus value
     "saliency_batch": 64,           # images per teacher forward/backward (§10: batch-wise)
 }
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {"taus": (0.01, 0.10)},
-    "smoke": {"fracs": (0.5, 0.25), "taus": (0.05,), "rnd_taus": (0.05,)},  # tiny preparations: 1% is 0 rows
-}
+# smoke: tiny preparations, where 1% is 0 rows
+PROFILES = Profiles(SETTINGS, quick={"taus": (0.01, 0.10)},
+                    smoke={"fracs": (0.5, 0.25), "taus": (0.05,), "rnd_taus": (0.05,)})
 
 
 TEACHER = "its teacher's saliency"  # what a teacher-masked student waits for (`PlannedRun.after`)
 
 
 def setting(ctx: Context, name: str) -> Any:
-    return PROFILES[ctx.profile].get(name, SETTINGS[name])
+    return PROFILES.get(ctx.profile, name)
 
 
 def datasets(ctx: Context) -> list[str]:
