@@ -93,7 +93,8 @@ def _known(error: BaseException) -> tuple[int, str] | None:
 
 
 def _bug(error: BaseException, log: Path | None) -> tuple[int, str]:
-    where = f"its traceback is in {log}" if log else "rerun with REPRO_DEBUG=1 to see the traceback"
+    where = f"its traceback is in {log} (REPRO_DEBUG=1 shows it here)" if log else \
+        "rerun with REPRO_DEBUG=1 to see the traceback"
     return FAILED, _paragraph(f"internal error ({type(error).__name__}: {error}). This is a bug in repro: {where}; "
                               "please report it. Finished runs are kept.")
 

@@ -134,7 +134,7 @@ class NotPrepared(UserError, FileNotFoundError):
 def get_paper(name: str) -> Paper:
     """The paper module's `PAPER`, imported on first use (the one place that names a paper's module by string)."""
     if name not in PAPER_NAMES:
-        raise KeyError(f"unknown paper {name!r}; known: {', '.join(PAPER_NAMES)}")
+        raise UserError(f"unknown paper {name!r}; known: {', '.join(PAPER_NAMES)}")
     return importlib.import_module(f"repro.papers.{name}").PAPER
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import Profiles
+from repro.errors import DatasetError
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import xray
 SETTINGS: dict[str, Any] = {
@@ -67,7 +68,7 @@ def teacher_run(ctx: Context, dataset: str, frac: float) -> PlannedRun:
     seed = setting(ctx, "teacher_seed")
     n = xray.split_counts(ctx, dataset)["train"]
     if int(n * frac) < 1:
-        raise ValueError(f"{xray.SETTINGS[dataset]['title']}: a {fraction_name(frac)} teacher of {n} train images "
+        raise DatasetError(f"{xray.SETTINGS[dataset]['title']}: a {fraction_name(frac)} teacher of {n} train images "
                          "has no images; prepare the full dataset (or use the smoke profile's larger fractions).")
     run = xray.xray_run(ctx, dataset, setting(ctx, "teacher_arch"), "Base", seed, None,
                         train_rows={"role": "teacher", "frac": frac, "seed": seed})

@@ -95,7 +95,7 @@ def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
     try:
         return split_sizes(dataset, raw)
     except DatasetError as e:
-        raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
+        raise DatasetError(f"{SETTINGS[dataset]['title']}: {e}") from e
 
 
 def absent_splits(ctx: Context, dataset: str) -> list[str] | None:
@@ -172,7 +172,7 @@ def prepare_xray(ctx: Context) -> None:
         try:
             prepare(found, prepared_folder(ctx, dataset), seed=paper.DATA_SEED)
         except DatasetError as e:
-            raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
+            raise DatasetError(f"{SETTINGS[dataset]['title']}: {e}") from e
 
 
 def batch_size(dataset: str, arch: str, method: str) -> int:
