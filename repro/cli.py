@@ -148,7 +148,8 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         slurm = None
         if launcher is Launcher.slurm:
             require("submitit")
-            slurm = SlurmOptions(partition, gpus_per_job, time, array_parallelism, parse_overrides(slurm_opt, "--slurm-opt"))
+            slurm = SlurmOptions(partition, gpus_per_job, time, array_parallelism,
+                                 parse_overrides(slurm_opt, "--slurm-opt"))
         pipeline.artefact_command(paper, [paper.artefacts[n] for n in artefact_names], profile.value, seeds,
                                   fidelity.value, parse_overrides(switch), data_root, runs_dir, out, init.value, launch,
                                   slurm, dry_run, download)

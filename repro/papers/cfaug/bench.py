@@ -16,11 +16,14 @@ from typing import Any
 
 import torch
 
+from repro.config import Profiles
+
 NOT_PACKED = "cfaug's own loop: file-decoded batches that grow with CF/F images; BiT-R50x1 fills a GPU alone"
 # The paper's training-set sizes (§3.1-3.3; CCT's effective size after removing empties is smaller).
 TRAIN_SIZES = {"in9": 45_405, "waterbirds": 4_795, "cct": 13_553}
 TABLES = {"in9": "cfaug table1", "waterbirds": "cfaug table4", "cct": "cfaug table6"}
-TIMING = {"paper": (5, 20), "quick": (2, 5), "smoke": (0, 1)}  # (warm-up, timed) steps: BiT steps are long
+# Warm-up and timed steps: BiT steps are long.
+TIMING = Profiles({"warmup": 5, "timed": 20}, quick={"warmup": 2, "timed": 5}, smoke={"warmup": 0, "timed": 1})
 
 
 def kind(row: Any) -> str:
@@ -61,7 +64,7 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
             "has_bbox": torch.ones(batch, dtype=torch.bool, device=device)}
     gen = torch.Generator(device=device).manual_seed(0)
     method = _method(row, dataset)
-    warmup, timed = TIMING[profile]
+    warmup, timed = TIMING.get(profile, "warmup"), TIMING.get(profile, "timed")
     timing = time_steps(lambda: train_step(model, opt, scaler, data, method, 1.0, amp, gen), warmup, timed, device)
     steps = train_steps(min(TRAIN_SIZES[dataset], p.get("limits", {}).get(dataset, {}).get("train", 10**9)), batch,
                         epochs)
