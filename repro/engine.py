@@ -24,6 +24,7 @@ from repro.data.registry import TrainData, build_dataset
 from repro.methods import build_pack_objective
 from repro.metrics import compute
 from repro.models import build_model
+from repro.papers import load_all
 from repro.provenance import device_name, provenance
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write, atomic_write_json, atomic_write_text, set_aside
@@ -439,6 +440,7 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
     own job when its config names one (`method_args["trainer"]`: `repro.papers.Paper.job`), else `PackJob`.
 
     A NaN loss marks the run failed; any other exception is recorded and re-raised."""
+    load_all()  # models, datasets and penalties are built by name; a fresh process has empty registries
     if record.config.method_args.get("trainer"):
         from repro.papers import get_paper
 
@@ -462,6 +464,7 @@ def train_pack(records: list[RunRecord], device: torch.device, events: Events | 
 
     A NaN loss marks the members it concerns failed (the others keep their checkpoints); any other exception
     is recorded for every member and re-raised."""
+    load_all()  # models, datasets and penalties are built by name; a fresh process has empty registries
     emit = events or (lambda e: None)
 
     def fit_groups(groups: list[list[RunRecord]]) -> list[dict[str, Any]]:

@@ -133,10 +133,8 @@ def train_claimed(runs_dir: str, configs: list[dict[str, Any]], device: str, opt
     import torch
 
     from repro.engine import train_pack, train_run
-    from repro.papers import load_all
     from repro.seeding import resolve_device
 
-    load_all()  # a worker process starts with empty registries
     records = [RunStore(Path(runs_dir)).record(RunConfig.from_dict(c)) for c in configs]
     claims = [Claim(r) for r in records]
     try:
