@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from repro.config import MAX_PACK, MAX_SEEDS, parse_overrides
 from repro.errors import UserError, explain_and_log, require
-from repro.papers import PAPER_NAMES, Paper, get_paper
+from repro.papers import PAPER_NAMES, Paper, get_paper, load_all
 
 
 class Profile(str, Enum):
@@ -218,11 +218,10 @@ def bench_cmd(
     """One-by-one vs packed training throughput of each paper's training step, side by side on this device,
     with each artefact grid's projected time: writes benchmarks/<device>.csv."""
     from repro.bench import run_bench
-    from repro.papers import load_all
     from repro.pipeline import output_root
     from repro.seeding import resolve_device
 
-    load_all()
+    load_all()  # the bench builds models and penalties by name
     dev = resolve_device(device)
     typer.echo(f"wrote {run_bench(profile.value, dev, output_root(profile.value, out), only)}")
 
@@ -244,6 +243,7 @@ def report_cmd(
     if paper != "all" and paper not in PAPER_NAMES:
         raise UserError(f"unknown paper {paper!r}: `repro report` takes one of {', '.join(PAPER_NAMES)}, or all")
     names = list(PAPER_NAMES) if paper == "all" else [paper]
+    load_all()  # planning may read a finished run (TAP's teacher saliency)
     out = out or default_out(profile.value if profile else "paper")
     for path in write_reports(names, out, runs_dir, profile and profile.value, data_root):
         typer.echo(f"wrote {path}")
