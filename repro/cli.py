@@ -11,9 +11,9 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from repro.config import MAX_PACK, MAX_SEEDS, PROFILES
-from repro.errors import UserError, explain, require
-from repro.papers import PAPER_NAMES, Artefact, Paper, distinct_runs, get_paper
+from repro.config import MAX_PACK, MAX_SEEDS, parse_overrides
+from repro.errors import UserError, explain_and_log, require
+from repro.papers import PAPER_NAMES, Paper, get_paper, load_all
 from repro.report.intervals import use_interval
 
 
@@ -40,7 +40,8 @@ class Launcher(str, Enum):
 
 class ReproGroup(TyperGroup):
     """The root command: every error a command raises becomes one paragraph on stderr and an exit status
-    (`repro.errors.explain`); REPRO_DEBUG=1 shows the traceback instead."""
+    (`repro.errors.explain_and_log`: a bug's traceback goes to a log file); REPRO_DEBUG=1 shows the traceback
+    instead."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -52,7 +53,7 @@ class ReproGroup(TyperGroup):
             from rich.console import Console
             from rich.markup import escape
 
-            code, message = explain(e)
+            code, message = explain_and_log(e)
             Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
                                        soft_wrap=True)
             raise typer.Exit(code) from None
@@ -108,41 +109,6 @@ FidelityOpt = Annotated[Fidelity, typer.Option(help="Preset for all paper-vs-cod
 SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Override one switch: NAME=VALUE or ID=VALUE (e.g. A-6=l2).")]
 
 
-def _overrides(switches: list[str] | None, option: str = "--switch") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for s in switches or []:
-        name, sep, value = s.partition("=")
-        if not sep:
-            example = "gradmask_norm=l2" if option == "--switch" else "account=abc"
-            raise UserError(f"{option} {s!r} is not NAME=VALUE; for example {option} {example}")
-        name = name.strip()
-        if name in out:
-            raise UserError(f"{option} {name} is given twice ({name}={out[name]} and {name}={value.strip()}): "
-                            "give it once")
-        out[name] = value.strip()
-    return out
-
-
-def run_artefacts(paper: Paper, artefacts: list[Artefact], profile: Profile, seeds: int | None, launch: Any,
-                  data_root: Path | None, runs_dir: Path, out: Path | None, dry_run: bool,
-                  fidelity: Fidelity, switches: list[str] | None, init: Init = Init.imagenet,
-                  slurm: Any = None) -> None:
-    """Run `artefacts` through `repro.pipeline` (`launch`: a LaunchOptions; `slurm`: SlurmOptions for the
-    cluster launcher, else local), or only plan and estimate them with `dry_run`."""
-    from repro import pipeline
-    from repro.seeding import resolve_device
-
-    if slurm is None:
-        resolve_device(launch.device)  # a bad --device fails before any work (a cluster node has its own devices)
-    out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
-    ctx = paper.context(profile.value, seeds, fidelity.value, _overrides(switches), out, data_root, runs_dir,
-                        init.value, launch.device, dry_run)
-    if dry_run:
-        pipeline.dry_run(artefacts, ctx)
-    else:
-        pipeline.run(artefacts, ctx, launch, slurm)
-
-
 def artefact_command(paper_name: str, artefact_names: list[str], help_text: str):
     """A Typer command running `artefact_names` of one paper with the common options."""
 
@@ -174,26 +140,21 @@ def artefact_command(paper_name: str, artefact_names: list[str], help_text: str)
         array_parallelism: Annotated[int, typer.Option(min=1, help="Slurm: array tasks (at most; runs are claimed from the store).")] = 16,
         slurm_opt: Annotated[Optional[list[str]], typer.Option("--slurm-opt", help="Extra Slurm option KEY=VALUE (e.g. account=abc), repeatable.")] = None,
     ) -> None:
-        paper = get_paper(paper_name)
-        artefacts = [paper.artefacts[n] for n in artefact_names]
+        from repro import pipeline
         from repro.runs.launch import LaunchOptions
         from repro.runs.slurm import SlurmOptions
 
+        paper = get_paper(paper_name)
         launch = LaunchOptions(device=device, workers=workers, checkpoint_seconds=checkpoint_seconds,
                                profile=profile.value, pack=pack)
         slurm = None
         if launcher is Launcher.slurm:
             require("submitit")
-            slurm = SlurmOptions(partition, gpus_per_job, time, array_parallelism, _overrides(slurm_opt, "--slurm-opt"))
-        if download:
-            from repro.data.download.ensure import for_artefacts
-
-            data_root, present = for_artefacts(sorted({d for a in artefacts for d in a.datasets}), data_root, dry_run)
-            if not present:
-                typer.echo("the runs are planned once the data is present: run the command without --dry-run")
-                return
-        run_artefacts(paper, artefacts, profile, seeds, launch,
-                      data_root, runs_dir, out, dry_run, fidelity, switch, init, slurm)
+            slurm = SlurmOptions(partition, gpus_per_job, time, array_parallelism,
+                                 parse_overrides(slurm_opt, "--slurm-opt"))
+        pipeline.artefact_command(paper, [paper.artefacts[n] for n in artefact_names], profile.value, seeds,
+                                  fidelity.value, parse_overrides(switch), data_root, runs_dir, out, init.value, launch,
+                                  slurm, dry_run, download)
 
     command.__doc__ = help_text
     return command
@@ -215,53 +176,15 @@ def switches_command(paper: Paper):
     """A Typer command listing `paper`'s switches (for `--switch` and `--fidelity`)."""
 
     def command() -> None:
-        from rich.console import Console
-        from rich.table import Table
+        from repro.pipeline import show_switches
 
-        t = Table(title=f"{paper.name}: paper-vs-code differences (--switch ID=VALUE or NAME=VALUE; "
-                        "--fidelity paper sets every one to its paper value)")
-        for col in ("id", "name", "paper", "code", "default", "takes", "why"):
-            t.add_column(col, overflow="fold")
-        for s in paper.switches:
-            t.add_row(s.id, s.name, str(s.paper), str(s.code), str(s.default), s.describe_allowed(), s.doc)
-        Console().print(t)
+        show_switches(paper)
 
     return command
 
 
 for _name in PAPER_NAMES:
     app.add_typer(paper_app(_name), name=_name)
-
-
-def _states(profile: str, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
-    """(paper, artefact, records or None, state note) for every artefact under one profile; the note says why
-    there are no records (data not prepared, or an artefact that trains nothing)."""
-    from repro.runs.store import RunStore, check_folder
-
-    check_folder(runs_dir, "--runs-dir")
-    store = RunStore(runs_dir)
-    for name in PAPER_NAMES:
-        paper = get_paper(name)
-        ctx = paper.context(profile, seeds, fidelity.value, {}, Path("."), None, runs_dir)
-        for art in paper.artefacts.values():
-            try:
-                records = [store.record(r.config) for r in distinct_runs(art.plan(ctx))]  # one per run key
-            except (FileNotFoundError, ValueError):  # derived data not prepared yet, or too small to plan
-                yield name, art, None, "data not prepared or incomplete"
-                continue
-            yield name, art, records, "" if records else "no training runs"
-
-
-def _by_profile(profile: Profile | None, seeds: int | None, fidelity: Fidelity, runs_dir: Path):
-    """The title part and, per profile shown, the rows of `_states`: the asked profile, or every profile that
-    has runs in the store (the paper profile when none has)."""
-    if profile is not None:
-        return f"{profile.value} profile", [(profile.value, list(_states(profile.value, seeds, fidelity, runs_dir)))]
-    rows = [(p, list(_states(p, seeds, fidelity, runs_dir))) for p in PROFILES]
-    started = [(p, r) for p, r in rows if any(rec.state() != "pending" for *_, recs, _ in r for rec in recs or ())]
-    if not started:
-        return "paper profile; no profile has runs yet", rows[:1]
-    return f"profiles with runs: {', '.join(p for p, _ in started)}", started
 
 
 ShownProfileOpt = Annotated[Optional[Profile], typer.Option(
@@ -272,24 +195,9 @@ ShownProfileOpt = Annotated[Optional[Profile], typer.Option(
 def list_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
              fidelity: FidelityOpt = Fidelity.code, runs_dir: RunsDirOpt = Path("runs")) -> None:
     """Papers x artefacts with their run counts and state, per profile."""
-    from rich.console import Console
-    from rich.table import Table
+    from repro.pipeline import show_list
 
-    shown, groups = _by_profile(profile, seeds, fidelity, runs_dir)
-    t = Table(title=f"artefacts ({shown}; runs in {runs_dir})")
-    several = len(groups) > 1  # a profile column only then: the title names a single one
-    for col in ("profile",) * several + ("paper", "artefact", "kind", "runs", "done", "state"):
-        t.add_column(col)
-    for prof, rows in groups:
-        for name, art, records, note in rows:
-            first = (prof,) * several + (name, art.name, art.kind)
-            if not records:
-                t.add_row(*first, "-", "-", note)
-                continue
-            done = sum(r.state() == "done" for r in records)
-            state = "complete" if done == len(records) else "partial" if done else "to do"
-            t.add_row(*first, str(len(records)), str(done), state)
-    Console().print(t)
+    show_list(profile and profile.value, seeds, fidelity.value, runs_dir)
 
 
 @app.command("status")
@@ -297,41 +205,9 @@ def status_cmd(profile: ShownProfileOpt = None, seeds: SeedsOpt = None,
                fidelity: FidelityOpt = Fidelity.code, runs_dir: RunsDirOpt = Path("runs")) -> None:
     """Per profile and artefact: runs done, running, failed, partial and pending, with each failure's last error
     line."""
-    from rich.console import Console
-    from rich.table import Table
+    from repro.pipeline import show_status
 
-    console = Console()
-    shown, groups = _by_profile(profile, seeds, fidelity, runs_dir)
-    t = Table(title=f"run status ({shown}; runs in {runs_dir})")
-    columns = ("done", "damaged", "running", "failed", "partial", "pending")
-    several = len(groups) > 1  # a profile column only then: the title names a single one
-    for col in ("profile",) * several + ("paper", "artefact", *columns):
-        t.add_column(col)
-    failures, damaged = {}, {}
-    for prof, rows in groups:
-        for name, art, records, _ in rows:
-            if not records:
-                continue
-            states = [r.state() for r in records]
-            t.add_row(*(prof,) * several, name, art.name, *(str(states.count(s)) for s in columns))
-            failures |= {r.key: (name, r) for r, s in zip(records, states) if s == "failed"}
-            damaged |= {r.key: (name, r) for r, s in zip(records, states) if s == "damaged"}
-    console.print(t)
-    from repro.runs.slurm import job_states
-
-    for job in job_states(runs_dir):
-        console.print(f"cluster job {job['job_id']} ({job['executor']}, submitted {job['submitted']}, "
-                      f"{job['runs']} runs): {job['state']}", highlight=False)
-    for key, (name, r) in failures.items():
-        console.print(f"[red]failed[/red] {name} {_run_name(r)} ({key}): {r.failure()}", highlight=False,
-                      soft_wrap=True)
-    for key, (name, r) in damaged.items():
-        console.print(f"[yellow]damaged[/yellow] {name} {_run_name(r)} ({key}): {r.damage()}; the artefact command "
-                      "retrains it", highlight=False, soft_wrap=True)
-
-
-def _run_name(record) -> str:
-    return f"{record.config.model} {record.config.method} seed {record.config.seed}"
+    show_status(profile and profile.value, seeds, fidelity.value, runs_dir)
 
 
 @app.command("bench")
@@ -344,11 +220,12 @@ def bench_cmd(
     """One-by-one vs packed training throughput of each paper's training step, side by side on this device,
     with each artefact grid's projected time: writes benchmarks/<device>.csv."""
     from repro.bench import run_bench
+    from repro.pipeline import output_root
     from repro.seeding import resolve_device
 
+    load_all()  # the bench builds models and penalties by name
     dev = resolve_device(device)
-    out = out or (Path(".") if profile is Profile.paper else Path("results") / profile.value)
-    typer.echo(f"wrote {run_bench(profile.value, dev, out, only)}")
+    typer.echo(f"wrote {run_bench(profile.value, dev, output_root(profile.value, out), only)}")
 
 
 @app.command("report")
@@ -368,6 +245,7 @@ def report_cmd(
     if paper != "all" and paper not in PAPER_NAMES:
         raise UserError(f"unknown paper {paper!r}: `repro report` takes one of {', '.join(PAPER_NAMES)}, or all")
     names = list(PAPER_NAMES) if paper == "all" else [paper]
+    load_all()  # planning may read a finished run (TAP's teacher saliency)
     out = out or default_out(profile.value if profile else "paper")
     for path in write_reports(names, out, runs_dir, profile and profile.value, data_root):
         typer.echo(f"wrote {path}")
@@ -425,12 +303,9 @@ def data_prepare(paper: Annotated[str, typer.Argument(
     <runs-dir>/prepared/, without touching the raw files (actdiff: the X-ray SPC splits as tensors; tap: decoy
     MNIST, PNEU and KNEE with text tags; masktune, cfaug: check each present dataset and record its location and
     fingerprint)."""
-    p = get_paper(paper)
-    ctx = p.context("paper", None, "code", {}, Path("."), data_root, runs_dir)
-    if p.prepare is None:
-        raise UserError(f"{paper} has no derived data to prepare (yet)")
-    p.prepare(ctx)
-    typer.echo(f"prepared data under {runs_dir / 'prepared'}")
+    from repro.pipeline import prepare_data
+
+    typer.echo(f"prepared data under {prepare_data(paper, data_root, runs_dir)}")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,4 +1,5 @@
-"""Run configuration: frozen run configs, profiles, fidelity switches and the run key."""
+"""Run configuration: frozen run configs, profiles (one table shape, one lookup), fidelity switches and the run
+key."""
 
 from __future__ import annotations
 
@@ -62,6 +63,29 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """One table of settings under the three profiles (`PROFILES`): `paper` holds the published values, `quick` and
+    `smoke` override named fields only. A value that depends on the run (e.g. a dataset's recipe) is left out of
+    `paper` and passed to `get` as its default."""
+
+    paper: dict[str, Any]
+    quick: dict[str, Any]
+    smoke: dict[str, Any]
+
+    def overrides(self, profile: str) -> dict[str, Any]:
+        return {"paper": {}, "quick": self.quick, "smoke": self.smoke}[profile]
+
+    def get(self, profile: str, name: str, default: Any = None) -> Any:
+        """`name` under `profile`: the profile's override, else the paper value, else `default`."""
+        overrides = self.overrides(profile)
+        return overrides[name] if name in overrides else self.paper.get(name, default)
+
+    def settings(self, profile: str) -> dict[str, Any]:
+        """Every setting of the table under `profile`."""
+        return {**self.paper, **self.overrides(profile)}
 
 
 @dataclass(frozen=True)
@@ -160,3 +184,19 @@ def resolve_switches(switches: tuple[Switch, ...], fidelity: str, overrides: dic
             raise UserError(f"switch {s.id} is given twice, as {s.id}={overrides[s.id]} and as "
                             f"{s.name}={overrides[s.name]}: give it once")
     return {s.name: s.value(fidelity, overrides) for s in switches}
+
+
+def parse_overrides(pairs: list[str] | None, option: str = "--switch") -> dict[str, str]:
+    """`option`'s NAME=VALUE arguments as a dict; one without `=`, or a name given twice, raises UserError."""
+    out: dict[str, str] = {}
+    for s in pairs or []:
+        name, sep, value = s.partition("=")
+        if not sep:
+            example = "std_ddof=0" if option == "--switch" else "account=abc"
+            raise UserError(f"{option} {s!r} is not NAME=VALUE; for example {option} {example}")
+        name = name.strip()
+        if name in out:
+            raise UserError(f"{option} {name} is given twice ({name}={out[name]} and {name}={value.strip()}): "
+                            "give it once")
+        out[name] = value.strip()
+    return out

@@ -1,10 +1,17 @@
 """What a user sees when something goes wrong: the project's error types and the one function (`explain`) that
-turns any exception into an exit status and a one-paragraph message. The CLI calls it in one place; the
-traceback is shown only with REPRO_DEBUG=1."""
+turns any exception into an exit status and a one-paragraph message. The CLI calls it in one place.
+
+Only bad input is exit status 2: a `UserError` (raised where the input is read), an OS error on a path, a missing
+optional package. Anything else is a bug: exit status 1, its traceback written to a log file under
+$XDG_CACHE_HOME/repro/logs (default ~/.cache/repro/logs) that the message names; REPRO_DEBUG=1 shows it instead."""
 
 from __future__ import annotations
 
 import errno
+import os
+import traceback
+from datetime import datetime
+from pathlib import Path
 
 BAD_INPUT, FAILED = 2, 1  # exit statuses
 
@@ -30,16 +37,15 @@ EXTRAS = {
 
 
 class UserError(Exception):
-    """Bad input (an option, a path, a value): exit status 2."""
+    """Bad input (an option, a path, a value, the data): exit status 2."""
+
+
+class DatasetError(UserError, ValueError):
+    """A dataset is missing, incomplete or in the wrong layout; the message names the path and the fix."""
 
 
 class RunFailed(RuntimeError):
     """Training raised: the runs concerned are marked failed (traceback in their folder), exit status 1."""
-
-
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    # StoreError and DataError are UserErrors; DatasetError is a ValueError
-    return UserError, ValueError, LookupError, FileNotFoundError
 
 
 def require(module: str) -> None:
@@ -55,6 +61,20 @@ def explain(error: BaseException) -> tuple[int, str]:
     """The exit status and one-paragraph message for `error`: bad input (2) names the problem and the fix; a
     failed run (1) names the run; a full disk (1) says so, with the fix; anything else (1) is a bug, reported as
     such."""
+    return _known(error) or _bug(error, None)
+
+
+def explain_and_log(error: BaseException) -> tuple[int, str]:
+    """`explain`, and for a bug, its traceback written to a log file (`log_bug`) that the message names."""
+    return _known(error) or _bug(error, log_bug(error))
+
+
+def is_bug(error: BaseException) -> bool:
+    """Whether `error` is none of the expected failures (bad input, a failed run, a full disk)."""
+    return _known(error) is None
+
+
+def _known(error: BaseException) -> tuple[int, str] | None:
     if isinstance(error, OSError) and error.strerror:  # raised by the OS, mostly on a user's path
         full = error.errno == errno.ENOSPC  # no bad input: the same command works once there is space
         return FAILED if full else BAD_INPUT, _paragraph(cause(error) + ".")
@@ -67,11 +87,32 @@ def explain(error: BaseException) -> tuple[int, str]:
             f"{module}`, then run the command again; finished runs are kept.")
     if isinstance(error, RunFailed):
         return FAILED, _paragraph(str(error))
-    if isinstance(error, _bad_input_types()):
-        keyed = isinstance(error, KeyError) and error.args and isinstance(error.args[0], str)
-        return BAD_INPUT, _paragraph(error.args[0] if keyed else str(error))  # str(KeyError) adds quotes
-    return FAILED, _paragraph(f"internal error ({type(error).__name__}: {error}). This is a bug in repro: rerun "
-                              "with REPRO_DEBUG=1 to see the traceback and report it; finished runs are kept.")
+    if isinstance(error, UserError):
+        return BAD_INPUT, _paragraph(str(error))
+    return None
+
+
+def _bug(error: BaseException, log: Path | None) -> tuple[int, str]:
+    where = f"its traceback is in {log} (REPRO_DEBUG=1 shows it here)" if log else \
+        "rerun with REPRO_DEBUG=1 to see the traceback"
+    return FAILED, _paragraph(f"internal error ({type(error).__name__}: {error}). This is a bug in repro: {where}; "
+                              "please report it. Finished runs are kept.")
+
+
+def log_folder() -> Path:
+    """Where `log_bug` writes: $XDG_CACHE_HOME/repro/logs, default ~/.cache/repro/logs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repro" / "logs"
+
+
+def log_bug(error: BaseException) -> Path | None:
+    """Write `error`'s traceback to a new file under `log_folder()`; its path, or None if it cannot be written."""
+    path = log_folder() / f"error-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(error)))
+    except OSError:
+        return None
+    return path
 
 
 def cause(error: BaseException) -> str:

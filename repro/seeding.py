@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from repro.errors import UserError
+
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) and ask for deterministic kernels (cuBLAS's workspace setting,
@@ -46,9 +48,9 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     if spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {spec}: CUDA is not available on this machine; use --device cpu or auto")
+            raise UserError(f"--device {spec}: CUDA is not available on this machine; use --device cpu or auto")
         dev = torch.device(spec)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible")
+            raise UserError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return dev
-    raise ValueError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:<i>")
+    raise UserError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:<i>")

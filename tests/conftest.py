@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.papers import get_paper
+from repro.papers import get_paper, load_all
 from repro.runs.store import RunStore, atomic_write_json
+
+load_all()  # the registries (models, datasets, penalties) as the pipeline fills them
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -172,17 +172,32 @@ def test_the_table_covers_at_least_40_cases():
     assert len(CASES) >= 40
 
 
-def test_a_bug_is_one_paragraph_and_REPRO_DEBUG_shows_the_traceback(monkeypatch):
+def test_a_bug_is_one_paragraph_naming_its_logged_traceback_and_REPRO_DEBUG_shows_it(monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("repro.cli._states", broken)
+    monkeypatch.setattr("repro.pipeline.artefact_states", broken)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     res = runner.invoke(app, ["status"])
     assert res.exit_code == 1 and "internal error (ZeroDivisionError: division by zero)" in res.output
     assert "REPRO_DEBUG=1" in res.output and "Traceback" not in res.output
+    logs = list((tmp_path / "cache" / "repro" / "logs").glob("error-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in res.output
+    assert "Traceback" in logs[0].read_text() and "ZeroDivisionError: division by zero" in logs[0].read_text()
     monkeypatch.setenv("REPRO_DEBUG", "1")
     res = runner.invoke(app, ["status"])
     assert isinstance(res.exception, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("error", [ValueError("bad value"), KeyError("key"), FileNotFoundError("gone")])
+def test_a_python_error_that_is_no_user_error_is_a_bug(monkeypatch, tmp_path, error):
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("repro.pipeline.artefact_states", broken)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    res = runner.invoke(app, ["list"])
+    assert res.exit_code == 1 and f"internal error ({type(error).__name__}" in res.output, res.output
 
 
 def test_a_failed_run_exits_1_naming_the_run_and_keeps_its_traceback(monkeypatch, tmp_path, tiny_tap_root):

@@ -1,10 +1,10 @@
 """The shape of the code (DESIGN.md): no import cycles under repro/, shared modules reach a paper's folder only
-through the paper registry (`repro.papers`), and every lazy module path an artefact names resolves."""
+through the paper registry (`repro.papers`), the shared registries import no paper, no module path is written as a
+string outside the one place that loads the papers, and every deferred function a paper names resolves."""
 
 from __future__ import annotations
 
 import ast
-import importlib
 import re
 from pathlib import Path
 
@@ -15,7 +15,10 @@ from repro.papers import PAPER_NAMES, get_paper
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_DIR = re.compile(r"^repro\.papers\.(" + "|".join(PAPER_NAMES) + r")(\.|$)")
 MODULE_PATH = re.compile(r"^repro(\.\w+)+(:\w+)?$")
-STRING_CALLS = {"lazy", "import_module"}
+STRING_CALLS = {"import_module"}
+LOADER = "repro.papers"  # the one module that may name a paper's module by string (`get_paper`)
+# Filled by the papers (`repro.papers.load_all`), they must not import one.
+REGISTRIES = ("repro.methods", "repro.models", "repro.data.registry")
 
 
 def modules() -> dict[str, Path]:
@@ -40,7 +43,7 @@ def resolve(name: str) -> str:
 
 def imports(name: str, path: Path) -> set[str]:
     """Modules of repro that `name` imports anywhere in its file (module or function level), or names as a string
-    passed to `lazy` / `import_module` or written as a `module:function` path."""
+    passed to `import_module` or written as a `module:function` path."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
@@ -56,9 +59,6 @@ def imports(name: str, path: Path) -> set[str]:
                 out |= {resolve(f"{base}.{a.name}") for a in node.names}
         elif isinstance(node, ast.Call):
             func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if func == "partial" and len(node.args) > 1 and getattr(node.args[0], "id", "") == "lazy":
-                node = ast.Call(node.args[0], node.args[1:], [])  # partial(lazy, "module", ...)
-                func = "lazy"
             if func in STRING_CALLS and node.args and isinstance(node.args[0], ast.Constant) \
                     and isinstance(node.args[0].value, str) and node.args[0].value.startswith("repro"):
                 out.add(resolve(node.args[0].value))
@@ -125,32 +125,68 @@ def test_a_paper_imports_no_other_paper():
     assert not bad, "\n".join(f"{s} -> {d}" for s, d in bad)
 
 
-def _targets(fn) -> tuple[str, str] | None:
-    """(module, name) of a `lazy` function, through any `functools.partial` around it."""
+def test_registries_import_no_paper():
+    bad = sorted((src, dst) for src in REGISTRIES for dst in GRAPH[src] if dst.startswith("repro.papers"))
+    assert not bad, "registries importing the papers:\n" + "\n".join(f"{s} -> {d}" for s, d in bad)
+
+
+def module_path_strings(path: Path) -> list[str]:
+    """String constants in a file that are module paths (`repro.x.y`, `repro.x:f`): code a reader cannot follow."""
+    return [node.value for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.match(node.value)
+            and "." in node.value.split(":")[0]]
+
+
+def test_no_module_path_strings_outside_the_paper_loader():
+    bad = {name: found for name, path in MODULES.items() if name != LOADER and (found := module_path_strings(path))}
+    assert not bad, f"module paths as strings (write a plain import): {bad}"
+
+
+def test_module_path_strings_are_found(tmp_path: Path):
+    source = tmp_path / "m.py"
+    source.write_text('import importlib\nf = importlib.import_module("repro.papers.tap.report")\n'
+                      'g = "repro.engine:fit"\ndoc = "see `repro.papers.load_all`"\n')
+    assert sorted(module_path_strings(source)) == ["repro.engine:fit", "repro.papers.tap.report"]
+
+
+def _targets(fn) -> tuple | None:
+    """(load, name) of a `deferred` function, through any `functools.partial` around it."""
     while hasattr(fn, "func"):
         fn = fn.func
     return getattr(fn, "target", None)
 
 
-def lazy_targets() -> list[tuple[str, str, str]]:
+def deferred_targets() -> list[tuple[str, object, str]]:
     out = []
     for paper in PAPER_NAMES:
         p = get_paper(paper)
-        fns = [(f"{paper} prepare", p.prepare)] + [
+        fns = [(f"{paper} prepare", p.prepare), (f"{paper} job", p.job), (f"{paper} bench_cases", p.bench_cases),
+               (f"{paper} bench_rows", p.bench_rows)] + [
             (f"{paper}/{a.name} {kind}", getattr(a, kind)) for a in p.artefacts.values()
             for kind in ("plan", "build", "prepare")]
-        for label, fn in fns:
-            if fn is not None and (target := _targets(fn)):
-                out.append((label, *target))
-        out += [(f"{paper} registers", f"repro.papers.{paper}.{module}", "") for module in p.registers]
+        out += [(label, *target) for label, fn in fns if fn is not None and (target := _targets(fn))]
     return out
 
 
-@pytest.mark.parametrize("label,module,name", lazy_targets(), ids=lambda v: str(v))
-def test_every_lazy_path_resolves(label, module, name):
-    mod = importlib.import_module(module)
-    assert not name or callable(getattr(mod, name)), label
+@pytest.mark.parametrize("label,load,name", deferred_targets(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_deferred_function_resolves(label, load, name):
+    assert callable(getattr(load(), name)), label
 
 
-def test_lazy_paths_are_found():
-    assert len(lazy_targets()) > 40
+def test_deferred_functions_are_found():
+    assert len(deferred_targets()) > 40
+
+
+@pytest.mark.parametrize("paper", PAPER_NAMES)
+def test_each_paper_registers_through_its_own_function(paper):
+    from repro.data.registry import DATASETS
+    from repro.methods import PENALTIES
+    from repro.models import MODELS
+
+    register = get_paper(paper).register
+    assert register is not None
+    before = (len(DATASETS), len(MODELS), len(PENALTIES))
+    register()  # idempotent: the pipeline may load every paper more than once
+    assert (len(DATASETS), len(MODELS), len(PENALTIES)) == before
+    assert any(f.__module__.startswith(f"repro.papers.{paper}.")
+               for f in [*DATASETS.values(), *MODELS.values(), *PENALTIES.values()])

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DatasetError(ValueError):
-    """A dataset is missing, incomplete or in the wrong layout; the message names the path and the fix."""
+from repro.errors import DatasetError  # noqa: F401 (re-exported: the readers import it from here)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Dataset builders by name, registered by each paper (`repro.papers.Paper.registers`): each turns
+"""Dataset builders by name, registered by each paper (`repro.papers.load_all`): each turns
 a run's data settings into tensors on the training device."""
 
 from __future__ import annotations
@@ -35,21 +35,20 @@ class TrainData:
 
 DATASETS: dict[str, Callable[..., TrainData]] = {}
 
-# Data settings that change tensor values only (not shapes, sizes or the transform): runs that differ in them
-# can train in one pack, each on its own tensors (`repro.runs.launch.packs`).
-MEMBER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "synthetic": ("mask_train_inputs",),  # Classify Masked: the training images times their masks
-    "decoy_mnist": ("variant",),  # clean (Base) or contaminated: the same sizes and normalisation
-    "pneu": ("variant", "annotation"),  # and the training masks' source (ground truth, teacher, random)
-    "knee": ("variant", "annotation"),
-    "xray": ("masked_splits",),  # Fig. 5b's Masked row: the same images, zero outside the disc (A-8)
-    "msd": ("mask_train_inputs",),  # Classify Masked: the training slices times their soft masks
-}
+# Per dataset, its data settings that change tensor values only (not shapes, sizes or the transform): runs that
+# differ in them can train in one pack, each on its own tensors (`repro.runs.launch.packs`). Filled by
+# `register_dataset`.
+MEMBER_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
-def register_dataset(name: str) -> Callable[[Callable[..., TrainData]], Callable[..., TrainData]]:
+def register_dataset(name: str, member_options: tuple[str, ...] = ()
+                     ) -> Callable[[Callable[..., TrainData]], Callable[..., TrainData]]:
+    """Decorator registering a dataset builder under `name`, with its `MEMBER_OPTIONS`."""
+
     def deco(fn: Callable[..., TrainData]) -> Callable[..., TrainData]:
         DATASETS[name] = fn
+        if member_options:
+            MEMBER_OPTIONS[name] = member_options
         return fn
 
     return deco
@@ -59,10 +58,6 @@ def build_dataset(name: str, args: dict[str, Any], seed: int, device: torch.devi
                   prepared_root: Path) -> TrainData:
     """Build dataset `name` with the run's data settings; `seed` is the run seed. A `prepared` setting is
     a folder relative to `prepared_root` (derived data made by `repro data prepare`)."""
-    from repro.papers import register_all
-
-    register_all()
-
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     if "prepared" in args:

@@ -42,6 +42,7 @@ class PackJob(Job):
         cfg: RunConfig = records[0].config
         self.cfg, self.epochs, self.selection = cfg, cfg.epochs, cfg.selection
         self.members, self.gens = [], []
+        load_all()  # the models, datasets and penalties the configs name
         for r in records:
             c = r.config
             seed_everything(c.seed)
@@ -50,7 +51,6 @@ class PackJob(Job):
             self.members.append(Member(data, model, build_optimizer(model, c)))
             self.gens.append(torch.Generator(device=device).manual_seed(c.seed + 1_000_003))
         specs = [r.config.method_args["objective"] for r in records]
-        load_all()  # the penalties the specs name
         self.objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
         self.own = [{"loss", "ce", *(k for k, v in spec.items() if float(v["weight"]) != 0)} for spec in specs]
         self.unpackable = None

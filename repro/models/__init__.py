@@ -1,4 +1,4 @@
-"""Architectures, built by name from a registry (each paper registers its own: `repro.papers.Paper.registers`).
+"""Architectures, built by name from a registry that each paper fills (`repro.papers.load_all`).
 
 Every model returns `(logits [B, 2], reconstruction or None)` and, when its `record` flag is set,
 keeps the activations the actdiff penalty compares in `activations`.
@@ -24,10 +24,8 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Build model `name`; unknown names raise KeyError listing the known ones."""
-    from repro.papers import register_all
-
-    register_all()
+    """Build model `name`; unknown names raise KeyError listing the known ones (`repro.papers.load_all` fills the
+    registry)."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[name](**kwargs)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 from repro.config import RunConfig, Switch, resolve_switches
+from repro.errors import UserError
 
 PUBLISHED = Path(__file__).parent / "published"
 PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune")
@@ -95,9 +97,9 @@ class Paper:
     # (record, device, stage) -> the `repro.engine.Job` of runs whose method_args name a "trainer"; `stage` trains
     # another run (an earlier stage of a pipeline) through the same loop.
     job: Callable[..., Any] | None = None
-    # Its modules (names inside its folder) that register penalties, models and dataset builders into the shared
-    # registries (`repro.methods`, `repro.models`, `repro.data.registry`), imported by `register_all` on first use.
-    registers: tuple[str, ...] = ()
+    # Imports the paper's modules that register penalties, models and dataset builders into the shared registries
+    # (`repro.methods`, `repro.models`, `repro.data.registry`); `load_all` calls it before the registries are used.
+    register: Callable[[], None] | None = None
     # `repro bench` (`repro.bench`): the paper's training-step cases (members per grid -> `repro.bench.Case`s,
     # measured by the shared bench), or rows it measures itself ((profile, device) -> (grid, label, members, measure)).
     bench_cases: Callable[[int], list[Any]] | None = None
@@ -124,37 +126,36 @@ def distinct_runs(runs: list[PlannedRun]) -> list[PlannedRun]:
     return list(first.values())
 
 
-class NotPrepared(FileNotFoundError):
+class NotPrepared(UserError, FileNotFoundError):
     """Derived data that `repro data prepare` makes from raw data present under the data root is not there yet,
     and a dry-run plan cannot stand in for it."""
 
 
 def get_paper(name: str) -> Paper:
-    """The paper module's `PAPER`, imported on first use."""
+    """The paper module's `PAPER`, imported on first use (the one place that names a paper's module by string)."""
     if name not in PAPER_NAMES:
-        raise KeyError(f"unknown paper {name!r}; known: {', '.join(PAPER_NAMES)}")
+        raise UserError(f"unknown paper {name!r}; known: {', '.join(PAPER_NAMES)}")
     return importlib.import_module(f"repro.papers.{name}").PAPER
 
 
-def register_all() -> None:
-    """Import every paper's registering modules (`Paper.registers`): the shared registries call this before a
-    lookup, so they never import a paper themselves."""
+def load_all() -> None:
+    """Fill the shared registries (`repro.methods`, `repro.models`, `repro.data.registry`) with every paper's
+    entries (each paper's `Paper.register`). The registries never import a paper: whoever looks a name up calls
+    this first (the pipeline, the launcher's workers, the bench); it imports torch, so `repro --help` does not."""
     for name in PAPER_NAMES:
-        for module in get_paper(name).registers:
-            importlib.import_module(f"repro.papers.{name}.{module}")
+        register = get_paper(name).register
+        if register is not None:
+            register()
 
 
-load_all = register_all  # what the engine and pipeline call before a registry lookup
-
-
-def lazy(module: str, name: str) -> Callable[..., Any]:
-    """Function `name` of `module`, imported when first called (keeps `repro --help` free of torch).
-    The closure's `target` is `(module, name)`, so a test can resolve every lazy path without calling it."""
+def deferred(load: Callable[[], ModuleType], name: str) -> Callable[..., Any]:
+    """Function `name` of the module that `load` imports (a function whose body is a plain import, so readers and
+    tools can follow it), imported when first called: keeps torch and pandas out of `repro --help`. The closure's
+    `target` is `(load, name)`, so a test can resolve every deferred function without calling it."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+        return getattr(load(), name)(*args, **kwargs)
 
     call.__name__ = name
-    call.target = (module, name)  # type: ignore[attr-defined]
+    call.target = (load, name)  # type: ignore[attr-defined]
     return call
-

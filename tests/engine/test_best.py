@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from repro.errors import UserError
 from repro.engine import Best
 from repro.seeding import resolve_device
 
@@ -31,8 +32,8 @@ def test_final_selection_takes_the_last_epoch():
 def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="--device"):
+    with pytest.raises(UserError, match="--device"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(UserError, match="CUDA is not available"):
             resolve_device("cuda:0")

@@ -241,7 +241,7 @@ def load_prepared(prepared: Path, fingerprint: str = "") -> tuple[dict[str, Any]
     return meta, dict(np.load(prepared / NPZ))
 
 
-@register_dataset("msd")
+@register_dataset("msd", member_options=("mask_train_inputs",))  # Classify Masked: slices times soft masks
 def build_msd(seed: int, device: torch.device, prepared: Path, fingerprint: str = "", intensity: str = "raw",
               mask_train_inputs: bool = False) -> TrainData:
     """Train tensors at the cache's train size (cropped and flipped in the loop, `msd_augment`) with their soft

@@ -129,7 +129,7 @@ def load_split(split: str, n: int, blur: float = 0.5, split_rng_seed: int = 0,
     return {"img": x, "seg": s, "mask": m, "label": torch.from_numpy(labels[idx])}
 
 
-@register_dataset("synthetic")
+@register_dataset("synthetic", member_options=("mask_train_inputs",))  # Classify Masked: images times masks
 def build_synthetic(seed: int, device: torch.device, n_train: int = 500, n_valid: int = 128,
                     n_test: int = 128, blur: float = 0.5, split_seed: str = "fixed",
                     maxmasks: float = 1.0, mask_train_inputs: bool = False,

@@ -206,7 +206,7 @@ def _missing(prepared: Path, path: Path) -> DatasetError:
                         f"PadChest/: {NIH.layout}; {PADCHEST.layout})")
 
 
-@register_dataset("xray")
+@register_dataset("xray", member_options=("masked_splits",))  # Fig. 5b's Masked row: zero outside the disc (A-8)
 def build_xray(seed: int, device: torch.device, prepared: Path, masked_splits: tuple[str, ...] = (),
                fingerprint: str = "", limit: int | None = None) -> TrainData:
     """Training tensors of the prepared split: the disc ROI mask for every image; `x *= mask` in the

@@ -15,8 +15,8 @@ from __future__ import annotations
 from itertools import product
 from typing import Any
 
-from repro.config import MAX_SEEDS, Bounds, RunConfig, Switch
-from repro.papers import Context, NotPrepared, PlannedRun, Tolerance, lazy
+from repro.config import MAX_SEEDS, Bounds, Profiles, RunConfig, Switch
+from repro.papers import Context, NotPrepared, PlannedRun, Tolerance
 
 
 SEMANTICS = "actdiff-2"  # bump when a change alters what a run computes
@@ -67,16 +67,16 @@ SYNTHETIC = {
 }
 
 # Profiles override named fields only; every output records its profile.
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
+PROFILES = Profiles(
+    SYNTHETIC,
     # Full-size data; epochs per architecture, or per "architecture method" where a row needs its own: the
     # Classify rows long enough to overfit, ResNet Actdiff to generalise, the rest a few epochs (~7 min on 2
     # CPU cores; the UNet family's Actdiff would need 40-60+ epochs, see repro.papers.actdiff.report).
-    "quick": {"epochs": {"cnn": 10, "conv_ae": 3, "unet": 3, "resnet": 3, "conv_ae Classify": 30,
-                         "resnet Gradmask": 2, "resnet Actdiff & Gradmask": 2, "resnet Classify Masked": 2},
-              "seeds": 1},
-    "smoke": {"epochs": 2, "n_train": 32, "n_valid": 32, "n_test": 32, "seeds": 1},  # §13.3 CI smoke
-}
+    quick={"epochs": {"cnn": 10, "conv_ae": 3, "unet": 3, "resnet": 3, "conv_ae Classify": 30,
+                      "resnet Gradmask": 2, "resnet Actdiff & Gradmask": 2, "resnet Classify Masked": 2},
+           "seeds": 1},
+    smoke={"epochs": 2, "n_train": 32, "n_valid": 32, "n_test": 32, "seeds": 1},  # §13.3 CI smoke
+)
 
 # Table 1 row order (Conv AE, CNN, ResNet, UNet); Table 2 uses another order, read from its CSV.
 MODELS = {"Conv AE": "conv_ae", "CNN": "cnn", "ResNet": "resnet", "UNet": "unet"}
@@ -93,7 +93,8 @@ MASK_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # Appendix A, Fig. 6
 
 
 def setting(ctx: Context, name: str) -> Any:
-    return PROFILES[ctx.profile].get(name, SYNTHETIC[name])
+    """A synthetic-data setting under the context's profile."""
+    return PROFILES.get(ctx.profile, name)
 
 
 def epochs_of(ctx: Context, arch: str, method: str) -> int:
@@ -168,12 +169,12 @@ MSD = {
     "nc": 64,                         # §10.2: UNet nc 64, normrecon False (linear output, MSE)
 }
 # The cached slice sizes set the model's img_size (100, smoke 28: `msd_sources`); smoke narrows the UNet family.
-MSD_PROFILES: dict[str, dict[str, Any]] = {"paper": {}, "quick": {"epochs": 3}, "smoke": {"epochs": 1, "nc": 4}}
+MSD_PROFILES = Profiles(MSD, quick={"epochs": 3}, smoke={"epochs": 1, "nc": 4})
 MSD_TASKS = ("liver", "cardiac", "pancreas")  # Table 2's column order
 
 
 def msd_setting(ctx: Context, name: str) -> Any:
-    return MSD_PROFILES[ctx.profile].get(name, MSD[name])
+    return MSD_PROFILES.get(ctx.profile, name)
 
 
 def msd_run(ctx: Context, task: str, model: str, method: str, seed: int) -> PlannedRun:
@@ -249,7 +250,8 @@ XRAY_ROWS = {  # Fig. 5b row -> (SPC ratio, penalties, masked inputs)
     "Gradmask SPC 90%": (0.9, ("gradmask",), False),
     "Masked inputs SPC 90%": (0.9, (), True),
 }
-XRAY_PROFILES = {"paper": {}, "quick": {"epochs": 4, "limit": 64}, "smoke": {"epochs": 1, "limit": 8}}  # 128 px ResNet: slow on a CPU
+# 128 px ResNet: slow on a CPU. `limit` (images per split) is None at paper settings: every image.
+XRAY_PROFILES = Profiles(XRAY, quick={"epochs": 4, "limit": 64}, smoke={"epochs": 1, "limit": 8})
 
 
 def xray_run(ctx: Context, row: str, seed: int) -> PlannedRun:
@@ -258,7 +260,7 @@ def xray_run(ctx: Context, row: str, seed: int) -> PlannedRun:
     from repro.papers.actdiff.xray_sources import xray_source
 
     ratio, penalties, masked = XRAY_ROWS[row]
-    sw, prof = ctx.switches, XRAY_PROFILES[ctx.profile]
+    sw = ctx.switches
     source = xray_source(ctx, ratio)
     objective: dict[str, dict[str, Any]] = {}
     if "actdiff" in penalties:
@@ -267,10 +269,10 @@ def xray_run(ctx: Context, row: str, seed: int) -> PlannedRun:
         objective["gradmask"] = {"weight": XRAY["lambda"], "norm": sw["gradmask_norm"]}
     splits = ("train", "valid", "test") if sw["xray_masked_splits"] == "all" else ("test",)
     data = {"prepared": source["prepared"], "fingerprint": source["fingerprint"],
-            "masked_splits": list(splits) if masked else [], "limit": prof.get("limit")}
+            "masked_splits": list(splits) if masked else [], "limit": XRAY_PROFILES.get(ctx.profile, "limit")}
     config = RunConfig(
         paper="actdiff", dataset="xray", model="resnet", method=row, seed=seed,
-        epochs=prof.get("epochs", XRAY["epochs"]), batch_size=XRAY["batch_size"], lr=XRAY["lr"], data=data,
+        epochs=XRAY_PROFILES.get(ctx.profile, "epochs"), batch_size=XRAY["batch_size"], lr=XRAY["lr"], data=data,
         model_args={"img_size": XRAY["img_size"], "base_size": XRAY["base_size"]},
         method_args={"objective": objective}, selection=f"valid/{sw['selection_metric']}", semantics=SEMANTICS)
     return PlannedRun(f"X-ray {row} s{seed}", {"row": row, "seed": seed}, config)
@@ -308,5 +310,4 @@ def plan_figure6(ctx: Context) -> list[PlannedRun]:
 
 
 ACCURACY_TOL = Tolerance(abs=0.05, k_std=2.0)
-XRAY_PREPARE = lazy("repro.papers.actdiff.xray_sources", "prepare_xray_sources")
 EPOCH_TOL = Tolerance(abs=25.0, k_std=2.0)

@@ -17,11 +17,14 @@ from typing import Any
 
 import torch
 
+from repro.config import Profiles
+
 NOT_PACKED = "cfaug's own job: file-decoded batches that grow with CF/F images; BiT-R50x1 fills a GPU alone"
 # The paper's training-set sizes (§3.1-3.3; CCT's effective size after removing empties is smaller).
 TRAIN_SIZES = {"in9": 45_405, "waterbirds": 4_795, "cct": 13_553}
 TABLES = {"in9": "cfaug table1", "waterbirds": "cfaug table4", "cct": "cfaug table6"}
-TIMING = {"paper": (5, 20), "quick": (2, 5), "smoke": (0, 1)}  # (warm-up, timed) steps: BiT steps are long
+# Warm-up and timed steps: BiT steps are long.
+TIMING = Profiles({"warmup": 5, "timed": 20}, quick={"warmup": 2, "timed": 5}, smoke={"warmup": 0, "timed": 1})
 
 
 def kind(row: Any) -> str:
@@ -47,7 +50,7 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
     from repro.papers.cfaug.plans import PROFILES, RECIPES
     from repro.seeding import seed_everything
 
-    r, p = RECIPES[dataset], PROFILES[profile]
+    r, p = RECIPES[dataset], PROFILES.settings(profile)
     size, batch, model_name = p.get("size", 224), p.get("batch_size", r["batch_size"]), p.get("model", "bit_r50x1")
     epochs = p.get("epochs", r["epochs"])
     seed_everything(0)
@@ -61,7 +64,7 @@ def _measure(dataset: str, label: str, row: Any, runs: int, profile: str, device
             "y": torch.randint(0, r["classes"], (batch,), device=device), "mask": mask,
             "has_bbox": torch.ones(batch, dtype=torch.bool, device=device)}
     gen = torch.Generator(device=device).manual_seed(0)
-    warmup, timed = TIMING[profile]
+    warmup, timed = TIMING.get(profile, "warmup"), TIMING.get(profile, "timed")
     timing = time_steps(lambda: step(data, gen), warmup, timed, device)
     steps = train_steps(min(TRAIN_SIZES[dataset], p.get("limits", {}).get(dataset, {}).get("train", 10**9)), batch,
                         epochs)

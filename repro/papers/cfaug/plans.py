@@ -9,11 +9,10 @@ Every table cell is a config of §2 (CF infill, F infill, Sal λ, or the Mixup /
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable
 
-from repro.config import Bounds, RunConfig, Switch
-from repro.papers import Context, PlannedRun, lazy
+from repro.config import Bounds, Profiles, RunConfig, Switch
+from repro.papers import Context, PlannedRun
 
 SEMANTICS = "cfaug-2"  # 2: IN-9 any-channel fg mask (C-26), CCT crop range over the boxes' union
 SEEDS = (5, 10, 100)  # the authors' README (§2)
@@ -175,27 +174,29 @@ QUICK_ROWS = {"in9": ("Orig", "Sal|lambda=1e-4", "CF(Grey)", "CF(Tile)", "F(Rand
                       "CF(Tile)+F(Shuffle)+Sal|lambda=100?", "CF(CAGAN)")}
 
 # Reduced profiles (§9). quick: BiT at 64 px, 2 epochs, subsets; smoke: a tiny ResNet-v2 at 32 px on synthetic
-# data in the official layouts, 1 epoch of 2 batches.
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {"seeds": (5,), "size": 64, "saliency": {"images": 64, "baselines": 4}, "epochs": 2, "workers": 2,
-              "limits": {
-                  "in9": {"train": 360, "val": 90, "original": 180, "mixed_same": 180, "mixed_rand": 180,
-                          "mixed_next": 180},
-                  "waterbirds": {"train": 400, "val": 200, "original": 200, "flip": 200},
-                  "cct": {"train": 600, "val": 300, "cis_test": 300, "trans_test": 300}}},
-    "smoke": {"seeds": (5, 10), "size": 32, "saliency": {"images": 8, "baselines": 2}, "epochs": 1, "workers": 0,
-              "model": "bit_tiny", "batch_size": 8, "limits": {d: {"train": 16} for d in RECIPES}},
-}
+# data in the official layouts, 1 epoch of 2 batches. Epochs and batch size default to each dataset's recipe.
+PROFILES = Profiles(
+    {"seeds": SEEDS, "size": 224, "model": "bit_r50x1", "workers": WORKERS, "limits": {},
+     "saliency": {"images": None, "baselines": 20}},  # §7.3: every test image, 20 baselines
+    quick={"seeds": (5,), "size": 64, "saliency": {"images": 64, "baselines": 4}, "epochs": 2, "workers": 2,
+           "limits": {
+               "in9": {"train": 360, "val": 90, "original": 180, "mixed_same": 180, "mixed_rand": 180,
+                       "mixed_next": 180},
+               "waterbirds": {"train": 400, "val": 200, "original": 200, "flip": 200},
+               "cct": {"train": 600, "val": 300, "cis_test": 300, "trans_test": 300}}},
+    smoke={"seeds": (5, 10), "size": 32, "saliency": {"images": 8, "baselines": 2}, "epochs": 1, "workers": 0,
+           "model": "bit_tiny", "batch_size": 8, "limits": {d: {"train": 16} for d in RECIPES}},
+)
 
 
 def profile_setting(ctx: Context, name: str, default: Any = None) -> Any:
-    return PROFILES[ctx.profile].get(name, default)
+    """A setting under the context's profile (`default`: the dataset recipe's value, for epochs and batch size)."""
+    return PROFILES.get(ctx.profile, name, default)
 
 
 def seeds(ctx: Context) -> tuple[int, ...]:
     """The first `--seeds N` of the authors' seeds (more than three continue 101, 102, ...)."""
-    base = profile_setting(ctx, "seeds", SEEDS)
+    base = profile_setting(ctx, "seeds")
     n = ctx.seeds or len(base)
     return tuple(base[:n]) + tuple(range(SEEDS[-1] + 1, SEEDS[-1] + 1 + max(0, n - len(base))))
 
@@ -231,7 +232,7 @@ def method_args(ctx: Context, dataset: str, row: Row, recipe: dict[str, Any], ep
             "shuffle": sw["shuffle"], "tile_x0_bug": sw["tile_x0_bug"], "tile_bbox": dataset == "in9",
             "cf_rectangle": dataset != "cct",
             "schedule": _schedule(recipe, epochs), "precision": sw["precision"], "grad_clip": sw["grad_clip"],
-            "workers": profile_setting(ctx, "workers", WORKERS), "eval_batch": EVAL_BATCH,
+            "workers": profile_setting(ctx, "workers"), "eval_batch": EVAL_BATCH,
             "auc_scores": sw["auc_scores"]}
 
 
@@ -240,15 +241,15 @@ def run_config(ctx: Context, dataset: str, row: Row, seed: int, source: dict[str
     recorded source (`repro.papers.cfaug.sources`)."""
     r = RECIPES[dataset]
     epochs = profile_setting(ctx, "epochs", r["epochs"])
-    limits = profile_setting(ctx, "limits", {}).get(dataset)
+    limits = profile_setting(ctx, "limits").get(dataset)
     data: dict[str, Any] = {"name": dataset, "prepared": source["prepared"], "fingerprint": source["fingerprint"],
-                            "size": profile_setting(ctx, "size", 224), "preproc": ctx.switches["preproc"],
+                            "size": profile_setting(ctx, "size"), "preproc": ctx.switches["preproc"],
                             "cagan": "cagan" in (row.cf, row.f)}
     if dataset == "in9":
         data["fg_mask"] = ctx.switches["in9_fg_mask"]
     if limits:
         data["limits"] = limits
-    model = profile_setting(ctx, "model", "bit_r50x1")
+    model = profile_setting(ctx, "model")
     return RunConfig(paper="cfaug", dataset=dataset, model=model, method=row.method, seed=seed, epochs=epochs,
                      batch_size=profile_setting(ctx, "batch_size", r["batch_size"]), lr=r["lr"], data=data,
                      model_args={"num_classes": r["classes"], "init": init_for(ctx, dataset),
@@ -269,7 +270,7 @@ def rows_for(ctx: Context, dataset: str, source: dict[str, Any], only: tuple[str
 
 def saliency_settings(ctx: Context) -> dict[str, Any]:
     """§7.3 at paper settings (every test image, 20 baselines); §9's reduced sizes otherwise."""
-    return {"images": None, "baselines": 20, **profile_setting(ctx, "saliency", {}), "relu": ctx.switches["dls_relu"]}
+    return {**profile_setting(ctx, "saliency"), "relu": ctx.switches["dls_relu"]}
 
 
 def planned(ctx: Context, dataset: str, row: Row, seed: int, source: dict[str, Any]) -> PlannedRun:
@@ -292,12 +293,18 @@ def plan(ctx: Context, dataset: str, only: tuple[str, ...] | None = None, first_
 
 def prepare_for(dataset: str | None) -> Callable[[Context], None]:
     """An artefact's `prepare`: record the source of `dataset` (None: each of the three present)."""
-    return partial(lazy("repro.papers.cfaug.sources", "prepare_source"), dataset=dataset, needs_bit_s=needs_bit_s)
+
+    def prepare(ctx: Context) -> None:
+        from repro.papers.cfaug.sources import prepare_source  # numpy, and this module
+
+        prepare_source(ctx, dataset=dataset, needs_bit_s=needs_bit_s)
+
+    return prepare
 
 
 def needs_bit_s(ctx: Context, dataset: str) -> bool:
     """Whether the runs of `dataset` start from BiT-S R50x1 (§4), whose npz must then be beside the data."""
-    return PROFILES[ctx.profile].get("model", "bit_r50x1") == "bit_r50x1" and init_for(ctx, dataset) == "bit_s"
+    return profile_setting(ctx, "model") == "bit_r50x1" and init_for(ctx, dataset) == "bit_s"
 
 
 def scatter_plan(ctx: Context, dataset: str) -> list[PlannedRun]:

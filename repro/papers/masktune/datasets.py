@@ -13,8 +13,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from repro.data.cats_dogs import load_cats_dogs
+from repro.data.celeba import load_celeba
+from repro.data.cifar10 import load_cifar10
 from repro.data.image_sets import DatasetError, ImageDataset
-from repro.papers import lazy
+from repro.data.in9 import load_in9
+from repro.data.svhn import load_svhn
+from repro.data.waterbirds import load_waterbirds
+from repro.papers.masktune.data_biased_mnist import load_biased_mnist
 from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded, write_record
 
 LIMIT_SEED = 0
@@ -22,8 +28,7 @@ LIMIT_SEED = 0
 
 @dataclass(frozen=True)
 class Source:
-    """A dataset's folders under the data root and its loader (imported when called), called with those
-    folders (and, for biased MNIST, whose validation draw depends on it, the run seed and the run's options)."""
+    """A dataset's folders under the data root and its loader, called with those folders (and, for biased MNIST, whose validation draw depends on it, the run seed and the run's options)."""
 
     folders: tuple[str, ...]
     loader: Callable[..., ImageDataset]
@@ -34,14 +39,13 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {
-    "biased_mnist": Source(("MNIST",), lazy("repro.papers.masktune.data_biased_mnist", "load_biased_mnist"),
-                           seeded=True),
-    "celeba": Source(("celeba",), lazy("repro.data.celeba", "load_celeba")),
-    "waterbirds": Source(("waterbird_corrected",), lazy("repro.data.waterbirds", "load_waterbirds")),
-    "in9l": Source(("bg_challenge/train/in9l", "bg_challenge/test"), lazy("repro.data.in9", "load_in9")),
-    "cifar10": Source(("cifar-10-batches-py",), lazy("repro.data.cifar10", "load_cifar10")),
-    "svhn": Source(("svhn",), lazy("repro.data.svhn", "load_svhn")),
-    "cats_dogs": Source(("dogs-vs-cats",), lazy("repro.data.cats_dogs", "load_cats_dogs")),
+    "biased_mnist": Source(("MNIST",), load_biased_mnist, seeded=True),
+    "celeba": Source(("celeba",), load_celeba),
+    "waterbirds": Source(("waterbird_corrected",), load_waterbirds),
+    "in9l": Source(("bg_challenge/train/in9l", "bg_challenge/test"), load_in9),
+    "cifar10": Source(("cifar-10-batches-py",), load_cifar10),
+    "svhn": Source(("svhn",), load_svhn),
+    "cats_dogs": Source(("dogs-vs-cats",), load_cats_dogs),
 }
 
 

@@ -9,12 +9,11 @@ The runs are trained by `repro.papers.masktune.train`; the tables and figures ar
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from repro.config import Bounds, RunConfig, Switch
-from repro.papers import Context, NotPrepared, PlannedRun, lazy
+from repro.config import Bounds, Profiles, RunConfig, Switch
+from repro.papers import Context, NotPrepared, PlannedRun
 
 SEMANTICS = "masktune-2"  # 2: biased-MNIST test sets in MNIST order with groups, one shared test subset
 EVERY_25 = list(range(25, 300, 25))  # the code's default milestones [25, 50, ..., 275]
@@ -76,15 +75,12 @@ COVERAGES = [90, 95, 100]  # §1.4 / §6.3 (the code also runs 80 and 85)
 
 # Reduced profiles: fewer epochs (milestones scaled with them), seeds, images and loader workers; labelled in
 # every output.
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {"seeds": 1, "epochs": 8, "workers": 2, "limits": {"test": 2000, "train": 4000, "val": 1000}},
-    "smoke": {"seeds": 1, "epochs": 2, "workers": 0, "limits": {"train": 64, "val": 32, "test": 64}},
-}
-
-
-def profile_setting(ctx: Context, name: str, default: Any = None) -> Any:
-    return PROFILES[ctx.profile].get(name, default)
+# Epochs default to each dataset's recipe; `limits` (images per split) is None at paper settings: every image.
+PROFILES = Profiles(
+    {"seeds": SEEDS, "workers": FILE_WORKERS},
+    quick={"seeds": 1, "epochs": 8, "workers": 2, "limits": {"test": 2000, "train": 4000, "val": 1000}},
+    smoke={"seeds": 1, "epochs": 2, "workers": 0, "limits": {"train": 64, "val": 32, "test": 64}},
+)
 
 
 def _milestones(ctx: Context, dataset: str, recipe: dict[str, Any], epochs: int) -> list[int]:
@@ -104,7 +100,7 @@ def _data(ctx: Context, dataset: str) -> dict[str, Any]:
     if dataset == "biased_mnist":
         colour = (255, 0, 0) if ctx.switches["square_colour"] == "red" else (0, 0, 255)
         data["options"] = {"colour": colour, "sampling": ctx.switches["conflict_sampling"]}
-    limits = profile_setting(ctx, "limits")
+    limits = PROFILES.get(ctx.profile, "limits")
     if limits:
         data["limits"] = limits
     return data
@@ -132,7 +128,7 @@ def recipe(ctx: Context, dataset: str) -> dict[str, Any]:
 def run_config(ctx: Context, dataset: str, method: str, seed: int, selective: bool = False) -> RunConfig:
     """One run of `method` (erm, masktune, randmask) on `dataset` at the spec's settings for the profile."""
     r = recipe(ctx, dataset)
-    epochs = profile_setting(ctx, "epochs", r["epochs"])
+    epochs = PROFILES.get(ctx.profile, "epochs", r["epochs"])
     batch = ctx.switches["svhn_batch"] if dataset == "svhn" else r["batch_size"]
     model_args: dict[str, Any] = {"num_classes": r["classes"]}
     if r["model"] == "resnet50":
@@ -140,7 +136,7 @@ def run_config(ctx: Context, dataset: str, method: str, seed: int, selective: bo
     file_backed = dataset in ("celeba", "waterbirds", "in9l")
     args: dict[str, Any] = {"trainer": "masktune", "milestones": _milestones(ctx, dataset, r, epochs),
                             "gamma": r["gamma"], "lr_schedule": ctx.switches["lr_schedule"],
-                            "workers": profile_setting(ctx, "workers", FILE_WORKERS) if file_backed else 0}
+                            "workers": PROFILES.get(ctx.profile, "workers") if file_backed else 0}
     if method == "masktune":
         args |= {"cam": ctx.switches["cam"], "threshold_k": 2.0, "threshold_pixels": ctx.switches["threshold_pixels"],
                  "mask_geometry": ctx.switches["mask_geometry"], "masked_format": ctx.switches["masked_format"],
@@ -155,7 +151,7 @@ def run_config(ctx: Context, dataset: str, method: str, seed: int, selective: bo
 
 
 def seeds(ctx: Context) -> range:
-    return range(ctx.seeds or profile_setting(ctx, "seeds", SEEDS))
+    return range(ctx.seeds or PROFILES.get(ctx.profile, "seeds"))
 
 
 def prepared(ctx: Context, datasets: tuple[str, ...]) -> tuple[str, ...]:
@@ -188,7 +184,13 @@ def plan(ctx: Context, datasets: tuple[str, ...], methods: tuple[str, ...], sele
 
 def preparer(*names: str, skip_missing: bool = False):
     """An artefact's `prepare`: record the sources of the datasets it needs (`repro.papers.masktune.datasets`)."""
-    return partial(lazy("repro.papers.masktune.datasets", "prepare_sources"), names=names, skip_missing=skip_missing)
+
+    def prepare(ctx: Context) -> None:
+        from repro.papers.masktune.datasets import prepare_sources  # numpy and the dataset readers
+
+        prepare_sources(ctx, names=names, skip_missing=skip_missing)
+
+    return prepare
 
 
 DATASETS_OF = {"figure2": ("biased_mnist",), "table1": ("celeba",), "table2": ("waterbirds",),

@@ -26,7 +26,7 @@ def _images(npz: np.lib.npyio.NpzFile, key: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(npz[key])).unsqueeze(1)
 
 
-@register_dataset("decoy_mnist")
+@register_dataset("decoy_mnist", member_options=("variant",))  # clean (Base) or contaminated: same sizes
 def build_decoy_mnist(seed: int, device: torch.device, prepared: Path, variant: str = "contaminated",
                       fingerprint: str = "", train_limit: int | None = None,
                       eval_limit: int | None = None) -> TrainData:

@@ -151,5 +151,5 @@ def build_tagged_xray(dataset: str, seed: int, device: torch.device, prepared: P
                      transform=partial(normalise, mean=mean, std=std))
 
 
-for _name in STATS:
-    register_dataset(_name)(partial(build_tagged_xray, _name))
+for _name in STATS:  # the variant and the training masks' source (ground truth, teacher, random) change values only
+    register_dataset(_name, member_options=("variant", "annotation"))(partial(build_tagged_xray, _name))

@@ -11,7 +11,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from repro.config import RunConfig, Switch
+from repro.config import Profiles, RunConfig, Switch
 from repro.papers import NOT_PREPARED, Context, PlannedRun
 from repro.papers.tap.data_layout import META
 from repro.runs.prepared import is_prepared, prepared_dir, read_record, recorded
@@ -60,16 +60,16 @@ MNIST = {
     "sweep_seeds": 1,                       # §6: tuning seeds unknown, assume seed 0
 }
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
+PROFILES = Profiles(
+    MNIST,
     # quick: one seed, one lambda per method, and batch 64 instead of 256 so that 3 epochs of the 4,500-digit
     # subset give 213 SGD steps (the paper: 10.5k steps over 54k digits); the output says whether No XS
     # collapses at this budget.
-    "quick": {"epochs": 3, "seeds": 1, "batch_size": 64, "eval_limit": 2000,
-              "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
-    "smoke": {"epochs": 1, "seeds": 1, "train_limit": 256, "eval_limit": 500,
-              "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
-}
+    quick={"epochs": 3, "seeds": 1, "batch_size": 64, "eval_limit": 2000,
+           "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
+    smoke={"epochs": 1, "seeds": 1, "train_limit": 256, "eval_limit": 500,
+           "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
+)
 
 METHODS = ("Base", "No XS", "RRR", "RBR", "TAP")
 PENALTY = {"RRR": "rrr", "RBR": "rbr", "TAP": "tap"}
@@ -78,7 +78,7 @@ DATA_SEED = 0  # D-21: the code leaves some data draws unseeded; repro seeds the
 
 
 def setting(ctx: Context, name: str) -> Any:
-    return PROFILES[ctx.profile].get(name, MNIST.get(name))
+    return PROFILES.get(ctx.profile, name)
 
 
 SWEEP = "the lambda sweep"  # what the runs at a chosen lambda wait for (`PlannedRun.after`)

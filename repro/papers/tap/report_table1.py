@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from repro.config import Profiles
 from repro.papers.tap.table1_timing import GIB, OOM_GIB, Settings, benchmark, build_for_timing, release
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
@@ -23,14 +24,14 @@ ARCHS = ("vgg16", "resnet18", "densenet121")  # Table 1's columns
 METHODS = ("No XS", "RRR", "RBR", "TAP")  # Table 1's rows
 PENALTY_WEIGHT = 1.0  # lambda does not change a step's cost
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"batch_size": 16,  # §1.1 Table 1: training batches of 16 (DenseNet-121 + RBR OOMs there on 10 GB)
-              "image_size": 224,  # §1.1: 224x224
-              "warmup": 20, "timed": 100,  # §1.1 recommended measurement: >= 20 warm-up, >= 100 timed
-              "modes": ("device", "loader")},  # §1.1: with the data loader and with pre-loaded GPU tensors
-    "quick": {"batch_size": 4, "image_size": 64, "warmup": 1, "timed": 2, "modes": ("device", "loader")},
-    "smoke": {"batch_size": 2, "image_size": 32, "warmup": 1, "timed": 2, "modes": ("device",)},
-}
+PROFILES = Profiles(
+    {"batch_size": 16,  # §1.1 Table 1: training batches of 16 (DenseNet-121 + RBR OOMs there on 10 GB)
+     "image_size": 224,  # §1.1: 224x224
+     "warmup": 20, "timed": 100,  # §1.1 recommended measurement: >= 20 warm-up, >= 100 timed
+     "modes": ("device", "loader")},  # §1.1: with the data loader and with pre-loaded GPU tensors
+    quick={"batch_size": 4, "image_size": 64, "warmup": 1, "timed": 2},
+    smoke={"batch_size": 2, "image_size": 32, "warmup": 1, "timed": 2, "modes": ("device",)},
+)
 MODEL_INIT = "random"  # weights do not change a step's cost; random init needs no download
 DETERMINISTIC = True  # as repro's engine trains (seed_everything); the authors' code leaves PyTorch defaults
 SYNTHETIC = ("synthetic pixels and labels (uniform uint8 grey images, random labels of 2 classes) with a 22x44 "
@@ -46,7 +47,7 @@ def objective_spec(method: str, switches: dict[str, Any]) -> dict[str, Any]:
 
 def measure_rows(ctx: Context, device: Any) -> list[dict[str, Any]]:
     """One row per (arch, mode, method) with the measured speed and memory (one model built per arch)."""
-    prof = PROFILES[ctx.profile]
+    prof = PROFILES.settings(ctx.profile)
     rows = []
     for arch in ARCHS:
         base = Settings(prof["batch_size"], prof["image_size"], prof["warmup"], prof["timed"], init=MODEL_INIT,
@@ -117,7 +118,7 @@ def table1(ctx: Context, runs: list[PlannedRun], store: RunStore) -> list[Path]:
     """Measure every (arch, method, mode) on ctx.device and write tables/tap/table1.csv with provenance."""
     device = resolve_device(ctx.device)
     table = assemble(measure_rows(ctx, device))
-    prof = PROFILES[ctx.profile]
+    prof = PROFILES.settings(ctx.profile)
     prov = artefact_provenance(
         ctx, "table1", runs, store, device=device_name(device), settings=dict(prof), model_init=MODEL_INIT,
         deterministic_kernels=DETERMINISTIC, optimizer="SGD lr 1e-5 momentum 0.9 (the authors' code)", dtype="float32",

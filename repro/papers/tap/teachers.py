@@ -26,6 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from repro.config import Profiles
+from repro.errors import DatasetError
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import xray
 SETTINGS: dict[str, Any] = {
@@ -37,18 +39,16 @@ SETTINGS: dict[str, Any] = {
     "rnd_taus": (0.01,),            # §5.5: rnd at the paper's focus value
     "saliency_batch": 64,           # images per teacher forward/backward (§10: batch-wise)
 }
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {"taus": (0.01, 0.10)},
-    "smoke": {"fracs": (0.5, 0.25), "taus": (0.05,), "rnd_taus": (0.05,)},  # tiny preparations: 1% is 0 rows
-}
+# smoke: tiny preparations, where 1% is 0 rows
+PROFILES = Profiles(SETTINGS, quick={"taus": (0.01, 0.10)},
+                    smoke={"fracs": (0.5, 0.25), "taus": (0.05,), "rnd_taus": (0.05,)})
 
 
 TEACHER = "its teacher's saliency"  # what a teacher-masked student waits for (`PlannedRun.after`)
 
 
 def setting(ctx: Context, name: str) -> Any:
-    return PROFILES[ctx.profile].get(name, SETTINGS[name])
+    return PROFILES.get(ctx.profile, name)
 
 
 def datasets(ctx: Context) -> list[str]:
@@ -68,7 +68,7 @@ def teacher_run(ctx: Context, dataset: str, frac: float) -> PlannedRun:
     seed = setting(ctx, "teacher_seed")
     n = xray.split_counts(ctx, dataset)["train"]
     if int(n * frac) < 1:
-        raise ValueError(f"{xray.SETTINGS[dataset]['title']}: a {fraction_name(frac)} teacher of {n} train images "
+        raise DatasetError(f"{xray.SETTINGS[dataset]['title']}: a {fraction_name(frac)} teacher of {n} train images "
                          "has no images; prepare the full dataset (or use the smoke profile's larger fractions).")
     run = xray.xray_run(ctx, dataset, setting(ctx, "teacher_arch"), "Base", seed, None,
                         train_rows={"role": "teacher", "frac": frac, "seed": seed})

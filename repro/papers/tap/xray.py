@@ -12,7 +12,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from repro.config import RunConfig
+from repro.config import Profiles, RunConfig
 from repro.papers import Context, PlannedRun
 from repro.papers.tap import mnist as paper
 from repro.papers.tap.data_layout import META
@@ -45,18 +45,19 @@ SETTINGS: dict[str, dict[str, Any]] = {
              "metrics": ("mae", "mae_code", "accuracy", "ce"),  # §7: MAE of the grade; D-15 variant
              "metric": "mae"},
 }
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {"epochs": 2, "seeds": 2, "train_limit": 64, "eval_limit": 64, "image_size": 64,
-              "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
-    "smoke": {"archs": ("resnet18",), "epochs": 1, "seeds": 1, "train_limit": 8, "eval_limit": 8,
-              "image_size": 32, "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
-}
+# The paper values are each dataset's (`SETTINGS`); a profile overrides them for both datasets.
+PROFILES = Profiles(
+    {},
+    quick={"epochs": 2, "seeds": 2, "train_limit": 64, "eval_limit": 64, "image_size": 64,
+           "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
+    smoke={"archs": ("resnet18",), "epochs": 1, "seeds": 1, "train_limit": 8, "eval_limit": 8,
+           "image_size": 32, "grid": {"rrr": [1e-2], "tap": [1e-3], "rbr": [1e3]}},
+)
 
 
 def setting(ctx: Context, dataset: str, name: str) -> Any:
-    profile = PROFILES[ctx.profile]
-    return profile[name] if name in profile else SETTINGS[dataset].get(name)
+    """A setting of `dataset` under the context's profile."""
+    return PROFILES.get(ctx.profile, name, SETTINGS[dataset].get(name))
 
 
 def prepared_folder(ctx: Context, dataset: str) -> Path:
@@ -95,7 +96,7 @@ def raw_split_sizes(dataset: str, raw: Path) -> dict[str, int]:
     try:
         return split_sizes(dataset, raw)
     except DatasetError as e:
-        raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
+        raise DatasetError(f"{SETTINGS[dataset]['title']}: {e}") from e
 
 
 def absent_splits(ctx: Context, dataset: str) -> list[str] | None:
@@ -172,7 +173,7 @@ def prepare_xray(ctx: Context) -> None:
         try:
             prepare(found, prepared_folder(ctx, dataset), seed=paper.DATA_SEED)
         except DatasetError as e:
-            raise ValueError(f"{SETTINGS[dataset]['title']}: {e}") from e
+            raise DatasetError(f"{SETTINGS[dataset]['title']}: {e}") from e
 
 
 def batch_size(dataset: str, arch: str, method: str) -> int:
