@@ -41,7 +41,12 @@ class UserError(Exception):
 
 
 class DatasetError(UserError, ValueError):
-    """A dataset is missing, incomplete or in the wrong layout; the message names the path and the fix."""
+    """A dataset is missing, incomplete, corrupt or in the wrong layout; the message names the path and the fix.
+    `path` and `problem` name the one bad file where a file is at fault (`repro.data.probes.bad_file`)."""
+
+    def __init__(self, message: str, path: Path | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.path, self.problem = path, problem
 
 
 class RunFailed(RuntimeError):

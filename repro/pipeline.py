@@ -13,7 +13,6 @@ from typing import Any, Iterator
 
 from rich.console import Console
 
-from repro.data.catalog import DataError
 from repro.data.image_sets import DatasetError
 from repro.errors import BAD_INPUT, RunFailed, UserError, cause, explain
 from repro.config import PROFILES
@@ -106,7 +105,7 @@ def ready(console: Console, artefact: Artefact, ctx: Context, skip_missing: bool
                           f"`repro data prepare {ctx.paper} --data-root DIR --runs-dir {ctx.runs_dir}` has run",
                           highlight=False, soft_wrap=True)
             return False
-        missing = isinstance(e, (FileNotFoundError, DatasetError, DataError)) and artefact.datasets
+        missing = isinstance(e, (FileNotFoundError, DatasetError)) and artefact.datasets
         why = str(e).strip(chr(39) + chr(34))
         if missing:
             why = f"{why.rstrip('.')}. {fetch_hint(artefact, ctx)}"

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.data import cats_dogs, celeba, cifar10, in9, mnist_files, svhn, waterbirds
-from repro.data.probes import (DataError, Finding, Probe, Split, State, absent_names, class_tree, csv_images,
+from repro.data.probes import (Finding, Probe, Split, State, absent_names, bad_file, class_tree, csv_images,
                                list_files, nifti_check, relative, state_of, verify_ends)
+from repro.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class DatasetSpec:
             return self.status(path, Finding("missing", "", f"{self.relpath}/ not found"))
         try:
             finding = self.probe(path)
-        except DataError as err:
+        except DatasetError as err:
+            if err.path is None:  # not one bad file: the layout itself, said as it is
+                raise
             finding = Finding("corrupt", "", f"{relative(err.path, path)}: {err.problem}")
         return self.status(path, finding)
 
@@ -90,7 +93,7 @@ def msd_task(expected: int) -> Probe:
             pairs = [(e["image"].removeprefix("./"), e["label"].removeprefix("./"))
                      for e in json.loads(meta.read_text())["training"]]
         except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise DataError(meta, f"has no usable 'training' list ({err})") from err
+            raise bad_file(meta, f"has no usable 'training' list ({err})") from err
         present = {f"{d}/{n}" for d in ("imagesTr", "labelsTr") for n in list_files(path / d, (".nii.gz",))}
         complete = [image for image, label in pairs if image in present and label in present]
         counts = f"training volumes {len(complete)} of {len(pairs)} listed"
@@ -132,7 +135,7 @@ def _json_images(path: Path) -> list[dict]:
     try:
         return json.loads(path.read_text())["images"]
     except (ValueError, KeyError, TypeError) as err:
-        raise DataError(path, f"not a COCO-style annotation file ({err})") from err
+        raise bad_file(path, f"not a COCO-style annotation file ({err})") from err
 
 
 # --- the table ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.image_sets import DatasetError, ImageDataset, ImageSplit
-from repro.data.probes import DataError, Finding, absent_names, state_of
+from repro.data.probes import bad_file, Finding, absent_names, state_of
 
 VAL_SEED = 50  # the code's np.random.seed(50) before shuffling the train indices (§2.5)
 VAL_FRACTION = 0.2
@@ -107,7 +107,7 @@ def probe(path: Path) -> Finding:
         with (path / "batches.meta").open("rb") as f:
             per_batch = pickle.load(f, encoding="latin1")["num_cases_per_batch"]
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as err:
-        raise DataError(path / "batches.meta", f"unreadable ({err})") from err
+        raise bad_file(path / "batches.meta", f"unreadable ({err})") from err
     present = [b for b in batches if b not in absent]
     for name in present:
         _pickle_ends(path / name, per_batch * 3072)
@@ -119,8 +119,8 @@ def probe(path: Path) -> Finding:
 def _pickle_ends(path: Path, min_bytes: int) -> None:
     """A CIFAR batch pickle must hold at least its pixel bytes and end with the STOP opcode."""
     if path.stat().st_size < max(min_bytes, 1):
-        raise DataError(path, "truncated pickle (shorter than its pixel data)")
+        raise bad_file(path, "truncated pickle (shorter than its pixel data)")
     with path.open("rb") as f:
         f.seek(-1, os.SEEK_END)
         if f.read(1) != b".":
-            raise DataError(path, "truncated pickle (no STOP opcode at the end)")
+            raise bad_file(path, "truncated pickle (no STOP opcode at the end)")

@@ -9,7 +9,7 @@ import numpy as np
 
 from repro.data.idx import read_idx
 from repro.data.image_sets import DatasetError
-from repro.data.probes import DataError, Finding, idx_count, split_finding
+from repro.data.probes import bad_file, Finding, idx_count, split_finding
 
 FULL = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 SUBSET = ("subset/train-5k-images-idx3-ubyte.gz", "subset/train-5k-labels-idx1-ubyte.gz")
@@ -71,7 +71,7 @@ def _idx_split(folders: tuple[Path, ...], prefix: str) -> tuple[int | None, list
         return None, absent
     (images, n_images), (_, n_labels) = found.values()
     if n_images != n_labels:
-        raise DataError(images, f"{n_images} images but {n_labels} labels")
+        raise bad_file(images, f"{n_images} images but {n_labels} labels")
     return n_images, []
 
 

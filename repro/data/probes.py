@@ -1,6 +1,6 @@
-"""The quick on-disk checks behind `repro data check`: what a probe reports (`Finding`, or `DataError` for a file
-that is there but broken), file listings, and format checks that read only headers (IDX, NIfTI, MAT, npy, CSV
-headers) and decode only the first and last file of a folder. Each dataset's own probe sits beside its reader
+"""The quick on-disk checks behind `repro data check`: what a probe reports (`Finding`, or a DatasetError from
+`bad_file` for a file that is there but broken), file listings, and format checks that read only headers (IDX,
+NIfTI, MAT, npy, CSV headers) and decode only the first and last file of a folder. Each dataset's own probe sits beside its reader
 (e.g. `repro.data.celeba.probe`); the table of datasets is `repro.data.catalog`."""
 
 from __future__ import annotations
@@ -16,20 +16,16 @@ from math import prod
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from repro.errors import UserError
+from repro.errors import DatasetError
 
 State = Literal["found", "subset", "missing", "corrupt"]
 
 IMAGES = (".jpg", ".jpeg", ".png")
 
 
-class DataError(UserError):
-    """A file is present but is not what it should be (bad header, truncated, undecodable)."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
+def bad_file(path: Path, problem: str) -> DatasetError:
+    """The error for a file that is present but not what it should be (bad header, truncated, undecodable)."""
+    return DatasetError(f"{path}: {problem}", path, problem)
 
 
 class Finding(NamedTuple):
@@ -86,9 +82,9 @@ def verify_file(path: Path, size: tuple[int, ...] | None = None) -> None:
             with Image.open(path) as image:
                 got = to_8bit(image).size
         except (OSError, SyntaxError, ValueError) as err:
-            raise DataError(path, f"cannot be decoded ({err})") from err
+            raise bad_file(path, f"cannot be decoded ({err})") from err
     if size is not None and tuple(got) != size:
-        raise DataError(path, f"has size {got}, expected {size}")
+        raise bad_file(path, f"has size {got}, expected {size}")
 
 
 def verify_ends(folder: Path, names: list[str], size: tuple[int, ...] | None = None) -> None:
@@ -108,9 +104,9 @@ def npy_shape(path: Path) -> tuple[int, ...]:
             shape, _, dtype = read(f)
             start = f.tell()
     except (OSError, ValueError) as err:
-        raise DataError(path, f"not an .npy file ({err})") from err
+        raise bad_file(path, f"not an .npy file ({err})") from err
     if path.stat().st_size != start + prod(shape) * dtype.itemsize:
-        raise DataError(path, "truncated (length does not match the .npy header)")
+        raise bad_file(path, "truncated (length does not match the .npy header)")
     return shape
 
 
@@ -128,9 +124,9 @@ def read_head(path: Path, n: int) -> bytes:
         with opener(path, "rb") as f:
             head = f.read(n)
     except (OSError, EOFError, zlib.error) as err:
-        raise DataError(path, f"unreadable ({err})") from err
+        raise bad_file(path, f"unreadable ({err})") from err
     if len(head) < n:
-        raise DataError(path, "truncated header")
+        raise bad_file(path, "truncated header")
     return head
 
 
@@ -138,7 +134,7 @@ def check_length(path: Path, expected: int) -> None:
     """Compare the (uncompressed) length announced by a header with the file's real one."""
     stored = gz_size(path) if path.name.endswith(".gz") else path.stat().st_size
     if stored % 2**32 != expected % 2**32:
-        raise DataError(path, f"truncated or corrupt: holds {stored} bytes, its header implies {expected}")
+        raise bad_file(path, f"truncated or corrupt: holds {stored} bytes, its header implies {expected}")
 
 
 def idx_count(path: Path, item_shape: tuple[int, ...]) -> int:
@@ -146,10 +142,10 @@ def idx_count(path: Path, item_shape: tuple[int, ...]) -> int:
     ndim = len(item_shape) + 1
     head = read_head(path, 4 + 4 * ndim)
     if head[:4] != bytes((0, 0, 8, ndim)):
-        raise DataError(path, f"bad IDX magic 0x{head[:4].hex()} (expected 0x000008{ndim:02x})")
+        raise bad_file(path, f"bad IDX magic 0x{head[:4].hex()} (expected 0x000008{ndim:02x})")
     dims = struct.unpack(f">{ndim}I", head[4:])
     if dims[1:] != item_shape:
-        raise DataError(path, f"items of shape {dims[1:]}, expected {item_shape}")
+        raise bad_file(path, f"items of shape {dims[1:]}, expected {item_shape}")
     check_length(path, len(head) + prod(dims))
     return dims[0]
 
@@ -159,7 +155,7 @@ def nifti_check(path: Path) -> None:
     head = read_head(path, 348)
     order = next((o for o in "<>" if struct.unpack(f"{o}i", head[:4])[0] == 348), None)
     if order is None:
-        raise DataError(path, "not a NIfTI-1 file (sizeof_hdr != 348)")
+        raise bad_file(path, "not a NIfTI-1 file (sizeof_hdr != 348)")
     dims = struct.unpack(f"{order}8h", head[40:56])
     bitpix = struct.unpack(f"{order}h", head[72:74])[0]
     offset = int(struct.unpack(f"{order}f", head[108:112])[0])
@@ -173,20 +169,20 @@ def mat_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     with path.open("rb") as f:
         head = f.read(128)
         if not head.startswith(b"MATLAB 5.0 MAT-file") or head[126:128] != b"IM":
-            raise DataError(path, "not a little-endian MATLAB 5.0 MAT-file")
+            raise bad_file(path, "not a little-endian MATLAB 5.0 MAT-file")
         pos = 128
         while pos + 8 <= size:
             f.seek(pos)
             tag = f.read(8)
             kind, nbytes = struct.unpack("<II", tag)
             if pos + 8 + nbytes > size:
-                raise DataError(path, "truncated (a variable runs past the end of the file)")
+                raise bad_file(path, "truncated (a variable runs past the end of the file)")
             body = f.read(min(nbytes, 4096))
             try:
                 body = zlib.decompressobj().decompress(body) if kind == 15 else tag + body  # 15 = miCOMPRESSED
                 name, shape = _mat_matrix_header(body)
             except (zlib.error, struct.error, ValueError) as err:
-                raise DataError(path, f"unreadable variable header ({err})") from err
+                raise bad_file(path, f"unreadable variable header ({err})") from err
             shapes[name] = shape
             pos += 8 + nbytes
     return shapes
@@ -212,7 +208,7 @@ def require_columns(path: Path, required: Iterable[str]) -> None:
         header = next(csv.reader(f), [])
     absent = [c for c in required if c not in header]
     if absent:
-        raise DataError(path, f"lacks column(s) {', '.join(absent)}")
+        raise bad_file(path, f"lacks column(s) {', '.join(absent)}")
 
 
 def csv_rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:

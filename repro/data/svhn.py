@@ -8,7 +8,7 @@ import numpy as np
 
 from repro.data.cifar10 import data_error, indexed_split, with_val_split
 from repro.data.image_sets import ImageDataset, ImageSplit
-from repro.data.probes import DataError, Finding, absent_names, mat_shapes, split_finding
+from repro.data.probes import bad_file, Finding, absent_names, mat_shapes, split_finding
 
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}  # the `extra` split is not used
 FULL_SIZE = {"train": 73_257, "test": 26_032}
@@ -65,6 +65,6 @@ def probe(path: Path) -> Finding:
         shapes = mat_shapes(mat)
         x, y = shapes.get("X", ()), shapes.get("y", ())
         if len(x) != 4 or x[:3] != (32, 32, 3) or y[:1] != x[3:]:
-            raise DataError(mat, f"variables X {x} / y {y}, expected X (32, 32, 3, N) and y (N, 1)")
+            raise bad_file(mat, f"variables X {x} / y {y}, expected X (32, 32, 3, N) and y (N, 1)")
         sizes[split] = x[3]
     return split_finding(sizes, FULL_SIZE)

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from repro.data.probes import DataError, verify_file
+from repro.data.probes import verify_file
+from repro.errors import DatasetError
 from repro.data.cats_dogs import load_cats_dogs
 from repro.data.waterbirds import ORIGINAL_FOLDER, load_waterbirds
 from repro.papers.actdiff.data_xray import prepare_xray, write_fixtures as xray_fixtures
@@ -172,7 +173,7 @@ def test_check_decodes_every_format(tmp_path, fmt):
 
 def test_check_refuses_values_of_no_known_depth(tmp_path):
     Image.fromarray(np.full((4, 4), 70000, np.int32)).save(tmp_path / "a.tif")
-    with pytest.raises(DataError, match="no known bit depth"):
+    with pytest.raises(DatasetError, match="no known bit depth"):
         verify_file(tmp_path / "a.tif")
 
 
