@@ -1,7 +1,7 @@
 """The quick on-disk checks behind `repro data check`: what a probe reports (`Finding`, or a DatasetError from
 `bad_file` for a file that is there but broken), file listings, and format checks that read only headers (IDX,
-NIfTI, MAT, npy, CSV headers) and decode only the first and last file of a folder. Each dataset's own probe sits beside its reader
-(e.g. `repro.data.celeba.probe`); the table of datasets is `repro.data.catalog`."""
+NIfTI, MAT, npy, CSV headers) and decode only the first and last file of a folder. Each dataset's own probe sits
+beside its reader (e.g. `repro.data.celeba.probe`); the table of datasets is `repro.data.catalog`."""
 
 from __future__ import annotations
 
