@@ -13,7 +13,8 @@ from typing import Any, Callable
 from repro.config import RunConfig, Switch, resolve_switches
 
 PUBLISHED = Path(__file__).parent / "published"
-PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune", "cross")  # cross: the study of all of them (issue 29)
+PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune", "cross")
+STUDIES = ("cross",)  # registered like papers, but studies of the others (issue 29): no paper text, no claims
 NOT_PREPARED = "not prepared"  # the data fingerprint of a dry-run plan's runs whose data is not prepared yet
 
 

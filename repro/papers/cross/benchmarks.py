@@ -8,8 +8,8 @@ artefact's run (same key: no retraining when the artefact has run). A foreign ce
 (Classify / No XS) run with only the objective, the mask the method sees (`repro.papers.cross.masks`) and, for
 Classify Masked, the training inputs changed.
 
-This is the one module outside a paper's folder that imports two papers' own modules (TAP's decoy MNIST runs,
-actdiff's synthetic runs); `tests/test_imports.py` names it as the one exception.
+The cross study is the one folder under repro/papers/ that imports other papers' modules (here TAP's decoy MNIST
+runs and actdiff's synthetic runs); `tests/test_imports.py` names it as the one exception.
 """
 
 from __future__ import annotations
@@ -130,10 +130,10 @@ DECOY_MNIST = Benchmark(
     plain=lambda ctx, seed: tap.mnist_run(ctx, "No XS", seed, None), home_run=_decoy_home,
     shifted=lambda ctx: ("final", "test"), correlated=("final", "test_cor"),
     score=lambda ctx, res: res["final"]["valid"]["ce"],
-    protocol="TAP's (spec tap §6): the two-layer CNN, SGD, final-epoch model; metric = accuracy on the permuted test "
+    protocol="TAP's (its Figure 5): the two-layer CNN, SGD, final-epoch model; metric = accuracy on the permuted test "
              "set, gap = permuted - correlated test accuracy (TAP's Delta); lambda = the lowest final-epoch "
              "permuted-val cross-entropy over the method's home grid, seed 0",
-    not_hosted={"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff spec §4.4); decoy MNIST "
+    not_hosted={"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's Eq. 2 as its code computes it); decoy MNIST "
                             "has 10 classes and the paper gives no multi-class reading"},
     paper_seeds=tap.MNIST["seeds"], datasets=("mnist",))
 
@@ -145,7 +145,7 @@ SYNTH2 = Benchmark(
     plain=lambda ctx, seed: actdiff.synthetic_run(ctx, "CNN", "Classify", seed), home_run=_synth_home,
     shifted=lambda ctx: ("best", ctx.switches["synthetic_test"]), correlated=("best", "train"),
     score=lambda ctx, res: -res["best"]["valid"][ctx.switches["selection_metric"]],
-    protocol="actdiff's (spec actdiff §8): the CNN (UNet encoder), Adam, the first epoch of best valid accuracy; "
+    protocol="actdiff's (its Tables 1 and 2): the CNN (UNet encoder), Adam, the first epoch of best valid accuracy; "
              "metric = test accuracy there (the box inverted, Table 2; switch A-2), gap = test - train accuracy (the "
              "box agrees with the label in train only); lambda = the best valid accuracy over the method's home "
              "grid, seed 0",
