@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from repro.papers import Context, PlannedRun
-from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, METHODS, NOT_YET, Benchmark, chosen_lambda,
-                                           hosted, main_runs, n_seeds)
+from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, METHODS, NOT_YET, SYNTH2, Benchmark,
+                                           chosen_lambda, hosted, main_runs, n_seeds)
 from repro.papers.cross.masks import MASKS
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
@@ -59,16 +59,23 @@ def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: R
     return table
 
 
+PROTOCOL = ("each benchmark keeps its home paper's data, model, recipe, metric and selection rule; each method keeps "
+            "its home paper's hyperparameters; its lambda is chosen by the benchmark's home protocol over the method's "
+            "home grid; home cells are the paper artefacts' own runs")
+
+
 def _provenance(ctx: Context, name: str, runs: list[PlannedRun], store: RunStore, benches: list[Benchmark]
                 ) -> dict[str, Any]:
-    return artefact_provenance(
-        ctx, name, runs, store,
-        protocol="each benchmark keeps its home paper's data, model, recipe, metric and selection rule; each method "
-                 "keeps its home paper's hyperparameters; its lambda is chosen by the benchmark's home protocol over "
-                 "the method's home grid; home cells are the paper artefacts' own runs",
-        benchmarks={b.name: b.protocol for b in benches},
-        seeds_per_cell={b.name: n_seeds(ctx, b) for b in benches},
-        masks=MASKS)
+    """The shared provenance with the protocol as its note (the report shows it), and which synth2 data was read."""
+    from repro.papers.actdiff.data_synth2_files import describe
+    from repro.runs.prepared import prepared_root
+
+    extra = {"synthetic_data": describe(SYNTH2.plain(ctx, 0).config.data, prepared_root(ctx.runs_dir))} \
+        if SYNTH2 in benches else {}
+    note = f"protocol: {PROTOCOL}. " + " ".join(f"{b.name}: {b.protocol}." for b in benches)
+    return artefact_provenance(ctx, name, runs, store, note=note, seeds_per_cell={b.name: n_seeds(ctx, b)
+                                                                                    for b in benches},
+                               masks=MASKS, **extra)
 
 
 def _bars(ax: Any, table: pd.DataFrame, title: str) -> None:
