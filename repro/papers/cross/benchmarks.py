@@ -54,7 +54,7 @@ class Method:
 
 
 METHODS = (
-    Method("Classify", None, "both", None),
+    Method("Classify", None, "both", None),  # TAP's No XS and actdiff's Classify: plain cross-entropy
     Method("RRR", "rrr", "tap", "avoid"),
     Method("RBR", "rbr", "tap", "avoid"),
     Method("TAP", "tap", "tap", "avoid"),
@@ -133,8 +133,8 @@ DECOY_MNIST = Benchmark(
     protocol="TAP's (its Figure 5): the two-layer CNN, SGD, final-epoch model; metric = accuracy on the permuted test "
              "set, gap = permuted - correlated test accuracy (TAP's Delta); lambda = the lowest final-epoch "
              "permuted-val cross-entropy over the method's home grid, seed 0",
-    not_hosted={"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's Eq. 2 as its code computes it); decoy MNIST "
-                            "has 10 classes and the paper gives no multi-class reading"},
+    not_hosted={"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's code for its Eq. 2); "
+                            "decoy MNIST has 10 classes and the paper gives no multi-class reading"},
     paper_seeds=tap.MNIST["seeds"], datasets=("mnist",))
 
 SYNTH2 = Benchmark(

@@ -13,7 +13,7 @@ from repro.data.registry import build_dataset
 from repro.methods import build_objective
 from repro.models import build_model
 from repro.papers import get_paper, load_all
-from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, METHODS, NOT_YET, cell_run, hosted,
+from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, BY_NAME, METHODS, NOT_YET, cell_run, hosted,
                                            plan_benchmark)
 from repro.papers.tap.mnist import prepare
 from repro.runs.prepared import prepared_root
@@ -42,7 +42,7 @@ def test_every_method_of_the_slice_is_listed_on_every_benchmark():
 @pytest.mark.parametrize("bench_name,method", CELLS)
 def test_each_listed_method_trains_one_step(ctx, bench_name, method):
     bench = BENCHMARKS[bench_name]
-    m = next(m for m in METHODS if m.name == method)
+    m = BY_NAME[method]
     config = cell_run(ctx, bench, m, 0, m.grid(ctx)[0]).config
     assert (config.paper == bench.home) == (method in bench.home_methods)
     load_all()
