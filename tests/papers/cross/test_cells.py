@@ -97,3 +97,28 @@ def test_the_tables_list_every_method_and_benchmark_without_a_cell(ctx, tmp_path
         assert all(notes[f"{bench}/{name}"] == why for name, why in NOT_YET.items())
     assert all(notes[f"{name}/"] == why for name, why in BENCHMARKS_NOT_YET.items())
     assert paths[1].exists() and paths[1].with_suffix(".json").exists()
+
+
+def test_each_benchmark_chooses_lambda_by_its_home_protocol(ctx):
+    """Paper grids: decoy MNIST takes the lowest final-epoch permuted-val CE (TAP), synth2 the best valid accuracy
+    (actdiff); None until the whole sweep is done; one-value grids need no sweep."""
+    from repro.papers.cross.benchmarks import chosen_lambda, sweep
+    from repro.papers.tap.mnist import chosen_lambdas
+    from repro.runs.store import RunStore
+    from tests.conftest import plant_done
+
+    paper = get_paper("cross").context("paper", None, "code", {}, ctx.out, SHARED_DATA, ctx.runs_dir)
+    store = RunStore(ctx.runs_dir)
+    decoy, synth = BENCHMARKS["decoy_mnist"], BENCHMARKS["synth2"]
+    tap_runs, rrr_runs = sweep(paper, decoy, BY_NAME["TAP"]), sweep(paper, synth, BY_NAME["RRR"])
+    assert len(tap_runs) == len(rrr_runs) == 10 and sweep(paper, decoy, BY_NAME["Actdiff"]) == []
+    assert chosen_lambda(paper, decoy, BY_NAME["Actdiff"]) == 10.0
+    for i, run in enumerate(tap_runs[:-1]):
+        plant_done(store, run.config, final={"valid": {"ce": abs(i - 3) + 1.0}})
+    assert chosen_lambda(paper, decoy, BY_NAME["TAP"]) is None  # one sweep run not done
+    plant_done(store, tap_runs[-1].config, final={"valid": {"ce": 9.0}})
+    assert chosen_lambda(paper, decoy, BY_NAME["TAP"]) == tap_runs[3].cell["lambda"]
+    assert chosen_lambdas(paper)["TAP"] == tap_runs[3].cell["lambda"]  # TAP's own choice from the same (home) runs
+    for i, run in enumerate(rrr_runs):
+        plant_done(store, run.config, best={"valid": {"accuracy": 0.9 if i in (5, 7) else 0.5}})
+    assert chosen_lambda(paper, synth, BY_NAME["RRR"]) == rrr_runs[5].cell["lambda"]  # the first of equal bests
