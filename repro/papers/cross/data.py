@@ -11,10 +11,11 @@ import torch
 from repro.data.registry import DATASETS, TrainData, register_dataset
 from repro.papers.cross.masks import avoid_from_look, digit_look, keep_look
 
-# home dataset -> its own mask's convention and the derivation of each other mask name
+# home dataset -> the name of a mask a foreign method family sees -> its derivation (images, home annotation); the home
+# annotations themselves (decoy MNIST's patch, synth2's ROI) are only seen by home cells, on the home dataset
 DERIVED = {
-    "decoy_mnist": {"patch": lambda x, m: m, "digit": digit_look},
-    "synthetic": {"roi": lambda x, m: m, "not_roi": lambda x, m: avoid_from_look(m)},
+    "decoy_mnist": {"digit": digit_look},
+    "synthetic": {"not_roi": lambda x, m: avoid_from_look(m)},
 }
 
 
@@ -24,7 +25,8 @@ def build_cross(seed: int, device: torch.device, home: str, mask: str, masked_in
     """The `home` dataset built with `home_args`; its training mask replaced by the derivation `mask` (a key of
     `DERIVED[home]`); with `masked_inputs`, the training images outside that mask set to 0 (Classify Masked)."""
     if mask not in DERIVED.get(home, {}):
-        raise ValueError(f"cross: no mask {mask!r} for the home dataset {home!r}; known: {DERIVED}")
+        known = "; ".join(f"{h}: {', '.join(masks)}" for h, masks in DERIVED.items())
+        raise ValueError(f"cross: no mask {mask!r} for the home dataset {home!r}; known: {known}")
     data = DATASETS[home](seed=seed, device=device, **home_args)
     data.mask = DERIVED[home][mask](data.x, data.mask)
     if masked_inputs:
