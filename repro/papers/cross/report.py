@@ -86,6 +86,8 @@ def _bars(ax: Any, table: pd.DataFrame, title: str) -> None:
     high = np.nan_to_num(table["shifted_ci_high"].to_numpy(float) - mean)
     colours = ["tab:orange" if home else "tab:blue" for home in table["home"]]
     ax.bar(x, np.nan_to_num(mean), yerr=[low, high], capsize=3, color=colours)
+    for i in np.flatnonzero(np.isnan(mean)):
+        ax.text(i, 0.02, "no cell", rotation=90, ha="center", va="bottom", fontsize=8, color="grey")
     ax.set_xticks(x, table["method"], rotation=45, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("shifted-test accuracy (95 % CI)")
@@ -98,8 +100,9 @@ def benchmark_table(name: str, ctx: Context, runs: list[PlannedRun], store: RunS
     table = bench_frame(ctx, bench, runs, store)
     prov = _provenance(ctx, name, runs, store, [bench])
     path = write_table(table, output_path(ctx, name, "table"), prov)
-    fig, axes = new_figure(1, 1, (8, 4))
-    _bars(axes[0][0], table, f"{bench.title} ({ctx.profile} profile; orange = home cell)")
+    fig, axes = new_figure(1, 1, (8, 5))
+    _bars(axes[0][0], table, f"{name} ({bench.home}'s benchmark), {ctx.profile} profile; orange = home cell")
+    fig.subplots_adjust(bottom=0.3)  # the rotated method names inside the figure, the profile stamp below them
     arrays = {c: table[c].to_numpy(float) for c in ("shifted_mean", "shifted_ci_low", "shifted_ci_high")}
     return [path, save_figure(fig, output_path(ctx, name, "figure"), prov, arrays)]
 
