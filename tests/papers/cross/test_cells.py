@@ -84,7 +84,7 @@ def test_a_home_cell_reuses_the_paper_artefacts_run(tmp_path):
 
 def test_the_tables_list_every_method_and_benchmark_without_a_cell(ctx, tmp_path):
     """Built from no done runs: every hosted method says so, every other one gives its reason."""
-    from repro.papers.cross.report import matrix
+    from repro.papers.cross.report import COLUMNS, benchmark_table, matrix
     from repro.runs.store import RunStore
 
     runs = [r for b in BENCHMARKS.values() for r in plan_benchmark(ctx, b)]
@@ -97,6 +97,10 @@ def test_the_tables_list_every_method_and_benchmark_without_a_cell(ctx, tmp_path
         assert all(notes[f"{bench}/{name}"] == why for name, why in NOT_YET.items())
     assert all(notes[f"{name}/"] == why for name, why in BENCHMARKS_NOT_YET.items())
     assert paths[1].exists() and paths[1].with_suffix(".json").exists()
+    table, figure = benchmark_table("synth2", ctx, runs, RunStore(ctx.runs_dir))
+    rows = pd.read_csv(table, keep_default_na=False)
+    assert list(rows.columns) == COLUMNS and len(rows) == len(METHODS) + len(NOT_YET) and figure.exists()
+    assert set(rows.loc[rows["home"], "method"]) == set(BENCHMARKS["synth2"].home_methods)
 
 
 def test_each_benchmark_chooses_lambda_by_its_home_protocol(ctx):
