@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.papers import PAPER_NAMES, get_paper
+from repro.papers import PAPER_NAMES, STUDIES, get_paper
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_DIR = re.compile(r"^repro\.papers\.(" + "|".join(PAPER_NAMES) + r")(\.|$)")
@@ -119,8 +119,12 @@ def test_shared_modules_reach_papers_only_through_the_registry():
     assert not bad, "shared modules importing a paper folder:\n" + "\n".join(f"{s} -> {d}" for s, d in bad)
 
 
+# The cross study (issue 29) runs the papers' methods on each other's benchmarks by reusing their own run builders
+# (a home cell must be the paper artefact's run, same key): the one folder that may import other papers.
+
+
 def test_a_paper_imports_no_other_paper():
-    bad = sorted((src, dst) for src, dsts in GRAPH.items() if (m := PAPER_DIR.match(src))
+    bad = sorted((src, dst) for src, dsts in GRAPH.items() if (m := PAPER_DIR.match(src)) and m.group(1) not in STUDIES
                  for dst in dsts if (n := PAPER_DIR.match(dst)) and n.group(1) != m.group(1))
     assert not bad, "\n".join(f"{s} -> {d}" for s, d in bad)
 

@@ -15,7 +15,8 @@ from repro.config import RunConfig, Switch, resolve_switches
 from repro.errors import UserError
 
 PUBLISHED = Path(__file__).parent / "published"
-PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune")
+PAPER_NAMES = ("actdiff", "tap", "cfaug", "masktune", "cross")
+STUDIES = ("cross",)  # registered like papers, but studies of the others (issue 29): no paper text, no claims
 NOT_PREPARED = "not prepared"  # the data fingerprint of a dry-run plan's runs whose data is not prepared yet
 
 

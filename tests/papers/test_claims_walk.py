@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repro.papers import PAPER_NAMES
+from repro.papers import PAPER_NAMES, STUDIES
 from repro.report.claims import FAILS, HOLDS, Claim, Compare, RuleClaim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ RULES = [(label, c) for _, label, c in CLAIMS if isinstance(c, RuleClaim)]
 
 
 def test_the_walk_finds_the_claims_of_every_paper():
-    assert {paper for paper, _, _ in CLAIMS} == set(PAPER_NAMES) and len(TESTED) > 50 and len(RULES) == 9
+    assert {paper for paper, _, _ in CLAIMS} == set(PAPER_NAMES) - set(STUDIES) and len(TESTED) > 50 and len(RULES) == 9
 
 
 def _normalised(text: str) -> str:
@@ -55,7 +55,7 @@ def _normalised(text: str) -> str:
 
 @pytest.mark.skipif(not PAPERS.exists(), reason="../shared/papers not beside the checkout")
 def test_every_claim_quotes_its_papers_sentence():
-    texts = {p: _normalised((PAPERS / f"{p}.txt").read_text()) for p in PAPER_NAMES}
+    texts = {p: _normalised((PAPERS / f"{p}.txt").read_text()) for p in PAPER_NAMES if p not in STUDIES}
     missing = [label for paper, label, c in CLAIMS if _normalised(c.sentence) not in texts[paper]]
     assert not missing, missing
     quotes = [(label, t.quote) for paper, label, c in CLAIMS if isinstance(c, Claim) for t in c.tests

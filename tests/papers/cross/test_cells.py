@@ -1,0 +1,128 @@
+"""`repro cross`: each listed method trains one step on every benchmark it is listed for, with the mask its family
+reads; home cells are the paper artefacts' runs; the tables list every method without a cell with its reason."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from repro.cli import app
+from repro.data.registry import build_dataset
+from repro.methods import build_objective
+from repro.models import build_model
+from repro.papers import get_paper, load_all
+from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, BY_NAME, METHODS, NOT_YET, cell_run, hosted,
+                                           plan_benchmark)
+from repro.papers.tap.mnist import prepare
+from repro.runs.prepared import prepared_root
+from tests.conftest import SHARED_DATA, plan_states
+
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="needs ../shared/data/MNIST")
+CELLS = [(b, m.name) for b, bench in BENCHMARKS.items() for m in hosted(bench)]
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    """A smoke cross context whose runs dir holds decoy MNIST prepared from the shared MNIST."""
+    runs = tmp_path_factory.mktemp("cross_runs")
+    ctx = get_paper("cross").context("smoke", None, "code", {}, runs / "out", SHARED_DATA, runs)
+    prepare(ctx)
+    return ctx
+
+
+def test_every_method_of_the_slice_is_listed_on_every_benchmark():
+    for bench in BENCHMARKS.values():
+        assert {m.name for m in hosted(bench)} | set(bench.not_hosted) == {m.name for m in METHODS}
+    assert set(BENCHMARKS["decoy_mnist"].home_methods) == {"Classify", "RRR", "RBR", "TAP"}
+    assert set(BENCHMARKS["synth2"].home_methods) == {"Classify", "Gradmask", "Actdiff", "Classify Masked"}
+
+
+@pytest.mark.parametrize("bench_name,method", CELLS)
+def test_each_listed_method_trains_one_step(ctx, bench_name, method):
+    bench = BENCHMARKS[bench_name]
+    m = BY_NAME[method]
+    config = cell_run(ctx, bench, m, 0, m.grid(ctx)[0]).config
+    assert (config.paper == bench.home) == (method in bench.home_methods)
+    load_all()
+    torch.manual_seed(0)
+    data = build_dataset(config.dataset, config.data, 0, torch.device("cpu"), prepared_root(ctx.runs_dir))
+    model = build_model(config.model, **config.model_args)
+    objective = build_objective(config.method_args["objective"])
+    x, y, mask = data.batch(data.x[:16]), data.y[:16], data.mask[:16]
+    loss, parts = objective(model, x, y, mask, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    if m.penalty:
+        assert float(parts[m.penalty].sum()) > 0, f"{method}'s penalty is 0 on {bench_name}"
+    plain = bench.plain(ctx, 0).config  # the home dataset with its own annotation
+    own = build_dataset(plain.dataset, plain.data, 0, torch.device("cpu"), prepared_root(ctx.runs_dir)).mask[:16]
+    if (bench_name, m.reads) in (("decoy_mnist", "avoid"), ("synth2", "look")):
+        assert torch.equal(mask, own)  # the home paper's own annotation
+    elif m.reads == "look":  # decoy MNIST: the digit, never the patch
+        assert float((mask * own).sum()) == 0 and float(mask.sum()) > 0
+    elif m.reads == "avoid":  # synth2: everything outside the crosses' ROI
+        assert torch.equal(mask, 1 - own)
+    if m.masked_inputs:
+        assert bool((data.x[:16][data.mask[:16] != 1] == 0).all())  # trained on the inputs inside the mask only
+
+
+def test_a_home_cell_reuses_the_paper_artefacts_run(tmp_path):
+    """`repro tap figure5 --profile smoke`, then `repro cross decoy_mnist --profile smoke --dry-run` shows the
+    home cells done and only the foreign ones to train."""
+    runner = CliRunner()
+    common = ["--profile", "smoke", "--data-root", str(SHARED_DATA), "--runs-dir", str(tmp_path / "runs"),
+              "--out", str(tmp_path / "out")]
+    res = runner.invoke(app, ["tap", "figure5", *common, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["cross", "decoy_mnist", *common, "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert plan_states(res.output) == ["done"] * 4 + ["pending"] * 2
+    assert "decoy_mnist TAP lambda=0.001 s0" in res.output and "decoy_mnist Actdiff lambda=10 s0" in res.output
+
+
+def test_the_tables_list_every_method_and_benchmark_without_a_cell(ctx, tmp_path):
+    """Built from no done runs: every hosted method says so, every other one gives its reason."""
+    from repro.papers.cross.report import COLUMNS, benchmark_table, matrix
+    from repro.runs.store import RunStore
+
+    runs = [r for b in BENCHMARKS.values() for r in plan_benchmark(ctx, b)]
+    paths = matrix(ctx, runs, RunStore(ctx.runs_dir))
+    table = pd.read_csv(paths[0], keep_default_na=False)
+    notes = dict(zip(table["benchmark"] + "/" + table["method"], table["note"]))
+    assert notes["decoy_mnist/Gradmask"].startswith("no cell: its saliency is the two-class logit contrast")
+    for bench in BENCHMARKS:
+        assert notes[f"{bench}/TAP"].endswith("no done runs yet")
+        assert all(notes[f"{bench}/{name}"] == why for name, why in NOT_YET.items())
+    assert all(notes[f"{name}/"] == why for name, why in BENCHMARKS_NOT_YET.items())
+    assert paths[1].exists() and paths[1].with_suffix(".json").exists()
+    table, figure = benchmark_table("synth2", ctx, runs, RunStore(ctx.runs_dir))
+    rows = pd.read_csv(table, keep_default_na=False)
+    assert list(rows.columns) == COLUMNS and len(rows) == len(METHODS) + len(NOT_YET) and figure.exists()
+    assert set(rows.loc[rows["home"], "method"]) == set(BENCHMARKS["synth2"].home_methods)
+
+
+def test_each_benchmark_chooses_lambda_by_its_home_protocol(ctx):
+    """Paper grids: decoy MNIST takes the lowest final-epoch permuted-val CE (TAP), synth2 the best valid accuracy
+    (actdiff); None until the whole sweep is done; one-value grids need no sweep."""
+    from repro.papers.cross.benchmarks import chosen_lambda, sweep
+    from repro.papers.tap.mnist import chosen_lambdas
+    from repro.runs.store import RunStore
+    from tests.conftest import plant_done
+
+    paper = get_paper("cross").context("paper", None, "code", {}, ctx.out, SHARED_DATA, ctx.runs_dir)
+    store = RunStore(ctx.runs_dir)
+    decoy, synth = BENCHMARKS["decoy_mnist"], BENCHMARKS["synth2"]
+    tap_runs, rrr_runs = sweep(paper, decoy, BY_NAME["TAP"]), sweep(paper, synth, BY_NAME["RRR"])
+    assert len(tap_runs) == len(rrr_runs) == 10 and sweep(paper, decoy, BY_NAME["Actdiff"]) == []
+    assert chosen_lambda(paper, decoy, BY_NAME["Actdiff"]) == 10.0
+    for i, run in enumerate(tap_runs[:-1]):
+        plant_done(store, run.config, final={"valid": {"ce": abs(i - 3) + 1.0}})
+    assert chosen_lambda(paper, decoy, BY_NAME["TAP"]) is None  # one sweep run not done
+    plant_done(store, tap_runs[-1].config, final={"valid": {"ce": 9.0}})
+    assert chosen_lambda(paper, decoy, BY_NAME["TAP"]) == tap_runs[3].cell["lambda"]
+    assert chosen_lambdas(paper)["TAP"] == tap_runs[3].cell["lambda"]  # TAP's own choice from the same (home) runs
+    for i, run in enumerate(rrr_runs):
+        plant_done(store, run.config, best={"valid": {"accuracy": 0.9 if i in (5, 7) else 0.5}})
+    assert chosen_lambda(paper, synth, BY_NAME["RRR"]) == rrr_runs[5].cell["lambda"]  # the first of equal bests
