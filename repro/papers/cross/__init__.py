@@ -7,8 +7,9 @@ sees in `masks` (derived in the `cross` dataset, `data`); the tables and figures
 from __future__ import annotations
 
 from functools import partial
+from types import ModuleType
 
-from repro.papers import Artefact, Context, Paper, PlannedRun, lazy
+from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
 from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, plan_benchmark
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
@@ -17,7 +18,18 @@ from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
 SWITCHES = TAP_SWITCHES + ACTDIFF_SWITCHES  # the benchmarks' home runs read their own papers' switches
 assert len({s.name for s in SWITCHES}) == len(SWITCHES), "TAP and actdiff switch names must not collide"
 
-REPORT = "repro.papers.cross.report"
+
+def _report() -> ModuleType:  # imports pandas: when a table is first built
+    from repro.papers.cross import report
+
+    return report
+
+
+def register() -> None:
+    """Register the `cross` dataset (imports torch)."""
+    from repro.papers.cross import data  # noqa: F401
+
+
 PREPARE = {"decoy_mnist": prepare_decoy_mnist}
 
 
@@ -34,11 +46,11 @@ def prepare_all(ctx: Context) -> None:
 
 ARTEFACTS = {
     **{name: Artefact(name, f"{bench.title}: every hosted method, its protocol",
-                      partial(plan_benchmark, bench=bench), partial(lazy(REPORT, "benchmark_table"), name),
+                      partial(plan_benchmark, bench=bench), partial(deferred(_report, "benchmark_table"), name),
                       prepare=PREPARE.get(name), datasets=bench.datasets)
        for name, bench in BENCHMARKS.items()},
     "matrix": Artefact("matrix", "Methods x benchmarks: shifted-test accuracy, gap and rank; home cells marked",
-                       plan_all, lazy(REPORT, "matrix"), prepare=prepare_all,
+                       plan_all, deferred(_report, "matrix"), prepare=prepare_all,
                        datasets=("mnist",)),
 }
 
@@ -49,5 +61,5 @@ PAPER = Paper(
     switches=SWITCHES,
     default_seeds=QUICK_SEEDS,
     prepare=prepare_all,
-    registers=("data",),
+    register=register,
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from repro.config import Profiles
 from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as actdiff
 from repro.papers.tap import mnist as tap
@@ -156,13 +157,14 @@ SYNTH2 = Benchmark(
 
 BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2)}
 QUICK_SEEDS = 3
+SEEDS = Profiles({}, quick={"seeds": QUICK_SEEDS}, smoke={"seeds": 1})  # paper: each benchmark's home paper's seeds
 
 
 def n_seeds(ctx: Context, bench: Benchmark) -> int:
-    """--seeds, else the home paper's seeds (paper profile), 3 (quick) or 1 (smoke)."""
+    """--seeds, else the profile's (paper: the home paper's seeds)."""
     if ctx.seeds is not None:
         return ctx.seeds
-    return {"paper": bench.paper_seeds, "quick": QUICK_SEEDS}.get(ctx.profile, 1)
+    return SEEDS.get(ctx.profile, "seeds", bench.paper_seeds)
 
 
 def hosted(bench: Benchmark) -> list[Method]:
