@@ -212,7 +212,7 @@ def test_waterbirds_missing_cagan_is_an_error(root, tmp_path):
     victim = next((tmp_path / "waterbird" / "cagan").rglob("*.jpg"))
     victim.unlink()
     load_cfaug("waterbirds", tmp_path, size=16)  # fine without cagan
-    with pytest.raises(DatasetError, match="precomputed CF\(CAGAN\) infills") as err:
+    with pytest.raises(DatasetError, match=r"precomputed CF\(CAGAN\) infills") as err:
         load_cfaug("waterbirds", tmp_path, size=16, cagan=True)
     assert "waterbird/cagan" in str(err.value) and victim.name in str(err.value)
 
@@ -345,7 +345,7 @@ def test_corrupt_json_and_absent_infills_are_source_errors(tmp_path):
     write_fixtures(tmp_path, "cct", per_class=1, size=16)
     for f in (tmp_path / "cct" / "cagan").iterdir():
         f.unlink()
-    with pytest.raises(DatasetError, match="precomputed CF\(CAGAN\) infills"):
+    with pytest.raises(DatasetError, match=r"precomputed CF\(CAGAN\) infills"):
         load_cfaug("cct", tmp_path, size=16, cagan=True)
     notes = tmp_path / "cct" / "eccv_18_annotation_files" / "cis_test_annotations.json"
     notes.write_text("{not json")
