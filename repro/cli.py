@@ -1,4 +1,5 @@
-"""The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, bench, report, data."""
+"""The `repro` command line: one sub-app per paper and one for the cross study (its artefacts plus `all`), and list,
+status, bench, report, data."""
 
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def _version(show: bool) -> None:
 @app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version (and git commit) and exit.")] = False) -> None:
-    """The `repro` command line: one sub-app per paper (its artefacts plus `all`), and list, status, bench, report,
-    data."""
+    """The `repro` command line: one sub-app per paper and one for the cross study (its artefacts plus `all`), and
+    list, status, bench, report, data."""
 data_app = typer.Typer(help="Datasets: check what is present under the data root, download and verify them, "
                             "prepare derived data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
