@@ -201,19 +201,10 @@ def sweep(ctx: Context, bench: Benchmark, method: Method) -> list[PlannedRun]:
 def chosen_lambda(ctx: Context, bench: Benchmark, method: Method) -> float | None:
     """The lambda of the benchmark's protocol (`Benchmark.score`, the first of equal scores): the grid's one value,
     else None until every sweep run is done (a dry run: a `PendingLambda` stand-in)."""
-    from repro.runs.store import RunStore
-
     grid = method.grid(ctx)
     if len(grid) == 1:
         return grid[0]
-    store = RunStore(ctx.runs_dir)
-    scores = []
-    for run in sweep(ctx, bench, method):
-        rec = store.record(run.config)
-        if not rec.path("done").exists():
-            return tap.PendingLambda(grid[0]) if ctx.dry_run else None
-        scores.append((bench.score(ctx, rec.result()), run.cell["lambda"]))
-    return min(scores, key=lambda s: s[0])[1]
+    return tap.pick_lambda(ctx, sweep(ctx, bench, method), lambda result: bench.score(ctx, result))
 
 
 def plan_benchmark(ctx: Context, bench: Benchmark) -> list[PlannedRun]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from repro.config import Profiles, RunConfig, Switch
 from repro.papers import NOT_PREPARED, Context, PlannedRun
@@ -193,26 +193,31 @@ def mnist_sweep(ctx: Context) -> list[PlannedRun]:
             for s in range(MNIST["sweep_seeds"])]
 
 
-def pick_lambdas(ctx: Context, sweep: list[PlannedRun]) -> dict[str, float | None]:
-    """Per penalty method, the lambda of `sweep` with the lowest final-epoch permuted-val CE; None until all
-    of that method's sweep runs are done (a dry-run: a `PendingLambda`)."""
+def pick_lambda(ctx: Context, sweep: list[PlannedRun], score: Callable[[dict[str, Any]], float]) -> float | None:
+    """The lambda of one method's `sweep` whose run's result has the lowest `score` (the first of equal scores);
+    None until every run of it is done (a dry-run: a `PendingLambda` of its first lambda)."""
     from repro.runs.store import RunStore
 
     store = RunStore(ctx.runs_dir)
-    best: dict[str, tuple[float, float] | None] = {m: None for m in PENALTY}
-    done = {m: True for m in PENALTY}
+    best: tuple[float, float] | None = None
     for run in sweep:
         rec = store.record(run.config)
-        method = run.cell["method"]
         if not rec.path("done").exists():
-            done[method] = False
-            continue
-        loss = rec.result()["final"]["valid"]["ce"]
-        if best[method] is None or loss < best[method][0]:
-            best[method] = (loss, run.cell["lambda"])
-    first = {m: next((run.cell["lambda"] for run in sweep if run.cell["method"] == m), None) for m in PENALTY}
-    pending = {m: PendingLambda(first[m]) if ctx.dry_run and first[m] is not None else None for m in PENALTY}
-    return {m: best[m][1] if done[m] and best[m] else pending[m] for m in PENALTY}
+            return PendingLambda(sweep[0].cell["lambda"]) if ctx.dry_run else None
+        value = score(rec.result())
+        if best is None or value < best[0]:
+            best = (value, run.cell["lambda"])
+    return best[1] if best else None
+
+
+def final_valid_ce(result: dict[str, Any]) -> float:
+    """TAP's sweep score: the final-epoch permuted-val cross-entropy."""
+    return result["final"]["valid"]["ce"]
+
+
+def pick_lambdas(ctx: Context, sweep: list[PlannedRun]) -> dict[str, float | None]:
+    """Per penalty method, the lambda of `sweep` with the lowest final-epoch permuted-val CE (`pick_lambda`)."""
+    return {m: pick_lambda(ctx, [r for r in sweep if r.cell["method"] == m], final_valid_ce) for m in PENALTY}
 
 
 def chosen_lambdas(ctx: Context) -> dict[str, float | None]:
