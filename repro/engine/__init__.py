@@ -22,7 +22,7 @@ from repro.engine.pack import PackJob
 from repro.engine.recipe import Schedule, build_optimizer, make_optimizer
 from repro.engine.step import BatchMeans, MemberMeans, Step, resident_batches, run_epoch
 from repro.engine.weights import load_weights
-from repro.papers import get_paper, load_all  # a fresh process (a launcher worker) has empty registries
+from repro.papers import get_paper, load_all
 from repro.runs import record as contract
 from repro.runs.store import RunRecord, atomic_write_text
 
@@ -38,8 +38,8 @@ def train_run(record: RunRecord, device: torch.device, events: Events | None = N
     own job when its config names one (`method_args["trainer"]`: `repro.papers.Paper.job`), else `PackJob`.
 
     A NaN loss marks the run failed; any other exception is recorded and re-raised."""
-    load_all()
     if record.config.method_args.get("trainer"):
+        load_all()  # the methods the paper's job looks up (PackJob loads the registries itself)
         emit = events or (lambda e: None)
 
         def stage(other: RunRecord) -> dict[str, Any]:  # an earlier stage of a pipeline, through this same path
@@ -60,7 +60,6 @@ def train_pack(records: list[RunRecord], device: torch.device, events: Events | 
 
     A NaN loss marks the members it concerns failed (the others keep their checkpoints); any other exception
     is recorded for every member and re-raised."""
-    load_all()
     emit = events or (lambda e: None)
 
     def fit_groups(groups: list[list[RunRecord]]) -> list[dict[str, Any]]:
