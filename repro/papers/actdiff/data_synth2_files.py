@@ -10,7 +10,6 @@ files the data settings stay as they were (generator runs keep their keys). Torc
 from __future__ import annotations
 
 import functools
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from repro.data.image_sets import DatasetError
-from repro.runs.prepared import files_digest, is_prepared, prepared_dir, write_npz, write_record
+from repro.runs.prepared import files_digest, is_prepared, prepared_dir, recorded, write_npz, write_record
 
 FOLDER = "synth2"
 POOLS = ("distractor1", "distractor2", "distractor3")  # train, valid, test
@@ -98,8 +97,7 @@ def synth2_source(ctx: Any) -> dict[str, str] | None:
 
 def load_pools(prepared: Path, digest: str) -> dict[str, np.ndarray]:
     """The packed pools of a prepared folder, after checking they are the files the run key names."""
-    meta = json.loads((prepared / "source.json").read_text()) if (prepared / "source.json").exists() else {}
-    if meta.get("fingerprint") != digest:
+    if (recorded(prepared) or {}).get("fingerprint") != digest:
         raise DatasetError(f"actdiff synth2: {prepared} does not hold the files of fingerprint {digest}; run the "
                            "artefact command again with --data-root pointing at the authors' synth2 files")
     with np.load(prepared / "pools.npz") as npz:
@@ -110,6 +108,5 @@ def describe(data: dict[str, Any], prepared_root: Path) -> str:
     """Which synthetic data a run's data settings read, in words for a provenance."""
     if data.get("source") != "files":
         return GENERATED
-    meta_path = prepared_root / data["prepared"] / "source.json"
-    folder = json.loads(meta_path.read_text())["folder"] if meta_path.exists() else "?"
+    folder = (recorded(prepared_root / data["prepared"]) or {}).get("folder", "?")
     return f"the authors' synth2 .npy files from {folder} (fingerprint {data['fingerprint']})"
