@@ -63,7 +63,8 @@ def train_pack(records: list[RunRecord], device: torch.device, events: Events | 
     emit = events or (lambda e: None)
 
     def fit_groups(groups: list[list[RunRecord]]) -> list[dict[str, Any]]:
-        return [res for g in groups for res in fit(PackJob(g, device, build_dataset), device, emit, checkpoint_seconds, profile)]
+        return [res for g in groups
+                for res in fit(PackJob(g, device, build_dataset), device, emit, checkpoint_seconds, profile)]
 
     def train() -> list[dict[str, Any]]:
         job = PackJob(records, device, build_dataset)
