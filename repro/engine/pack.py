@@ -14,7 +14,7 @@ from repro.data.registry import TrainData
 from repro.engine.evaluate import evaluate_members, metric_options, save_predictions, stack_members
 from repro.engine.loop import Best, Job
 from repro.engine.recipe import build_optimizer
-from repro.engine.step import MemberMeans, Step, resident_batches, run_epoch
+from repro.engine.step import MemberMeans, Objective, Step, resident_batches, run_epoch
 from repro.methods import build_pack_objective
 from repro.models import build_model
 from repro.papers import load_all
@@ -35,9 +35,12 @@ class Member:
 class PackJob(Job):
     """Runs of one architecture and recipe (actdiff, TAP) on resident tensors, trained as one `repro.packed.Pack`
     (one run: its model itself), each member built exactly as when it trains alone; `build_data` makes a member's
-    `TrainData` (`repro.data.registry.build_dataset`)."""
+    `TrainData` (`repro.data.registry.build_dataset`). `objective`, if given, replaces the one the configs'
+    penalty specs build (a method with an objective of its own on these tensors: `(model, x, y, mask, generators)`
+    -> loss, parts); its parts are all the run's."""
 
-    def __init__(self, records: list[RunRecord], device: torch.device, build_data: Callable[..., TrainData]):
+    def __init__(self, records: list[RunRecord], device: torch.device, build_data: Callable[..., TrainData],
+                 objective: Objective | None = None):
         self.records, self.device = records, device
         cfg: RunConfig = records[0].config
         self.cfg, self.epochs, self.selection = cfg, cfg.epochs, cfg.selection
@@ -50,9 +53,10 @@ class PackJob(Job):
             model = build_model(c.model, **c.model_args).to(device)
             self.members.append(Member(data, model, build_optimizer(model, c)))
             self.gens.append(torch.Generator(device=device).manual_seed(c.seed + 1_000_003))
-        specs = [r.config.method_args["objective"] for r in records]
-        self.objective = build_pack_objective(specs, cfg.method_args.get("ce_weight"))
-        self.own = [{"loss", "ce", *(k for k, v in spec.items() if float(v["weight"]) != 0)} for spec in specs]
+        specs = [r.config.method_args.get("objective", {}) for r in records]
+        self.objective = objective or build_pack_objective(specs, cfg.method_args.get("ce_weight"))
+        self.own = [None if objective else {"loss", "ce", *(k for k, v in spec.items() if float(v["weight"]) != 0)}
+                    for spec in specs]
         self.unpackable = None
         if len(records) > 1:
             from repro.packed import packable
@@ -83,8 +87,8 @@ class PackJob(Job):
         batches = resident_batches(self.train, self.datas[0].batch, self.cfg.batch_size, self.gens,
                                    self.datas[0].augment)
         losses = run_epoch(self.step, batches, MemberMeans(len(self.records), self.device))
-        return [{k: v for k, v in loss.items() if k in self.own[i]}  # a pack's zero-weight terms are not a run's
-                for i, loss in enumerate(losses)]
+        own = self.own  # a pack's zero-weight terms are not a run's
+        return [{k: v for k, v in loss.items() if own[i] is None or k in own[i]} for i, loss in enumerate(losses)]
 
     def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
         """The selection split every epoch; the other splits only at a selected epoch and at the end: the

@@ -11,12 +11,15 @@ from types import ModuleType
 
 from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
+from repro.papers.cfaug.plans import SWITCHES as CFAUG_SWITCHES
 from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, plan_benchmark
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
 
-SWITCHES = TAP_SWITCHES + ACTDIFF_SWITCHES  # the benchmarks' home runs read their own papers' switches
-assert len({s.name for s in SWITCHES}) == len(SWITCHES), "TAP and actdiff switch names must not collide"
+# the benchmarks' home runs read their own papers' switches; cfaug's methods the switches of its objective
+CFAUG_OBJECTIVE = ("sal_target", "sal_norm", "loss_norm", "shuffle", "cf_loss")
+SWITCHES = TAP_SWITCHES + ACTDIFF_SWITCHES + tuple(s for s in CFAUG_SWITCHES if s.name in CFAUG_OBJECTIVE)
+assert len({s.name for s in SWITCHES}) == len(SWITCHES), "the papers' switch names must not collide"
 
 
 def _report() -> ModuleType:  # imports pandas: when a table is first built
@@ -25,9 +28,15 @@ def _report() -> ModuleType:  # imports pandas: when a table is first built
     return report
 
 
+def _job() -> ModuleType:
+    from repro.papers.cross import job
+
+    return job
+
+
 def register() -> None:
-    """Register the `cross` dataset (imports torch)."""
-    from repro.papers.cross import data  # noqa: F401
+    """Register the `cross` dataset and the cells' jobs (imports torch)."""
+    from repro.papers.cross import data, job  # noqa: F401
 
 
 PREPARE = {"decoy_mnist": prepare_decoy_mnist}
@@ -62,4 +71,5 @@ PAPER = Paper(
     default_seeds=QUICK_SEEDS,
     prepare=prepare_all,
     register=register,
+    job=deferred(_job, "cross_job"),
 )

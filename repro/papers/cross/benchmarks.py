@@ -27,14 +27,17 @@ SEMANTICS = "cross-1"  # bump when a change alters what a foreign cell computes
 
 @dataclass(frozen=True)
 class Method:
-    """A method of the study: its penalty (None: plain cross-entropy), its home paper, and which mask convention
-    it reads (`repro.papers.cross.masks`: "avoid" or "look"; None: it reads no mask)."""
+    """A method of the study: its lambda'd term (None: none), its home paper, and which mask convention it reads
+    (`repro.papers.cross.masks`: "avoid" or "look"; None: it reads no mask). A TAP or actdiff term is a penalty
+    added to the benchmark's cross-entropy; a cfaug term (`cfaug`: the settings of its infills) is cfaug's own
+    objective, trained by `repro.papers.cross.job`."""
 
     name: str
     penalty: str | None
     home: str
     reads: str | None
     masked_inputs: bool = False
+    cfaug: dict[str, Any] | None = None
 
     def grid(self, ctx: Context) -> list[float | None]:
         """The lambda candidates of its home paper under the profile; [None] for a method without a lambda."""
@@ -42,17 +45,33 @@ class Method:
             return [None]
         if self.home == "tap":
             return list(tap.setting(ctx, "grid")[self.penalty])  # spec tap §6, per profile
+        if self.home == "cfaug":
+            return list(SAL_GRID.get(ctx.profile, "sal"))
         return [actdiff.SYNTHETIC["lambda"]]  # actdiff spec §1.5: lambda fixed at 10 on synthetic, no sweep
 
-    def objective(self, ctx: Context, lam: float | None) -> dict[str, dict[str, Any]]:
-        """Its loss terms with its home paper's switches (no reconstruction term: the benchmarks' models have no
-        decoder)."""
+    def method_args(self, ctx: Context, lam: float | None) -> dict[str, Any]:
+        """Its run's method_args: the penalty objective with its home paper's switches (no reconstruction term:
+        the benchmarks' models have no decoder), or cfaug's objective settings."""
+        if self.cfaug is not None:
+            sw = ctx.switches
+            settings = {**self.cfaug, "sal": lam or 0.0, "cf_form": sw["cf_loss"], "sal_target": sw["sal_target"],
+                        "sal_norm": sw["sal_norm"], "loss_norm": sw["loss_norm"], "shuffle": sw["shuffle"]}
+            return {"trainer": "cross.cfaug", "cfaug": settings}
         if self.penalty is None:
-            return {}
+            return {"objective": {}}
         if self.home == "tap":
-            return tap.penalty_objective(self.name, lam, ctx.switches)
-        return actdiff.row_objective(ctx.switches, self.name, "cnn", lam, "bce")  # "cnn": a classifier, no recon
+            return {"objective": tap.penalty_objective(self.name, lam, ctx.switches)}
+        return {"objective": actdiff.row_objective(ctx.switches, self.name, "cnn", lam, "bce")}  # "cnn": no recon
 
+
+# cfaug's infills that need only a mask (not CAGAN's generator): CF(Tile), CCT's, removes the mask itself (C-14's
+# CCT reading: these masks are pixel masks, not boxes); F(Shuffle), IN-9's and CCT's
+CF_TILE = {"cf": "tile", "cf_rectangle": False}
+F_SHUFFLE = {"f": "shuffle"}
+# cfaug §1.9's Sal grid (Sec 3); quick and smoke: Waterbirds' lambda 10 alone (cfaug Table 1), as TAP's quick grids
+# hold one value
+SAL_GRID = Profiles({"sal": (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)}, quick={"sal": (10.0,)},
+                    smoke={"sal": (10.0,)})
 
 METHODS = (
     Method("Classify", None, "both", None),  # TAP's No XS and actdiff's Classify: plain cross-entropy
@@ -62,16 +81,14 @@ METHODS = (
     Method("Gradmask", "gradmask", "actdiff", "look"),
     Method("Actdiff", "actdiff", "actdiff", "look"),
     Method("Classify Masked", None, "actdiff", "look", masked_inputs=True),
+    Method("CF(Tile)", None, "cfaug", "look", cfaug=CF_TILE),
+    Method("F(Shuffle)", None, "cfaug", "look", cfaug=F_SHUFFLE),
+    Method("Sal", "sal", "cfaug", "look", cfaug={}),
 )
 BY_NAME = {m.name: m for m in METHODS}
 
 # Methods of the issue without a cell in this release, on every benchmark, and why.
 NOT_YET = {
-    "CF augmentation": "not in this release: cfaug trains through its own job (augmented batches, "
-                       "`repro.papers.cfaug.train`); it needs a foreground/background feed on these benchmarks' "
-                       "resident tensors",
-    "F augmentation": "not in this release: as CF augmentation (cfaug's own job; a foreground/background feed)",
-    "Sal": "not in this release: cfaug's saliency loss trains through cfaug's own job, as CF augmentation",
     "MaskTune": "not in this release: needs a mask-aware feed for MaskTune's two-stage runs (ERM, then fine-tuning "
                 "on inputs masked by its own XGrad-CAM maps) through its own job",
     "RandMask": "not in this release: MaskTune's two-stage runs with random masks, as MaskTune",
@@ -187,7 +204,7 @@ def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: flo
     changes = bench.switch_changes.get(method.name, ({}, ""))[0]
     own = replace(ctx, switches={**ctx.switches, **changes})
     config = base.replace(paper="cross", dataset="cross", method=method.name, data=data,
-                          method_args={"objective": method.objective(own, lam)}, semantics=SEMANTICS)
+                          method_args=method.method_args(own, lam), semantics=SEMANTICS)
     after = tap.SWEEP if isinstance(lam, tap.PendingLambda) else ""
     return replace(plain, label=label, cell=cell, config=config, after=after)
 
@@ -213,7 +230,7 @@ def plan_benchmark(ctx: Context, bench: Benchmark) -> list[PlannedRun]:
     for method in hosted(bench):
         runs += sweep(ctx, bench, method)
         lam = chosen_lambda(ctx, bench, method)
-        if lam is not None or method.penalty is None:
+        if lam is not None or len(method.grid(ctx)) == 1:
             runs += [cell_run(ctx, bench, method, seed, lam) for seed in range(n_seeds(ctx, bench))]
     return runs
 

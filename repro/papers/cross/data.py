@@ -11,11 +11,11 @@ import torch
 from repro.data.registry import DATASETS, TrainData, register_dataset
 from repro.papers.cross.masks import avoid_from_look, digit_look, keep_look
 
-# home dataset -> the name of a mask a foreign method family sees -> its derivation (images, home annotation); the home
-# annotations themselves (decoy MNIST's patch, synth2's ROI) are only seen by home cells, on the home dataset
+# home dataset -> the name of a mask a foreign method family sees -> its derivation (images, home annotation); a
+# foreign method of the home annotation's convention sees the annotation itself (synth2's ROI for cfaug's methods)
 DERIVED = {
     "decoy_mnist": {"digit": digit_look},
-    "synthetic": {"not_roi": lambda x, m: avoid_from_look(m)},
+    "synthetic": {"not_roi": lambda x, m: avoid_from_look(m), "roi": lambda x, m: m},
 }
 
 
