@@ -12,9 +12,10 @@ from types import ModuleType
 from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
 from repro.papers.cfaug.plans import SWITCHES as CFAUG_SWITCHES
-from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, plan_benchmark
+from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, XRAY_LEFT_OUT, absent, plan_benchmark
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
+from repro.papers.tap.xray import prepare_xray
 
 # the benchmarks' home runs read their own papers' switches; cfaug's methods the switches of its objective
 CFAUG_OBJECTIVE = ("sal_target", "sal_norm", "loss_norm", "shuffle", "cf_loss")
@@ -39,18 +40,26 @@ def register() -> None:
     from repro.papers.cross import data, job  # noqa: F401
 
 
-PREPARE = {"decoy_mnist": prepare_decoy_mnist}
+def prepare_tagged_xray(ctx: Context) -> None:
+    """TAP's PNEU and KNEE (both, as TAP prepares them), unless the profile leaves the x-ray benchmarks out."""
+    if ctx.profile not in XRAY_LEFT_OUT:
+        prepare_xray(ctx)
+
+
+PREPARE = {"decoy_mnist": prepare_decoy_mnist, "pneu": prepare_tagged_xray, "knee": prepare_tagged_xray}
 
 
 def plan_all(ctx: Context) -> list[PlannedRun]:
-    """Every benchmark's runs (the matrix's)."""
-    return [run for bench in BENCHMARKS.values() for run in plan_benchmark(ctx, bench)]
+    """Every benchmark's runs (the matrix's), less those of benchmarks it cannot have (`absent`)."""
+    return [run for bench in BENCHMARKS.values() if absent(ctx, bench) is None for run in plan_benchmark(ctx, bench)]
 
 
 def prepare_all(ctx: Context) -> None:
-    """Every benchmark's derived data (decoy MNIST's)."""
-    for prepare in PREPARE.values():
-        prepare(ctx)
+    """Every benchmark's derived data: decoy MNIST's, and TAP's x-ray sets where a data root is given (the matrix
+    leaves out a benchmark whose data is not there)."""
+    prepare_decoy_mnist(ctx)
+    if ctx.data_root is not None:
+        prepare_tagged_xray(ctx)
 
 
 ARTEFACTS = {

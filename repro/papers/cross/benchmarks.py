@@ -6,10 +6,11 @@ method's home grid (under the profile, as the home paper's profile sets it), fro
 method on its own paper's benchmark) is built by the home paper's run builder unchanged, so it IS the paper
 artefact's run (same key: no retraining when the artefact has run). A foreign cell is the benchmark's plain
 (Classify / No XS) run with only the objective, the mask the method sees (`repro.papers.cross.masks`) and, for
-Classify Masked, the training inputs changed.
+Classify Masked, the training inputs changed (it keeps the plain run's other method settings: PNEU's class
+weights, the evaluation batch).
 
 The cross study is the one folder under repro/papers/ that imports other papers' modules (here TAP's decoy MNIST
-runs and actdiff's synthetic runs); `tests/test_imports.py` names it as the one exception.
+and x-ray runs and actdiff's synthetic runs); `tests/test_imports.py` names it as the one exception.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from repro.config import Profiles
 from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as actdiff
 from repro.papers.tap import mnist as tap
+from repro.papers.tap import xray
 
 SEMANTICS = "cross-1"  # bump when a change alters what a foreign cell computes
 
@@ -97,9 +99,6 @@ NOT_YET = {
 BENCHMARKS_NOT_YET = {
     "biased_mnist": "not in this release: MaskTune's biased MNIST has no annotation mask in its builder yet (the "
                     "square's position would give AVOID)",
-    "pneu": "not in this release: TAP's PNEU (224 px, ImageNet models) is not MNIST-sized; its cells need the x-ray "
-            "run builders and a GPU budget",
-    "knee": "not in this release: TAP's KNEE, as PNEU",
     "waterbirds": "not in this release: the data is not under the shared data root, and its methods (cfaug, "
                   "MaskTune) are not yet hosted",
     "in9": "not in this release: as Waterbirds",
@@ -111,7 +110,7 @@ class Benchmark:
     """A benchmark and its home protocol. `home_methods` maps a study method to the home paper's method name (its
     cells are the home artefact's runs); `masks` the derivation each mask convention gets (`data.DERIVED`);
     `plain(ctx, seed)` the home paper's Classify run that foreign cells change; `home_run(ctx, method, seed, lam)`
-    a home cell's run. `shifted` and `correlated` are (result part, split) pairs; the shifted split's accuracy is
+    a home cell's run. `shifted` and `correlated` are (result part, split) pairs; the shifted split's `metric` is
     the benchmark's metric, the correlated one's its spurious-feature baseline. `score(result)` rates a sweep run
     (lower is better)."""
 
@@ -131,6 +130,13 @@ class Benchmark:
     datasets: tuple[str, ...] = ()
     # method -> (switch values its foreign cells use instead, why): where the default reading cannot run here
     switch_changes: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    # the shifted and correlated metric (a result key of both splits) and its (worst, best) values
+    metric: str = "accuracy"
+    scale: tuple[float, float] = (0.0, 1.0)
+    # profile -> why the benchmark plans no runs under it
+    left_out: dict[str, str] = field(default_factory=dict)
+    # why its data cannot be trained on here (not prepared, a split absent), or None
+    unready: Callable[[Context], str | None] = lambda ctx: None
 
 
 def _decoy_home(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
@@ -172,7 +178,58 @@ SYNTH2 = Benchmark(
                             "D-2 = direct (paper Eq. 7): the code's chained mask schedule cannot reach the CNN's 3x3 "
                             "layers from its 7x7 ones (it resizes by whole pooling factors)")})
 
-BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2)}
+XRAY_ARCH = "resnet18"  # TAP's smoke architecture, its Figure 1's and its teachers' (spec §2.4); the cheapest
+XRAY_LEFT_OUT = {"quick": "not in the quick profile: its matrix is the MNIST-sized benchmarks (issue 29); TAP's "
+                          "x-ray data take minutes to prepare on a CPU (5,840 images for PNEU) -- run the page with "
+                          "--profile smoke (a pipeline check) or paper (a GPU)"}
+XRAY_PROTOCOL = ("TAP's (its Figures 6, 7) on one architecture, ResNet-18 (ImageNet init; TAP's smoke architecture): SGD "
+                 "lr 1e-5, batch 16, the final-epoch model; lambda = the lowest final-epoch permuted-val "
+                 "cross-entropy{weighted} over the method's home grid, seed 0; ")
+
+
+def _xray_unready(dataset: str) -> Callable[[Context], str | None]:
+    def why(ctx: Context) -> str | None:
+        try:
+            xray.check_prepared(ctx, dataset)
+        except FileNotFoundError as e:
+            return str(e)
+        return None
+
+    return why
+
+
+def _xray(dataset: str, title: str, metric: str, scale: tuple[float, float], protocol: str,
+          not_hosted: dict[str, str], notes: dict[str, str], data: str) -> Benchmark:
+    """TAP's `dataset` on `XRAY_ARCH`: home cells are `xray_run`'s (TAP's Figure 6 / 7 runs)."""
+    def home(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
+        return xray.xray_run(ctx, dataset, XRAY_ARCH, method, seed, lam)
+
+    weighted = " (class-weighted, D-13)" if xray.SETTINGS[dataset]["ce_weight"] else ""
+    return Benchmark(
+        name=dataset, title=f"{title} (TAP), ResNet-18: a corner text tag that encodes the label", home="tap",
+        masks={"avoid": "tag", "look": "tag_band", None: "none"},
+        home_methods={"Classify": "No XS", "RRR": "RRR", "RBR": "RBR", "TAP": "TAP"},
+        plain=lambda ctx, seed: home(ctx, "No XS", seed, None), home_run=home,
+        shifted=lambda ctx: ("final", "test"), correlated=("final", "test_cor"),
+        score=lambda ctx, res: tap.final_valid_ce(res), protocol=XRAY_PROTOCOL.format(weighted=weighted) + protocol,
+        not_hosted=not_hosted, paper_seeds=xray.SETTINGS[dataset]["seeds"], datasets=(data,),
+        switch_changes={m: ({}, why) for m, why in notes.items()}, metric=metric, scale=scale,
+        left_out=XRAY_LEFT_OUT, unready=_xray_unready(dataset))
+
+
+CFAUG_PLAIN_CE = ("cfaug's objective trains with its own plain cross-entropy (no class weights); the benchmark's "
+                  "weighted CE (D-13) is kept for the validation loss that chooses its lambda")
+PNEU = _xray("pneu", "PNEU", "f1", (0.0, 1.0),
+             "metric = F1 (pneumonia positive) on the permuted test set (each tag swapped), gap = permuted - "
+             "correlated test F1 (TAP's Delta-F)", {},
+             {m.name: CFAUG_PLAIN_CE for m in METHODS if m.cfaug is not None}, "chest_xray")
+KNEE = _xray("knee", "KNEE", "mae", (4.0, 0.0),
+             "metric = MAE of the KL grade (0-4; lower is better) on the permuted test set (a random tag), gap = "
+             "permuted - correlated test MAE (TAP's Delta-MAE: above 0, the model reads the tag)",
+             {"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's code for its Eq. 2); "
+                          "KNEE has 5 KL grades and the paper gives no multi-class reading"}, {}, "knee_kl224")
+
+BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2, PNEU, KNEE)}
 QUICK_SEEDS = 3
 SEEDS = Profiles({}, quick={"seeds": QUICK_SEEDS}, smoke={"seeds": 1})  # paper: each benchmark's home paper's seeds
 
@@ -203,8 +260,9 @@ def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: flo
             **base.data}
     changes = bench.switch_changes.get(method.name, ({}, ""))[0]
     own = replace(ctx, switches={**ctx.switches, **changes})
+    kept = {k: v for k, v in base.method_args.items() if k != "objective"}  # class weights, evaluation batch
     config = base.replace(paper="cross", dataset="cross", method=method.name, data=data,
-                          method_args=method.method_args(own, lam), semantics=SEMANTICS)
+                          method_args={**kept, **method.method_args(own, lam)}, semantics=SEMANTICS)
     after = tap.SWEEP if isinstance(lam, tap.PendingLambda) else ""
     return replace(plain, label=label, cell=cell, config=config, after=after)
 
@@ -224,8 +282,16 @@ def chosen_lambda(ctx: Context, bench: Benchmark, method: Method) -> float | Non
     return tap.pick_lambda(ctx, sweep(ctx, bench, method), lambda result: bench.score(ctx, result))
 
 
+def absent(ctx: Context, bench: Benchmark) -> str | None:
+    """Why `bench` has no runs in the matrix under `ctx` (a profile that leaves it out, data it cannot train on),
+    or None."""
+    return bench.left_out.get(ctx.profile) or bench.unready(ctx)
+
+
 def plan_benchmark(ctx: Context, bench: Benchmark) -> list[PlannedRun]:
-    """Every hosted method's sweep, then its seeds at the chosen lambda."""
+    """Every hosted method's sweep, then its seeds at the chosen lambda; none under a profile that leaves it out."""
+    if ctx.profile in bench.left_out:
+        return []
     runs = []
     for method in hosted(bench):
         runs += sweep(ctx, bench, method)

@@ -1,6 +1,6 @@
-"""The `cross` dataset: a benchmark's home dataset (decoy MNIST, synth2) with the mask a foreign method family
-needs (`repro.papers.cross.masks`), and for Classify Masked its training images kept inside that mask. Home cells
-never come here: they train on the home dataset itself, under the paper artefact's run key."""
+"""The `cross` dataset: a benchmark's home dataset (decoy MNIST, synth2, TAP's PNEU and KNEE) with the mask a
+foreign method family needs (`repro.papers.cross.masks`), and for Classify Masked its training images kept inside
+that mask. Home cells never come here: they train on the home dataset itself, under the paper artefact's run key."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Any
 import torch
 
 from repro.data.registry import DATASETS, TrainData, register_dataset
-from repro.papers.cross.masks import avoid_from_look, digit_look, keep_look
+from repro.papers.cross.masks import avoid_from_look, digit_look, keep_look, tag_band_look
 
 # home dataset -> the name of a mask a foreign method family sees -> its derivation (images, home annotation); a
 # foreign method of the home annotation's convention sees the annotation itself (synth2's ROI for cfaug's methods)
 DERIVED = {
     "decoy_mnist": {"digit": digit_look},
     "synthetic": {"not_roi": lambda x, m: avoid_from_look(m), "roi": lambda x, m: m},
+    **{xray: {"tag_band": lambda x, m: tag_band_look(m)} for xray in ("pneu", "knee")},
 }
 
 

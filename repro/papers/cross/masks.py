@@ -6,7 +6,7 @@ The two home papers annotate in opposite conventions:
 - LOOK (Actdiff, Gradmask, Classify Masked: `repro.methods.StepContext.outside`): 1 on the region of interest, every
   pixel where the mask is not exactly 1 is outside (the synth2 crosses, dilated).
 
-Each function takes and returns float (N, 1, H, W) masks in {0, 1}.
+Each function takes and returns (N, 1, H, W) masks in {0, 1}: float, or the annotation's dtype where it says so.
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def digit_look(images: Tensor, avoid: Tensor, radius: int = ROI_RADIUS) -> Tenso
     return dilate(digit.float(), radius) * (~decoy).float()
 
 
+def tag_band_look(avoid: Tensor) -> Tensor:
+    """LOOK for an image whose spurious signal is a corner tag and whose data annotate no region of interest (TAP's
+    PNEU and KNEE): every row that the tag box (`avoid`, 1 on the box) does not touch, across the full width. The
+    band of the tag's rows holds besides the tag only the image's top or bottom edge (neck or abdomen, femur or tibia
+    shaft), and it is a full-width background strip, as cfaug's Tile infill needs one (the box alone spans no full
+    row or column, so Tile would infill blank images). In `avoid`'s dtype (the x-ray boxes are bool: a float copy
+    would be 4 times larger at 224 px)."""
+    return (~avoid.bool().any(-1, keepdim=True)).expand_as(avoid).to(avoid.dtype).contiguous()
+
+
 def keep_look(images: Tensor, look: Tensor) -> Tensor:
     """Classify Masked's training inputs: the images with every pixel outside LOOK set to 0, in their own dtype."""
     return (images * (look == 1)).to(images.dtype)
@@ -49,6 +59,8 @@ MASKS = {  # what each derivation shows a method, in the words the tables print
     "digit": f"the digit (LOOK): pixels above 0 outside the patch, dilated by {ROI_RADIUS} px, less the patch",
     "roi": "the crosses dilated (LOOK; actdiff's own annotation)",
     "not_roi": "everything outside the dilated crosses (AVOID = 1 - LOOK), the box included",
+    "tag": "the tag box (AVOID; TAP's own annotation: 22 x 44 px at 224 px, max-pooled where images are smaller)",
+    "tag_band": "every row outside the tag box's rows, full width (LOOK: the data annotate no region of interest)",
     "none": "none",
 }
 
