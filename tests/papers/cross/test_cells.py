@@ -3,6 +3,8 @@ reads; home cells are the paper artefacts' runs; the tables list every method wi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 import torch
@@ -13,12 +15,16 @@ from repro.data.registry import build_dataset
 from repro.methods import build_objective
 from repro.models import build_model
 from repro.papers import get_paper, load_all
+from repro.papers.cross import plan_all
 from repro.papers.cross.job import ResidentCfaug
-from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, BY_NAME, METHODS, NOT_YET, cell_run, hosted,
-                                           plan_benchmark)
+from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, BY_NAME, METHODS, NOT_YET, XRAY_LEFT_OUT,
+                                           cell_run, hosted, plan_benchmark)
+from repro.papers.cross.masks import tag_band_look
 from repro.papers.tap.mnist import prepare
+from repro.papers.tap.data_prepare_tagged import prepare_knee, prepare_pneu
+from repro.papers.tap.xray import prepared_folder
 from repro.runs.prepared import prepared_root
-from tests.conftest import SHARED_DATA, plan_states
+from tests.conftest import SHARED_DATA, copy_knee_splits, plan_states
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "MNIST").exists(), reason="needs ../shared/data/MNIST")
 CELLS = [(b, m.name) for b, bench in BENCHMARKS.items() for m in hosted(bench)]
@@ -26,10 +32,13 @@ CELLS = [(b, m.name) for b, bench in BENCHMARKS.items() for m in hosted(bench)]
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    """A smoke cross context whose runs dir holds decoy MNIST prepared from the shared MNIST."""
+    """A smoke cross context whose runs dir holds decoy MNIST prepared from the shared MNIST, and PNEU and KNEE from
+    a few shared x-rays (4 per split; 2 per grade and split); the x-ray models from random init."""
     runs = tmp_path_factory.mktemp("cross_runs")
-    ctx = get_paper("cross").context("smoke", None, "code", {}, runs / "out", SHARED_DATA, runs)
+    ctx = get_paper("cross").context("smoke", None, "code", {}, runs / "out", SHARED_DATA, runs, init="random")
     prepare(ctx)
+    prepare_pneu(SHARED_DATA / "chest_xray", prepared_folder(ctx, "pneu"), jpeg_quality=None, limit=4)
+    prepare_knee(copy_knee_splits(runs / "knee_raw", 2), prepared_folder(ctx, "knee"))
     return ctx
 
 
@@ -38,6 +47,8 @@ def test_every_method_of_the_slice_is_listed_on_every_benchmark():
         assert {m.name for m in hosted(bench)} | set(bench.not_hosted) == {m.name for m in METHODS}
     assert set(BENCHMARKS["decoy_mnist"].home_methods) == {"Classify", "RRR", "RBR", "TAP"}
     assert set(BENCHMARKS["synth2"].home_methods) == {"Classify", "Gradmask", "Actdiff", "Classify Masked"}
+    assert BENCHMARKS["pneu"].home_methods == BENCHMARKS["knee"].home_methods == BENCHMARKS["decoy_mnist"].home_methods
+    assert set(BENCHMARKS["knee"].not_hosted) == {"Gradmask"} and not BENCHMARKS["pneu"].not_hosted  # 5 grades, 2 classes
 
 
 @pytest.mark.parametrize("bench_name,method", CELLS)
@@ -64,8 +75,10 @@ def test_each_listed_method_trains_one_step(ctx, bench_name, method):
         assert float(parts[term].sum()) > 0, f"{method}'s term is 0 on {bench_name}"
     plain = bench.plain(ctx, 0).config  # the home dataset with its own annotation
     own = build_dataset(plain.dataset, plain.data, 0, torch.device("cpu"), prepared_root(ctx.runs_dir)).mask[:16]
-    if (bench_name, m.reads) in (("decoy_mnist", "avoid"), ("synth2", "look")):
+    if m.reads == ("look" if bench_name == "synth2" else "avoid"):
         assert torch.equal(mask, own)  # the home paper's own annotation
+    elif m.reads == "look" and bench_name in ("pneu", "knee"):  # the rows outside the tag's, never the tag
+        assert torch.equal(mask, tag_band_look(own)) and not bool((mask & own).any()) and bool(mask.any())
     elif m.reads == "look":  # decoy MNIST: the digit, never the patch
         assert float((mask * own).sum()) == 0 and float(mask.sum()) > 0
     elif m.reads == "avoid":  # synth2: everything outside the crosses' ROI
@@ -109,6 +122,11 @@ def test_the_tables_list_every_method_and_benchmark_without_a_cell(ctx, tmp_path
     rows = pd.read_csv(table, keep_default_na=False)
     assert list(rows.columns) == COLUMNS and len(rows) == len(METHODS) + len(NOT_YET) and figure.exists()
     assert set(rows.loc[rows["home"], "method"]) == set(BENCHMARKS["synth2"].home_methods)
+    quick = replace(ctx, profile="quick")  # the x-ray pages are left out, with the reason, however their data stand
+    assert {r.cell["benchmark"] for r in plan_all(quick)} == {"decoy_mnist", "synth2"}
+    notes = pd.read_csv(matrix(quick, plan_all(quick), RunStore(ctx.runs_dir))[0], keep_default_na=False)
+    assert notes.loc[notes["method"] == "", ["benchmark", "note"]].values.tolist()[:2] == [
+        ["pneu", XRAY_LEFT_OUT["quick"]], ["knee", XRAY_LEFT_OUT["quick"]]]
 
 
 def test_each_benchmark_chooses_lambda_by_its_home_protocol(ctx):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from repro.papers.cross.masks import avoid_from_look, digit_look, dilate, keep_look
+from repro.papers.cross.masks import avoid_from_look, digit_look, dilate, keep_look, tag_band_look
 
 
 def _img(rows: list[str]) -> torch.Tensor:
@@ -39,6 +39,18 @@ def test_digit_look_is_the_dilated_digit_less_the_decoy():
     look = digit_look(images, patch, radius=1)
     assert look.tolist() == _img(["......", "......", "..###.", "..###.", "..##..", "......"]).tolist()
     assert look.tolist() == digit_look(images.float(), patch, radius=1).tolist()  # any dtype
+
+
+def test_tag_band_look_is_every_row_the_tag_box_does_not_touch():
+    boxes = torch.cat([_img(["......", "......", "......", "......", "....##", "....##"]),
+                       _img(["##....", "......", "......", "......", "......", "......"])]).bool()
+    look = tag_band_look(boxes)
+    assert look.dtype == torch.bool and look.shape == boxes.shape  # the annotation's dtype
+    assert look.float().tolist() == torch.cat([_img(["######", "######", "######", "######", "......", "......"]),
+                                               _img(["......", "######", "######", "######", "######", "######"])
+                                               ]).tolist()
+    assert not bool((look & boxes).any())
+    assert torch.equal(tag_band_look(boxes.float()), look.float())
 
 
 def test_keep_look_zeroes_outside_in_the_images_dtype():
