@@ -67,7 +67,7 @@ ARTEFACTS = {
                       partial(plan_benchmark, bench=bench), partial(deferred(_report, "benchmark_table"), name),
                       prepare=PREPARE.get(name), datasets=bench.datasets)
        for name, bench in BENCHMARKS.items()},
-    "matrix": Artefact("matrix", "Methods x benchmarks: shifted-test accuracy, gap and rank; home cells marked",
+    "matrix": Artefact("matrix", "Methods x benchmarks: shifted-test metric, gap and rank; home cells marked",
                        plan_all, deferred(_report, "matrix"), prepare=prepare_all,
                        datasets=("mnist",)),
 }
