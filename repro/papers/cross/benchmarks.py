@@ -182,8 +182,8 @@ XRAY_ARCH = "resnet18"  # TAP's smoke architecture, its Figure 1's and its teach
 XRAY_LEFT_OUT = {"quick": "not in the quick profile, which runs the MNIST-sized benchmarks in minutes on a CPU: "
                           "TAP's x-ray data alone take minutes to prepare there (PNEU: 5,840 images at 224 px); run "
                           "this page with --profile smoke (a pipeline check) or paper (a GPU)"}
-XRAY_PROTOCOL = ("TAP's (its Figures 6, 7) on one architecture, ResNet-18 (ImageNet init; TAP's smoke architecture): SGD "
-                 "lr 1e-5, batch 16, the final-epoch model; lambda = the lowest final-epoch permuted-val "
+XRAY_PROTOCOL = ("TAP's (its Figures 6, 7) on one architecture, ResNet-18 (ImageNet init; TAP's smoke architecture): "
+                 "SGD lr 1e-5, batch 16, the final-epoch model; lambda = the lowest final-epoch permuted-val "
                  "cross-entropy{weighted} over the method's home grid, seed 0; ")
 
 

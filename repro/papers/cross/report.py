@@ -21,8 +21,8 @@ from repro.report.tables import aggregate, write_table
 from repro.runs.store import RunStore
 
 VALUES = ("shifted", "correlated", "gap")
-COLUMNS = ["benchmark", "method", "metric", "mask", "home", "lambda", "shifted_mean", "shifted_ci_low", "shifted_ci_high",
-           "shifted_n", "correlated_mean", "gap_mean", "gap_ci_low", "gap_ci_high", "rank", "note"]
+COLUMNS = ["benchmark", "method", "metric", "mask", "home", "lambda", "shifted_mean", "shifted_ci_low",
+           "shifted_ci_high", "shifted_n", "correlated_mean", "gap_mean", "gap_ci_low", "gap_ci_high", "rank", "note"]
 
 
 
