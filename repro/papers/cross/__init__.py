@@ -1,7 +1,8 @@
 """`repro cross` (issue 29): every method of the four papers on every benchmark that can host it, registered as a
 study beside the papers. Its artefacts are the benchmarks (one table and one bar figure each) and the matrix of all
 of them (a CSV and a heatmap). The benchmarks, methods and protocol are in `benchmarks`; the masks each method family
-sees in `masks` (derived in the `cross` dataset, `data`); the tables and figures in `report`. Torch-free at import.
+sees in `masks` (derived in the `cross` dataset, `data`, or batch by batch in `job` where the home paper trains
+through its own job: biased MNIST); the tables and figures in `report`. Torch-free at import.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from types import ModuleType
 from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
 from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, plan_benchmark
+from repro.papers.masktune.plans import SWITCHES as MASKTUNE_SWITCHES
+from repro.papers.masktune.plans import preparer as masktune_preparer
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
 
-SWITCHES = TAP_SWITCHES + ACTDIFF_SWITCHES  # the benchmarks' home runs read their own papers' switches
-assert len({s.name for s in SWITCHES}) == len(SWITCHES), "TAP and actdiff switch names must not collide"
+# the benchmarks' home runs read their own papers' switches (by name: TAP's and MaskTune's ids overlap, D-1 ...)
+SWITCHES = TAP_SWITCHES + ACTDIFF_SWITCHES + MASKTUNE_SWITCHES
+assert len({s.name for s in SWITCHES}) == len(SWITCHES), "TAP, actdiff and MaskTune switch names must not collide"
 
 
 def _report() -> ModuleType:  # imports pandas: when a table is first built
@@ -25,12 +29,18 @@ def _report() -> ModuleType:  # imports pandas: when a table is first built
     return report
 
 
+def _job() -> ModuleType:  # imports torch: when a biased-MNIST cell first trains
+    from repro.papers.cross import job
+
+    return job
+
+
 def register() -> None:
     """Register the `cross` dataset (imports torch)."""
     from repro.papers.cross import data  # noqa: F401
 
 
-PREPARE = {"decoy_mnist": prepare_decoy_mnist}
+PREPARE = {"decoy_mnist": prepare_decoy_mnist, "biased_mnist": masktune_preparer("biased_mnist")}
 
 
 def plan_all(ctx: Context) -> list[PlannedRun]:
@@ -39,7 +49,7 @@ def plan_all(ctx: Context) -> list[PlannedRun]:
 
 
 def prepare_all(ctx: Context) -> None:
-    """Every benchmark's derived data (decoy MNIST's)."""
+    """Every benchmark's derived data (decoy MNIST's, biased MNIST's recorded source)."""
     for prepare in PREPARE.values():
         prepare(ctx)
 
@@ -62,4 +72,5 @@ PAPER = Paper(
     default_seeds=QUICK_SEEDS,
     prepare=prepare_all,
     register=register,
+    job=deferred(_job, "cross_job"),  # the cells whose config names a trainer (biased MNIST's); the rest: PackJob
 )

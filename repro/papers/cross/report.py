@@ -24,17 +24,12 @@ COLUMNS = ["benchmark", "method", "mask", "home", "lambda", "shifted_mean", "shi
            "shifted_n", "correlated_mean", "gap_mean", "gap_ci_low", "gap_ci_high", "rank", "note"]
 
 
-def _accuracy(result: dict[str, Any], where: tuple[str, str]) -> float:
-    part, split = where
-    return result[part][split]["accuracy"]
-
-
 def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: RunStore) -> pd.DataFrame:
     """One row per method of the study on `bench`: the aggregate of its done seeds, or the reason it has no cell."""
     shifted = bench.shifted(ctx)
 
     def values(res: dict[str, Any]) -> dict[str, float]:
-        s, c = _accuracy(res, shifted), _accuracy(res, bench.correlated)
+        s, c = bench.accuracy(res, shifted), bench.accuracy(res, bench.correlated)
         return {"shifted": s, "correlated": c, "gap": s - c}
 
     per_run = per_run_frame(main_runs(ctx, bench, runs), store, values)
