@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from repro.config import Profiles
+from repro.config import Profiles, resolve_switches
 from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as actdiff
 from repro.papers.masktune import plans as masktune
@@ -136,11 +136,18 @@ def _synth_home(ctx: Context, method: str, seed: int, lam: float | None) -> Plan
     return actdiff.synthetic_run(ctx, "CNN", method, seed)  # lambda fixed at 10 inside (its one-value grid)
 
 
+def masktune_context(ctx: Context) -> Context:
+    """The context MaskTune's run builder reads: MaskTune's switches at the command's fidelity. They are not the
+    cross study's options (their ids D-1, D-4 ... are TAP's too), so biased MNIST's home cells are `repro masktune
+    figure2`'s runs at that fidelity, without switch overrides."""
+    return replace(ctx, switches=resolve_switches(masktune.SWITCHES, ctx.fidelity, {}))
+
+
 def _bmnist_home(ctx: Context, method: str, seed: int, lam: float | None = None) -> PlannedRun:
     """MaskTune's own biased-MNIST run (`repro masktune figure2`'s): erm, masktune or randmask."""
     masktune.prepared(ctx, ("biased_mnist",))  # its source must be recorded (a dry run before that: NotPrepared)
     return PlannedRun(f"biased_mnist {method} s{seed}", {"dataset": "biased_mnist", "method": method, "seed": seed},
-                      masktune.run_config(ctx, "biased_mnist", method, seed))
+                      masktune.run_config(masktune_context(ctx), "biased_mnist", method, seed))
 
 
 DECOY_MNIST = Benchmark(

@@ -33,10 +33,14 @@ def ctx(tmp_path_factory):
     return ctx
 
 
-def test_home_cells_are_masktunes_own_runs(ctx):
+@pytest.mark.parametrize("fidelity", ["code", "paper"])
+def test_home_cells_are_masktunes_own_runs(ctx, fidelity):
+    """At either fidelity, MaskTune's switches take the values `repro masktune figure2` gives them."""
+    cross, masktune = (get_paper(p).context("smoke", None, fidelity, {}, ctx.out, SHARED_DATA, ctx.runs_dir)
+                       for p in ("cross", "masktune"))
     for method, home in BIASED_MNIST.home_methods.items():
-        run = cell_run(ctx, BIASED_MNIST, BY_NAME[method], 1, None)
-        assert run.config == run_config(ctx, "biased_mnist", home, 1) and run.cell["home"]
+        run = cell_run(cross, BIASED_MNIST, BY_NAME[method], 1, None)
+        assert run.config == run_config(masktune, "biased_mnist", home, 1) and run.cell["home"]
     assert set(FOREIGN) == {"RRR", "RBR", "TAP", "Gradmask", "Actdiff", "Classify Masked"}
 
 
@@ -111,9 +115,9 @@ def test_the_dry_run_shows_the_home_cells_with_masktunes_run_keys(tmp_path):
     cross = runner.invoke(app, ["cross", "biased_mnist", *common])
     assert home.exit_code == cross.exit_code == 0, home.output + cross.output
     assert plan_states(cross.output) == ["pending"] * 9
+    masktune = get_paper("masktune").context("smoke", None, "code", {}, tmp_path, SHARED_DATA, tmp_path / "runs")
     for method, name in (("Classify", "erm"), ("MaskTune", "masktune"), ("RandMask", "randmask")):
-        key = run_config(get_paper("cross").context("smoke", None, "code", {}, tmp_path, SHARED_DATA,
-                                                    tmp_path / "runs"), "biased_mnist", name, 0).key
+        key = run_config(masktune, "biased_mnist", name, 0).key
         assert key in home.output and f"biased_mnist {method} s0" in cross.output
         assert next(line for line in cross.output.splitlines() if f"biased_mnist {method} s0" in line).count(key)
 
