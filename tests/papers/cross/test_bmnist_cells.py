@@ -59,10 +59,10 @@ class Spy(nn.Module):
 @pytest.mark.parametrize("method", FOREIGN)
 def test_each_foreign_method_trains_one_step_through_the_erm_job(ctx, method):
     m = BY_NAME[method]
-    config = cell_run(ctx, BIASED_MNIST, m, 0, m.grid(ctx)[0]).config
-    plain = BIASED_MNIST.plain(ctx, 0).config
-    assert config.paper == "cross" and config.method_args == {**plain.method_args, "objective": m.objective(ctx,
-                                                                                                         m.grid(ctx)[0])}
+    lam = m.grid(ctx)[0]
+    config = cell_run(ctx, BIASED_MNIST, m, 0, lam).config
+    plain = BIASED_MNIST.plain(ctx, 0).config  # MaskTune's ERM run: its recipe and trainer, the objective changed
+    assert config.paper == "cross" and config.method_args == {**plain.method_args, "objective": m.objective(ctx, lam)}
     assert config.data["mask"] == BIASED_MNIST.masks[m.reads] and config.data["name"] == "biased_mnist"
     load_all()
     job = cross_job(new_record(ctx.runs_dir, config), torch.device("cpu"), lambda r: None)
