@@ -1,7 +1,8 @@
 """`repro cross` (issue 29): every method of the four papers on every benchmark that can host it, registered as a
 study beside the papers. Its artefacts are the benchmarks (one table and one bar figure each) and the matrix of all
 of them (a CSV and a heatmap). The benchmarks, methods and protocol are in `benchmarks`; the masks each method family
-sees in `masks` (derived in the `cross` dataset, `data`); the tables and figures in `report`. Torch-free at import.
+sees in `masks` (derived in the `cross` dataset, `data`, or batch by batch in `job` where the home paper trains
+through its own job: biased MNIST); the tables and figures in `report`. Torch-free at import.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
 from repro.papers.cfaug.plans import SWITCHES as CFAUG_SWITCHES
 from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, XRAY_LEFT_OUT, absent, plan_benchmark
+from repro.papers.masktune.plans import preparer as masktune_preparer
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
 from repro.papers.tap.xray import prepare_xray
 
-# the benchmarks' home runs read their own papers' switches; cfaug's methods the switches of its objective
+# the benchmarks' home runs read their own papers' switches; cfaug's methods the switches of its objective;
+# biased MNIST's read MaskTune's at the command's fidelity (`benchmarks.masktune_context`: their ids D-1 ... are TAP's
+# too, so they are not options here)
 CFAUG_OBJECTIVE = ("sal_target", "sal_norm", "loss_norm", "shuffle", "cf_loss")
 SWITCHES = TAP_SWITCHES + ACTDIFF_SWITCHES + tuple(s for s in CFAUG_SWITCHES if s.name in CFAUG_OBJECTIVE)
 assert len({s.name for s in SWITCHES}) == len(SWITCHES), "the papers' switch names must not collide"
@@ -46,7 +50,8 @@ def prepare_tagged_xray(ctx: Context) -> None:
         prepare_xray(ctx)
 
 
-PREPARE = {"decoy_mnist": prepare_decoy_mnist, "pneu": prepare_tagged_xray, "knee": prepare_tagged_xray}
+PREPARE = {"decoy_mnist": prepare_decoy_mnist, "biased_mnist": masktune_preparer("biased_mnist"),
+           "pneu": prepare_tagged_xray, "knee": prepare_tagged_xray}
 
 
 def plan_all(ctx: Context) -> list[PlannedRun]:
@@ -55,9 +60,10 @@ def plan_all(ctx: Context) -> list[PlannedRun]:
 
 
 def prepare_all(ctx: Context) -> None:
-    """Every benchmark's derived data: decoy MNIST's, and TAP's x-ray sets where a data root is given (the matrix
-    leaves out a benchmark whose data is not there)."""
+    """Every benchmark's derived data: decoy MNIST's, biased MNIST's recorded source, and TAP's x-ray sets where a
+    data root is given (the matrix leaves out a benchmark whose data is not there)."""
     prepare_decoy_mnist(ctx)
+    PREPARE["biased_mnist"](ctx)
     if ctx.data_root is not None:
         prepare_tagged_xray(ctx)
 

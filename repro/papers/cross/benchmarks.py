@@ -10,7 +10,8 @@ Classify Masked, the training inputs changed (it keeps the plain run's other met
 weights, the evaluation batch).
 
 The cross study is the one folder under repro/papers/ that imports other papers' modules (here TAP's decoy MNIST
-and x-ray runs and actdiff's synthetic runs); `tests/test_imports.py` names it as the one exception.
+and x-ray runs, actdiff's synthetic runs and MaskTune's biased MNIST runs); `tests/test_imports.py` names it as the one
+exception.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from repro.config import Profiles
+from repro.config import Profiles, resolve_switches
 from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as actdiff
+from repro.papers.masktune import plans as masktune
 from repro.papers.tap import mnist as tap
 from repro.papers.tap import xray
 
@@ -51,6 +53,11 @@ class Method:
             return list(SAL_GRID.get(ctx.profile, "sal"))
         return [actdiff.SYNTHETIC["lambda"]]  # actdiff spec §1.5: lambda fixed at 10 on synthetic, no sweep
 
+    @property
+    def trainer(self) -> str | None:
+        """The job that trains its cells on a resident-tensor benchmark (`repro.papers.cross.job`); None: PackJob."""
+        return "cross.cfaug" if self.cfaug is not None else None
+
     def method_args(self, ctx: Context, lam: float | None) -> dict[str, Any]:
         """Its run's method_args: the penalty objective with its home paper's switches (no reconstruction term:
         the benchmarks' models have no decoder), or cfaug's objective settings."""
@@ -58,7 +65,7 @@ class Method:
             sw = ctx.switches
             settings = {**self.cfaug, "sal": lam or 0.0, "cf_form": sw["cf_loss"], "sal_target": sw["sal_target"],
                         "sal_norm": sw["sal_norm"], "loss_norm": sw["loss_norm"], "shuffle": sw["shuffle"]}
-            return {"trainer": "cross.cfaug", "cfaug": settings}
+            return {"cfaug": settings}
         if self.penalty is None:
             return {"objective": {}}
         if self.home == "tap":
@@ -86,19 +93,22 @@ METHODS = (
     Method("CF(Tile)", None, "cfaug", "look", cfaug=CF_TILE),
     Method("F(Shuffle)", None, "cfaug", "look", cfaug=F_SHUFFLE),
     Method("Sal", "sal", "cfaug", "look", cfaug={}),
+    Method("MaskTune", None, "masktune", None),  # its own masks (XGradCAM of its ERM run), no annotation
+    Method("RandMask", None, "masktune", None),
 )
 BY_NAME = {m.name: m for m in METHODS}
 
 # Methods of the issue without a cell in this release, on every benchmark, and why.
-NOT_YET = {
-    "MaskTune": "not in this release: needs a mask-aware feed for MaskTune's two-stage runs (ERM, then fine-tuning "
-                "on inputs masked by its own XGrad-CAM maps) through its own job",
-    "RandMask": "not in this release: MaskTune's two-stage runs with random masks, as MaskTune",
+NOT_YET: dict[str, str] = {}
+# MaskTune's methods off their home benchmark, and why.
+FINETUNE_NOT_YET = {
+    "MaskTune": "not in this release: MaskTune's two-stage runs (ERM, then one fine-tuning epoch on inputs masked by "
+                "its own XGradCAM maps) train through its own job on its own datasets; no such stage for this "
+                "benchmark's runs yet",
+    "RandMask": "not in this release: MaskTune's two-stage runs with random squares cut out, as MaskTune",
 }
 # Benchmarks of the issue without a page in this release, and why.
 BENCHMARKS_NOT_YET = {
-    "biased_mnist": "not in this release: MaskTune's biased MNIST has no annotation mask in its builder yet (the "
-                    "square's position would give AVOID)",
     "waterbirds": "not in this release: the data is not under the shared data root, and its methods (cfaug, "
                   "MaskTune) are not yet hosted",
     "in9": "not in this release: as Waterbirds",
@@ -111,7 +121,8 @@ class Benchmark:
     cells are the home artefact's runs); `masks` the derivation each mask convention gets (`data.DERIVED`);
     `plain(ctx, seed)` the home paper's Classify run that foreign cells change; `home_run(ctx, method, seed, lam)`
     a home cell's run. `shifted` and `correlated` are (result part, split) pairs; the shifted split's `metric` is
-    the benchmark's metric, the correlated one's its spurious-feature baseline. `score(result)` rates a sweep run
+    the benchmark's metric, the correlated one's its spurious-feature baseline (`value`: in the benchmark's
+    scale, the results' values being in units of `unit`). `score(result)` rates a sweep run
     (lower is better)."""
 
     name: str
@@ -137,6 +148,14 @@ class Benchmark:
     left_out: dict[str, str] = field(default_factory=dict)
     # why its data cannot be trained on here (not prepared, a split absent), or None
     unready: Callable[[Context], str | None] = lambda ctx: None
+    unit: float = 1.0  # 100: the home paper's results give the metric in %
+    # the job that trains its foreign cells (a registered method), where the home paper's own job must (not PackJob)
+    trainer: str | None = None
+
+    def value(self, result: dict[str, Any], where: tuple[str, str]) -> float:
+        """A run's metric on the split `where` = (result part, split), in the benchmark's scale."""
+        part, split = where
+        return result[part][split][self.metric] / self.unit
 
 
 def _decoy_home(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
@@ -145,6 +164,20 @@ def _decoy_home(ctx: Context, method: str, seed: int, lam: float | None) -> Plan
 
 def _synth_home(ctx: Context, method: str, seed: int, lam: float | None) -> PlannedRun:
     return actdiff.synthetic_run(ctx, "CNN", method, seed)  # lambda fixed at 10 inside (its one-value grid)
+
+
+def masktune_context(ctx: Context) -> Context:
+    """The context MaskTune's run builder reads: MaskTune's switches at the command's fidelity. They are not the
+    cross study's options (their ids D-1, D-4 ... are TAP's too), so biased MNIST's home cells are `repro masktune
+    figure2`'s runs at that fidelity, without switch overrides."""
+    return replace(ctx, switches=resolve_switches(masktune.SWITCHES, ctx.fidelity, {}))
+
+
+def _bmnist_home(ctx: Context, method: str, seed: int, lam: float | None = None) -> PlannedRun:
+    """MaskTune's own biased-MNIST run (`repro masktune figure2`'s): erm, masktune or randmask."""
+    masktune.prepared(ctx, ("biased_mnist",))  # its source must be recorded (a dry run before that: NotPrepared)
+    return PlannedRun(f"biased_mnist {method} s{seed}", {"dataset": "biased_mnist", "method": method, "seed": seed},
+                      masktune.run_config(masktune_context(ctx), "biased_mnist", method, seed))
 
 
 DECOY_MNIST = Benchmark(
@@ -158,7 +191,8 @@ DECOY_MNIST = Benchmark(
              "set, gap = permuted - correlated test accuracy (TAP's Delta); lambda = the lowest final-epoch "
              "permuted-val cross-entropy over the method's home grid, seed 0",
     not_hosted={"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's code for its Eq. 2); "
-                            "decoy MNIST has 10 classes and the paper gives no multi-class reading"},
+                            "decoy MNIST has 10 classes and the paper gives no multi-class reading",
+                **FINETUNE_NOT_YET},
     paper_seeds=tap.MNIST["seeds"], datasets=("mnist",))
 
 SYNTH2 = Benchmark(
@@ -173,7 +207,7 @@ SYNTH2 = Benchmark(
              "metric = test accuracy there (the box inverted, Table 2; switch A-2), gap = test - train accuracy (the "
              "box agrees with the label in train only); lambda = the best valid accuracy over the method's home "
              "grid, seed 0",
-    not_hosted={}, paper_seeds=actdiff.SYNTHETIC["seeds"],
+    not_hosted=FINETUNE_NOT_YET, paper_seeds=actdiff.SYNTHETIC["seeds"],
     switch_changes={"TAP": ({"tap_downscale": "direct"},
                             "D-2 = direct (paper Eq. 7): the code's chained mask schedule cannot reach the CNN's 3x3 "
                             "layers from its 7x7 ones (it resizes by whole pooling factors)")})
@@ -212,7 +246,7 @@ def _xray(dataset: str, title: str, metric: str, scale: tuple[float, float], pro
         plain=lambda ctx, seed: home(ctx, "No XS", seed, None), home_run=home,
         shifted=lambda ctx: ("final", "test"), correlated=("final", "test_cor"),
         score=lambda ctx, res: tap.final_valid_ce(res), protocol=XRAY_PROTOCOL.format(weighted=weighted) + protocol,
-        not_hosted=not_hosted, paper_seeds=xray.SETTINGS[dataset]["seeds"], datasets=(data,),
+        not_hosted={**not_hosted, **FINETUNE_NOT_YET}, paper_seeds=xray.SETTINGS[dataset]["seeds"], datasets=(data,),
         switch_changes={m: ({}, why) for m, why in notes.items()}, metric=metric, scale=scale,
         left_out=XRAY_LEFT_OUT, unready=_xray_unready(dataset))
 
@@ -229,7 +263,22 @@ KNEE = _xray("knee", "KNEE", "mae", (4.0, 0.0),
              {"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's code for its Eq. 2); "
                           "KNEE has 5 KL grades and the paper gives no multi-class reading"}, {}, "knee_kl224")
 
-BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2, PNEU, KNEE)}
+BIASED_MNIST = Benchmark(
+    name="biased_mnist", title="Biased MNIST (MaskTune): 0-4 vs 5-9, a square on 99% of the 0-4 training images",
+    home="masktune", masks={"avoid": "square", "look": "square_digit", None: "none"},
+    home_methods={"Classify": "erm", "MaskTune": "masktune", "RandMask": "randmask"},
+    plain=lambda ctx, seed: _bmnist_home(ctx, "erm", seed), home_run=_bmnist_home,
+    shifted=lambda ctx: ("best", "test_biased"), correlated=("best", "val"),
+    score=lambda ctx, res: -res["best"]["val"]["accuracy"],
+    protocol="MaskTune's (its Figure 2): SmallCNN, SGD with momentum, constant lr (D-1), the first epoch of best val "
+             "accuracy (best_erm; MaskTune and RandMask fine-tune the last ERM epoch once); metric = accuracy on the "
+             "biased test set (a square on every 5-9, none on 0-4: the training correlation inverted), gap = biased "
+             "test - val accuracy (val is drawn from the biased training images); lambda = the best val accuracy "
+             "over the method's home grid, seed 0 (val is biased, so this favours small lambdas)",
+    not_hosted={}, paper_seeds=masktune.SEEDS, datasets=("mnist",), unit=100.0,
+    trainer="cross.masktune_erm")
+
+BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2, BIASED_MNIST, PNEU, KNEE)}
 QUICK_SEEDS = 3
 SEEDS = Profiles({}, quick={"seeds": QUICK_SEEDS}, smoke={"seeds": 1})  # paper: each benchmark's home paper's seeds
 
@@ -261,8 +310,12 @@ def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: flo
     changes = bench.switch_changes.get(method.name, ({}, ""))[0]
     own = replace(ctx, switches={**ctx.switches, **changes})
     kept = {k: v for k, v in base.method_args.items() if k != "objective"}  # class weights, evaluation batch
-    config = base.replace(paper="cross", dataset="cross", method=method.name, data=data,
-                          method_args={**kept, **method.method_args(own, lam)}, semantics=SEMANTICS)
+    args = {**kept, **method.method_args(own, lam)}
+    trainer = bench.trainer or method.trainer
+    if trainer:
+        args["trainer"] = trainer
+    config = base.replace(paper="cross", dataset="cross", method=method.name, data=data, method_args=args,
+                          semantics=SEMANTICS)
     after = tap.SWEEP if isinstance(lam, tap.PendingLambda) else ""
     return replace(plain, label=label, cell=cell, config=config, after=after)
 

@@ -1,18 +1,23 @@
 """The masks each method family needs, derived from a benchmark's own annotation (issue 29, item 3).
 
-The two home papers annotate in opposite conventions:
+The home papers annotate in opposite conventions:
 - AVOID (TAP, RRR, RBR: `repro.papers.tap.penalty_tap`): 1 on the spurious region the model must not use (decoy
   MNIST's patch);
 - LOOK (Actdiff, Gradmask, Classify Masked: `repro.methods.StepContext.outside`): 1 on the region of interest, every
   pixel where the mask is not exactly 1 is outside (the synth2 crosses, dilated).
 
-Each function takes and returns (N, 1, H, W) masks in {0, 1}: float, or the annotation's dtype where it says so.
+Biased MNIST (MaskTune's) has no annotation: its masks are derived from each batch of model inputs (`corner_square`,
+`square_digit_look`). Each function takes and returns (N, 1, H, W) masks in {0, 1}: float, or the annotation's dtype
+where it says so.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from repro.papers.masktune.data_biased_mnist import SQUARE
 
 ROI_RADIUS = 2  # actdiff's ROI dilation on synth2: radius int(4 * blur + 0.5) at blur 0.5 (actdiff spec §5.4)
 
@@ -49,6 +54,21 @@ def tag_band_look(avoid: Tensor) -> Tensor:
     return (~avoid.bool().any(-1, keepdim=True)).expand_as(avoid).to(avoid.dtype).contiguous()
 
 
+def corner_square(images: Tensor, side: int = SQUARE) -> Tensor:
+    """AVOID for biased MNIST: the `side` x `side` top-left square region on EVERY image of the (N, C, H, W) batch,
+    squared or not (its absence informs too: an unsquared training image is almost always class 1)."""
+    n, _, h, w = images.shape
+    mask = torch.zeros((n, 1, h, w), device=images.device)
+    mask[..., :side, :side] = 1
+    return mask
+
+
+def square_digit_look(images: Tensor, side: int = SQUARE, radius: int = ROI_RADIUS) -> Tensor:
+    """LOOK for biased MNIST: `digit_look` with the square region as the decoy, the digit being every pixel above 0
+    in any channel (the grey digit on black, three equal channels) outside that region."""
+    return digit_look(images.amax(1, keepdim=True), corner_square(images, side), radius)
+
+
 def keep_look(images: Tensor, look: Tensor) -> Tensor:
     """Classify Masked's training inputs: the images with every pixel outside LOOK set to 0, in their own dtype."""
     return (images * (look == 1)).to(images.dtype)
@@ -61,6 +81,9 @@ MASKS = {  # what each derivation shows a method, in the words the tables print
     "not_roi": "everything outside the dilated crosses (AVOID = 1 - LOOK), the box included",
     "tag": "the tag box (AVOID; TAP's own annotation: 22 x 44 px at 224 px, max-pooled where images are smaller)",
     "tag_band": "every row outside the tag box's rows, full width (LOOK: the data annotate no region of interest)",
+    "square": f"the {SQUARE}x{SQUARE} top-left square region of every image, squared or not (AVOID)",
+    "square_digit": f"the digit (LOOK): pixels above 0 outside the square region, dilated by {ROI_RADIUS} px, less "
+                    "that region",
     "none": "none",
 }
 

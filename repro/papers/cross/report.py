@@ -25,14 +25,12 @@ COLUMNS = ["benchmark", "method", "metric", "mask", "home", "lambda", "shifted_m
            "shifted_ci_high", "shifted_n", "correlated_mean", "gap_mean", "gap_ci_low", "gap_ci_high", "rank", "note"]
 
 
-
-
 def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: RunStore) -> pd.DataFrame:
     """One row per method of the study on `bench`: the aggregate of its done seeds, or the reason it has no cell."""
     (part, split), (cor_part, cor_split) = bench.shifted(ctx), bench.correlated
 
     def values(res: dict[str, Any]) -> dict[str, float]:
-        s, c = res[part][split][bench.metric], res[cor_part][cor_split][bench.metric]
+        s, c = bench.value(res, (part, split)), bench.value(res, (cor_part, cor_split))
         return {"shifted": s, "correlated": c, "gap": s - c}
 
     per_run = per_run_frame(main_runs(ctx, bench, runs), store, values)

@@ -34,13 +34,35 @@ def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), nn.ReLU()]
 
 
+class SmallCnn(CamNet):
+    """SmallCNN: with `record` set, the output of each conv block (its max-pool) is kept in `activations`, shallow
+    to deep, in a fresh list (the activation penalties' targets, as TAP targets its CNN's pooled stage outputs and
+    VGG's max-pools). Recording adds no module: the state dict and the outputs are SmallCNN's."""
+
+    def __init__(self, backbone: nn.Sequential, head: nn.Sequential):
+        super().__init__(nn.Sequential(backbone, head), backbone[-3])
+        self.record = False
+        self.activations: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> tuple[Tensor, None]:
+        backbone, head = self.net
+        acts = []
+        for layer in backbone:
+            x = layer(x)
+            if isinstance(layer, nn.MaxPool2d):
+                acts.append(x)
+        self.activations = acts if self.record else []
+        return head(x), None
+
+
 @register_model("smallcnn")
-def smallcnn(num_classes: int = 2) -> CamNet:
-    """Four 3x3 unpadded convs with BN (§3.1); CAM target: the ReLU after the 4th conv (32x8x8 at 28 px)."""
+def smallcnn(num_classes: int = 2) -> SmallCnn:
+    """Four 3x3 unpadded convs with BN (§3.1); CAM target: the ReLU after the 4th conv (32x8x8 at 28 px); recorded
+    activations: the two blocks' max-pool outputs (16x12x12, 32x4x4)."""
     backbone = nn.Sequential(*_conv_bn_relu(3, 16), *_conv_bn_relu(16, 16), nn.MaxPool2d(2, 2),
                              *_conv_bn_relu(16, 32), *_conv_bn_relu(32, 32), nn.MaxPool2d(2, 2), nn.Flatten())
     head = nn.Sequential(nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, num_classes))
-    return CamNet(nn.Sequential(backbone, head), backbone[-3])
+    return SmallCnn(backbone, head)
 
 
 class BasicBlock(nn.Module):

@@ -72,19 +72,31 @@ def cross_entropy(model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) 
 
 
 class SampleMeans:
-    """The epoch's mean loss over its `n` samples and its training accuracy (%)."""
+    """The epoch's mean loss over its `n` samples, its training accuracy (%) where the objective counts "correct",
+    and the sample mean of each other part (a penalty objective's terms)."""
 
     def __init__(self, device: torch.device, n: int):
         self.n = n
         self.loss = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device)
+        self.counted = False
+        self.parts: dict[str, Tensor] = {}
 
     def add(self, loss: Tensor, parts: dict[str, Tensor], batch: tuple[Any, ...]) -> None:
-        self.loss += loss.detach() * len(batch[1])
-        self.correct += parts["correct"]
+        rows = len(batch[1])
+        self.loss += loss.detach() * rows
+        for name, value in parts.items():
+            if name == "correct":
+                self.correct += value
+                self.counted = True
+            else:
+                self.parts[name] = self.parts.get(name, 0) + value.detach().sum() * rows
 
     def result(self) -> list[dict[str, float]]:
-        return [{"loss": (self.loss / self.n).item(), "train_accuracy": 100 * (self.correct / self.n).item()}]
+        out = {"loss": (self.loss / self.n).item()}
+        if self.counted:
+            out["train_accuracy"] = 100 * (self.correct / self.n).item()
+        return [out | {name: (value / self.n).item() for name, value in self.parts.items()}]
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, feeder: Feeder, split: ImageSplit,
@@ -141,6 +153,7 @@ class ErmJob(Job):
 
     selection = "val/accuracy"
     keep_last = True  # last_erm: the finetune stage continues from it
+    objective: Objective = staticmethod(cross_entropy)  # (model, x, y, gen) -> loss, parts; the cross study's differ
 
     def __init__(self, record: RunRecord, device: torch.device, stage: Stage | None = None):
         self.records = [record]
@@ -160,7 +173,8 @@ class ErmJob(Job):
 
     def train_epoch(self, epoch: int) -> list[dict[str, Any]]:
         lr = self.opt.param_groups[0]["lr"]
-        return [{"lr": lr, **train_epoch(self.model, self.opt, self.feeder, self.ds.splits["train"], self.gens[0])}]
+        return [{"lr": lr, **train_epoch(self.model, self.opt, self.feeder, self.ds.splits["train"], self.gens[0],
+                                         self.objective)}]
 
     def evaluate(self, epoch: int, last: bool, bests: list[Best]) -> list[dict[str, dict[str, float]]]:
         val = self.ds.splits["val"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from repro.papers.cross.masks import avoid_from_look, digit_look, dilate, keep_look, tag_band_look
+from repro.papers.cross.masks import (avoid_from_look, corner_square, digit_look, dilate, keep_look,
+                                      square_digit_look, tag_band_look)
 
 
 def _img(rows: list[str]) -> torch.Tensor:
@@ -58,3 +59,20 @@ def test_keep_look_zeroes_outside_in_the_images_dtype():
     look = _img(["#.", ".5"])  # 5: not exactly 1, so outside
     kept = keep_look(images, look)
     assert kept.dtype == torch.uint8 and kept.tolist() == [[[[7, 0], [0, 0]]]]
+
+
+def test_corner_square_marks_the_square_region_on_every_image():
+    images = torch.zeros(2, 3, 5, 5)
+    images[0, 0, :2, :2] = 1  # the first image squared (red), the second not: both get the region
+    square = _img(["##...", "##...", ".....", ".....", "....."])
+    assert corner_square(images, side=2).tolist() == torch.cat([square, square]).tolist()
+
+
+def test_square_digit_look_is_the_dilated_digit_outside_the_square_region():
+    images = torch.zeros(1, 3, 6, 6)
+    images[0, 0, :2, :2] = 1.0  # the red square: never the digit
+    images[0, :, 2, 2] = 0.5  # a grey digit pixel, next to the square region
+    images[0, 1, 5, 5] = 0.2  # a pixel above 0 in one channel only: the digit too
+    look = square_digit_look(images, side=2, radius=1)
+    assert look.tolist() == _img(["......", "..##..", ".###..", ".###..", "....##", "....##"]).tolist()
+    assert float((look * corner_square(images, side=2)).sum()) == 0
