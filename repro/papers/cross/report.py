@@ -18,7 +18,7 @@ from repro.papers.cross.masks import MASKS
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
 from repro.report.figures import new_figure, save_figure
 from repro.report.tables import aggregate, write_table
-from repro.runs.store import RunStore
+from repro.runs.store import FAILED, RunStore
 
 VALUES = ("shifted", "correlated", "gap")
 COLUMNS = ["benchmark", "method", "metric", "mask", "home", "lambda", "shifted_mean", "shifted_ci_low",
@@ -33,14 +33,15 @@ def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: R
         s, c = bench.value(res, (part, split)), bench.value(res, (cor_part, cor_split))
         return {"shifted": s, "correlated": c, "gap": s - c}
 
-    per_run = per_run_frame(main_runs(ctx, bench, runs), store, values)
+    mains = main_runs(ctx, bench, runs)
+    per_run = per_run_frame(mains, store, values)
     agg = aggregate(per_run, ["method"], list(VALUES)).set_index("method")
     rows = []
     for method in METHODS:
         if method in hosted(bench):
             lam = chosen_lambda(ctx, bench, method)
-            notes = [bench.switch_changes.get(method.name, ({}, ""))[1], "" if method.name in agg.index else
-                     bench.left_out.get(ctx.profile, "no done runs yet")]
+            notes = [bench.switch_changes.get(method.name, ({}, ""))[1], failures(mains, method.name, store),
+                     "" if method.name in agg.index else bench.left_out.get(ctx.profile, "no done runs yet")]
             row = {"mask": MASKS[bench.masks[method.reads]], "home": method.name in bench.home_methods,
                    "lambda": "" if lam is None else f"{lam:g}", "note": "; ".join(n for n in notes if n)}
             if method.name in agg.index:
@@ -54,6 +55,16 @@ def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: R
     worst, best = bench.scale
     table["rank"] = table["shifted_mean"].rank(ascending=best < worst, method="min")
     return table
+
+
+def failures(mains: list[PlannedRun], method: str, store: RunStore) -> str:
+    """How many of the method's runs failed, and the first one's error (a NaN loss: the method diverged there)."""
+    failed = [r for r in (store.record(run.config) for run in mains if run.cell["method"] == method)
+              if r.state() == FAILED]
+    if not failed:
+        return ""
+    seeds = sum(run.cell["method"] == method for run in mains)
+    return f"{len(failed)} of {seeds} runs failed ({failed[0].failure()})"
 
 
 def goodness(bench: Benchmark, values: Any) -> Any:

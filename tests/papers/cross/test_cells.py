@@ -158,3 +158,22 @@ def test_each_benchmark_chooses_lambda_by_its_home_protocol(ctx):
     for i, run in enumerate(rrr_runs):
         plant_done(store, run.config, best={"valid": {"accuracy": 0.9 if i in (5, 7) else 0.5}})
     assert chosen_lambda(paper, synth, BY_NAME["RRR"]) == rrr_runs[5].cell["lambda"]  # the first of equal bests
+
+
+def test_a_failed_cell_says_so_with_its_error(ctx):
+    """A diverged run (its failure recorded) is named in its row's note, not left as "no done runs yet"."""
+    from repro.papers.cross.report import bench_frame
+    from repro.runs import record as contract
+    from repro.runs.store import RunStore
+
+    bench, store = BENCHMARKS["synth2"], RunStore(ctx.runs_dir)
+    runs = plan_benchmark(ctx, bench)
+    run = next(r for r in runs if r.cell["method"] == "RRR")
+    record = store.record(run.config)
+    store.init(record)
+    record.path(contract.FAILED).write_text("Traceback ...\nNonFiniteLoss: loss is nan at epoch 0\n")
+    table = bench_frame(ctx, bench, runs, store)
+    notes = dict(zip(table["method"], table["note"]))
+    assert notes["RRR"].startswith("1 of 1 runs failed (NonFiniteLoss: loss is nan at epoch 0)")
+    assert notes["TAP"] == "D-2 = direct (paper Eq. 7): the code's chained mask schedule cannot reach the CNN's 3x3 " \
+        "layers from its 7x7 ones (it resizes by whole pooling factors); no done runs yet"
