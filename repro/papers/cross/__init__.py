@@ -1,7 +1,8 @@
 """`repro cross` (issue 29): every method of the four papers on every benchmark that can host it, registered as a
 study beside the papers. Its artefacts are the benchmarks (one table and one bar figure each) and the matrix of all
 of them (a CSV and a heatmap). The benchmarks, methods and protocol are in `benchmarks`; the masks each method family
-sees in `masks` (derived in the `cross` dataset, `data`); the tables and figures in `report`. Torch-free at import.
+sees in `masks` (derived in the `cross` dataset, `data`); MaskTune's and RandMask's finetune in `finetune`; the tables
+and figures in `report`. Torch-free at import.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from types import ModuleType
 
 from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
-from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, plan_benchmark
+from repro.papers.cross.benchmarks import BENCHMARKS, FINETUNED_DATASETS, QUICK_SEEDS, plan_benchmark
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
 
@@ -25,9 +26,19 @@ def _report() -> ModuleType:  # imports pandas: when a table is first built
     return report
 
 
+def _finetune() -> ModuleType:  # imports torch: when a run starts
+    from repro.papers.cross import finetune
+
+    return finetune
+
+
 def register() -> None:
-    """Register the `cross` dataset (imports torch)."""
+    """Register the `cross` dataset, and have the plain runs that MaskTune and RandMask finetune keep their last.pt
+    (imports torch)."""
+    from repro.data.registry import KEEP_LAST
     from repro.papers.cross import data  # noqa: F401
+
+    KEEP_LAST.update(FINETUNED_DATASETS)
 
 
 PREPARE = {"decoy_mnist": prepare_decoy_mnist}
@@ -62,4 +73,5 @@ PAPER = Paper(
     default_seeds=QUICK_SEEDS,
     prepare=prepare_all,
     register=register,
+    job=deferred(_finetune, "cross_job"),
 )

@@ -6,7 +6,8 @@ method's home grid (under the profile, as the home paper's profile sets it), fro
 method on its own paper's benchmark) is built by the home paper's run builder unchanged, so it IS the paper
 artefact's run (same key: no retraining when the artefact has run). A foreign cell is the benchmark's plain
 (Classify / No XS) run with only the objective, the mask the method sees (`repro.papers.cross.masks`) and, for
-Classify Masked, the training inputs changed.
+Classify Masked, the training inputs changed. MaskTune and RandMask (annotation-free) finetune that plain run itself
+for one epoch (`repro.papers.cross.finetune`).
 
 The cross study is the one folder under repro/papers/ that imports other papers' modules (here TAP's decoy MNIST
 runs and actdiff's synthetic runs); `tests/test_imports.py` names it as the one exception.
@@ -17,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from repro.config import Profiles
+from repro.config import Profiles, RunConfig, resolve_switches
 from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as actdiff
+from repro.papers.masktune.plans import SWITCHES as MASKTUNE_SWITCHES
 from repro.papers.tap import mnist as tap
 
 SEMANTICS = "cross-1"  # bump when a change alters what a foreign cell computes
@@ -28,13 +30,20 @@ SEMANTICS = "cross-1"  # bump when a change alters what a foreign cell computes
 @dataclass(frozen=True)
 class Method:
     """A method of the study: its penalty (None: plain cross-entropy), its home paper, and which mask convention
-    it reads (`repro.papers.cross.masks`: "avoid" or "look"; None: it reads no mask)."""
+    it reads (`repro.papers.cross.masks`: "avoid" or "look"; None: it reads no mask). `finetune` names the job of a
+    method that finetunes the plain run instead (`repro.papers.cross.finetune`: "masktune", "randmask")."""
 
     name: str
     penalty: str | None
     home: str
     reads: str | None
     masked_inputs: bool = False
+    finetune: str | None = None
+
+    def mask(self, bench: Benchmark) -> str:
+        """The `masks.MASKS` name of what it sees on `bench`: the derivation of the convention it reads, or, for a
+        finetune, its own masking."""
+        return self.finetune or bench.masks[self.reads]
 
     def grid(self, ctx: Context) -> list[float | None]:
         """The lambda candidates of its home paper under the profile; [None] for a method without a lambda."""
@@ -62,6 +71,8 @@ METHODS = (
     Method("Gradmask", "gradmask", "actdiff", "look"),
     Method("Actdiff", "actdiff", "actdiff", "look"),
     Method("Classify Masked", None, "actdiff", "look", masked_inputs=True),
+    Method("MaskTune", None, "masktune", None, finetune="masktune"),
+    Method("RandMask", None, "masktune", None, finetune="randmask"),
 )
 BY_NAME = {m.name: m for m in METHODS}
 
@@ -72,9 +83,6 @@ NOT_YET = {
                        "resident tensors",
     "F augmentation": "not in this release: as CF augmentation (cfaug's own job; a foreground/background feed)",
     "Sal": "not in this release: cfaug's saliency loss trains through cfaug's own job, as CF augmentation",
-    "MaskTune": "not in this release: needs a mask-aware feed for MaskTune's two-stage runs (ERM, then fine-tuning "
-                "on inputs masked by its own XGrad-CAM maps) through its own job",
-    "RandMask": "not in this release: MaskTune's two-stage runs with random masks, as MaskTune",
 }
 # Benchmarks of the issue without a page in this release, and why.
 BENCHMARKS_NOT_YET = {
@@ -156,6 +164,8 @@ SYNTH2 = Benchmark(
                             "layers from its 7x7 ones (it resizes by whole pooling factors)")})
 
 BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2)}
+# The datasets of the plain runs that MaskTune and RandMask finetune: their runs keep last.pt (`register`)
+FINETUNED_DATASETS = ("decoy_mnist", "synthetic")
 QUICK_SEEDS = 3
 SEEDS = Profiles({}, quick={"seeds": QUICK_SEEDS}, smoke={"seeds": 1})  # paper: each benchmark's home paper's seeds
 
@@ -174,13 +184,15 @@ def hosted(bench: Benchmark) -> list[Method]:
 def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: float | None) -> PlannedRun:
     """One cell's run: the home paper's own run on its benchmark, else the benchmark's plain run with the method's
     objective, mask and inputs."""
-    mask = bench.masks[method.reads]
+    mask = method.mask(bench)
     cell = {"benchmark": bench.name, "method": method.name, "seed": seed, "lambda": lam,
             "home": method.name in bench.home_methods, "mask": mask}
     label = f"{bench.name} {method.name}{tap.lambda_label(lam)} s{seed}"
     if cell["home"]:
         return replace(bench.home_run(ctx, bench.home_methods[method.name], seed, lam), label=label, cell=cell)
     plain = bench.plain(ctx, seed)
+    if method.finetune:
+        return replace(plain, label=label, cell=cell, config=finetune_config(ctx, plain.config, method))
     base = plain.config
     data = {"home": base.dataset, "mask": mask, **({"masked_inputs": True} if method.masked_inputs else {}),
             **base.data}
@@ -190,6 +202,19 @@ def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: flo
                           method_args={"objective": method.objective(own, lam)}, semantics=SEMANTICS)
     after = tap.SWEEP if isinstance(lam, tap.PendingLambda) else ""
     return replace(plain, label=label, cell=cell, config=config, after=after)
+
+
+def finetune_config(ctx: Context, erm: RunConfig, method: Method) -> RunConfig:
+    """A MaskTune / RandMask cell (masktune spec §5.3-5.6): one epoch, selection final, continuing the plain run
+    `erm` (named in full in `method_args["erm"]`, so its own key is reused); MaskTune's masks with masktune's
+    switches D-26 (cam) and D-4 (threshold pixels) at the context's fidelity and k = 2 (§4.3)."""
+    args = {**erm.method_args, "trainer": method.finetune, "erm": erm.to_dict()}
+    if method.finetune == "masktune":
+        own = resolve_switches(tuple(s for s in MASKTUNE_SWITCHES if s.name in ("cam", "threshold_pixels")),
+                               ctx.fidelity, {})
+        args |= {**own, "threshold_k": 2.0}
+    return erm.replace(paper="cross", method=method.name, epochs=1, selection="final", method_args=args,
+                       semantics=SEMANTICS)
 
 
 def sweep(ctx: Context, bench: Benchmark, method: Method) -> list[PlannedRun]:

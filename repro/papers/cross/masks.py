@@ -50,5 +50,7 @@ MASKS = {  # what each derivation shows a method, in the words the tables print
     "roi": "the crosses dilated (LOOK; actdiff's own annotation)",
     "not_roi": "everything outside the dilated crosses (AVOID = 1 - LOOK), the box included",
     "none": "none",
+    "masktune": "none (its own XGradCAM masks)",
+    "randmask": "none (random squares)",
 }
 

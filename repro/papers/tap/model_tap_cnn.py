@@ -30,11 +30,21 @@ class StagedNet(nn.Module):
         return self.head(x), None
 
 
+class NetOne(StagedNet):
+    """Net_one: a `StagedNet` that names its XGradCAM layer (the cross study's MaskTune masks)."""
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The ReLU after the last conv, before its pooling (as MaskTune's SmallCNN); a property, so the state dict
+        is unchanged."""
+        return self.stages[-1][1]
+
+
 @register_model("tap_cnn")
-def tap_cnn() -> StagedNet:
+def tap_cnn() -> NetOne:
     """Net_one, random (PyTorch default) init, 127,110 parameters; TAP targets both layers (§3.1):
     act1 = pool(relu(conv1)) 100x14x14, act2 = pool(relu(conv2)) 100x6x6 for a 1x28x28 input."""
-    return StagedNet(
+    return NetOne(
         [nn.Sequential(nn.Conv2d(1, 100, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2)),
          nn.Sequential(nn.Conv2d(100, 100, 3, 1, 0), nn.ReLU(), nn.MaxPool2d(2))],
         nn.Sequential(nn.Flatten(), nn.Linear(3600, 10)),  # 10 outputs hard-coded in the code
