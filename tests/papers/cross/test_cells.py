@@ -78,7 +78,7 @@ def test_a_home_cell_reuses_the_paper_artefacts_run(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["cross", "decoy_mnist", *common, "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert plan_states(res.output) == ["done"] * 4 + ["pending"] * 2
+    assert plan_states(res.output) == ["done"] * 4 + ["pending"] * 4  # Actdiff, Classify Masked, MaskTune, RandMask
     assert "decoy_mnist TAP lambda=0.001 s0" in res.output and "decoy_mnist Actdiff lambda=10 s0" in res.output
 
 
