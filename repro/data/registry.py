@@ -40,6 +40,11 @@ DATASETS: dict[str, Callable[..., TrainData]] = {}
 # `register_dataset`.
 MEMBER_OPTIONS: dict[str, tuple[str, ...]] = {}
 
+# Datasets whose resident-tensor runs (`repro.engine.PackJob`) keep their final checkpoint (weights and optimiser
+# state) as `last.pt` for a later stage that continues from it (the cross study's MaskTune and RandMask finetunes);
+# filled by the paper that needs it. It changes no run key and no number, only which files a done run keeps.
+KEEP_LAST: set[str] = set()
+
 
 def register_dataset(name: str, member_options: tuple[str, ...] = ()
                      ) -> Callable[[Callable[..., TrainData]], Callable[..., TrainData]]:

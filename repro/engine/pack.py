@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from repro.config import RunConfig
-from repro.data.registry import TrainData
+from repro.data.registry import KEEP_LAST, TrainData
 from repro.engine.evaluate import evaluate_members, metric_options, save_predictions, stack_members
 from repro.engine.loop import Best, Job
 from repro.engine.recipe import build_optimizer
@@ -46,6 +46,7 @@ class PackJob(Job):
         self.cfg, self.epochs, self.selection = cfg, cfg.epochs, cfg.selection
         self.members, self.gens = [], []
         load_all()  # the models, datasets and penalties the configs name
+        self.keep_last = cfg.dataset in KEEP_LAST  # a later stage continues from these runs' last.pt
         for r in records:
             c = r.config
             seed_everything(c.seed)

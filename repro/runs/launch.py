@@ -20,6 +20,7 @@ from typing import Any, Callable, TypeVar
 
 from repro.config import RunConfig
 from repro.runs import record as contract
+from repro.runs.prepared import runs_dir_of
 from repro.runs.store import DAMAGED, DONE, FAILED, RUNNING, Claim, RunRecord, RunStore
 
 Events = Callable[[dict[str, Any]], None]
@@ -159,6 +160,20 @@ def train_claimed(runs_dir: str, configs: list[dict[str, Any]], device: str, opt
         for c in claims:
             c.release()
     return [r.state() for r in records]  # after the claims are released
+
+
+def ensure_done(record: RunRecord, stage: Callable[[RunRecord], Any]) -> RunRecord:
+    """`record` (an earlier stage of a pipeline: MaskTune's ERM run, the cross study's finetuned plain run), trained
+    here first by `stage` unless it is done; another process training it is waited for."""
+    while record.state() != DONE:
+        with Claim(record) as claim:
+            if claim.acquire():
+                if record.state() != DONE:
+                    RunStore(runs_dir_of(record)).init(record)
+                    stage(record)
+                continue
+        time.sleep(POLL_SECONDS)
+    return record
 
 
 def _pool_train(args: tuple) -> list[str]:

@@ -54,6 +54,13 @@ class UNet(nn.Module):
         self.record = False
         self.activations: list[Tensor] = []
 
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The layer whose output XGradCAM reads (the cross study's MaskTune masks): the encoder's last block, its
+        output post-ReLU (a forward hook on its inner conv would see the in-place ReLU overwrite it). A property,
+        so the state dict is unchanged."""
+        return self.enc[-1]
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         acts: list[Tensor] | None = [] if self.record else None
         skips = []

@@ -2,7 +2,8 @@
 study beside the papers. Its artefacts are the benchmarks (one table and one bar figure each) and the matrix of all
 of them (a CSV and a heatmap). The benchmarks, methods and protocol are in `benchmarks`; the masks each method family
 sees in `masks` (derived in the `cross` dataset, `data`, or batch by batch in `job` where the home paper trains
-through its own job: biased MNIST); the tables and figures in `report`. Torch-free at import.
+through its own job: biased MNIST); MaskTune's and RandMask's finetune in `finetune`; the tables and figures in
+`report`. Torch-free at import.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from types import ModuleType
 from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
 from repro.papers.cfaug.plans import SWITCHES as CFAUG_SWITCHES
-from repro.papers.cross.benchmarks import BENCHMARKS, QUICK_SEEDS, XRAY_LEFT_OUT, absent, plan_benchmark
+from repro.papers.cross.benchmarks import BENCHMARKS, FINETUNED_DATASETS, QUICK_SEEDS, XRAY_LEFT_OUT, absent, plan_benchmark
 from repro.papers.masktune.plans import preparer as masktune_preparer
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist
@@ -40,8 +41,12 @@ def _job() -> ModuleType:
 
 
 def register() -> None:
-    """Register the `cross` dataset and the cells' jobs (imports torch)."""
-    from repro.papers.cross import data, job  # noqa: F401
+    """Register the `cross` dataset and the cells' jobs, and have the plain runs that MaskTune and RandMask finetune
+    keep their last.pt (imports torch)."""
+    from repro.data.registry import KEEP_LAST
+    from repro.papers.cross import data, finetune, job  # noqa: F401
+
+    KEEP_LAST.update(FINETUNED_DATASETS)
 
 
 def prepare_tagged_xray(ctx: Context) -> None:

@@ -7,7 +7,8 @@ method on its own paper's benchmark) is built by the home paper's run builder un
 artefact's run (same key: no retraining when the artefact has run). A foreign cell is the benchmark's plain
 (Classify / No XS) run with only the objective, the mask the method sees (`repro.papers.cross.masks`) and, for
 Classify Masked, the training inputs changed (it keeps the plain run's other method settings: PNEU's class
-weights, the evaluation batch).
+weights, the evaluation batch). MaskTune and RandMask (annotation-free) finetune that plain
+run itself for one epoch (`repro.papers.cross.finetune`).
 
 The cross study is the one folder under repro/papers/ that imports other papers' modules (here TAP's decoy MNIST
 and x-ray runs, actdiff's synthetic runs and MaskTune's biased MNIST runs); `tests/test_imports.py` names it as the one
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from repro.config import Profiles, resolve_switches
+from repro.config import Profiles, RunConfig, resolve_switches
 from repro.papers import Context, PlannedRun
 from repro.papers.actdiff import plans as actdiff
 from repro.papers.masktune import plans as masktune
@@ -34,7 +35,8 @@ class Method:
     """A method of the study: its lambda'd term (None: none), its home paper, and which mask convention it reads
     (`repro.papers.cross.masks`: "avoid" or "look"; None: it reads no mask). A TAP or actdiff term is a penalty
     added to the benchmark's cross-entropy; a cfaug term (`cfaug`: the settings of its infills) is cfaug's own
-    objective, trained by `repro.papers.cross.job`."""
+    objective, trained by `repro.papers.cross.job`. `finetune` names the kind of a method that
+    finetunes the plain run instead (`repro.papers.cross.finetune`: "masktune", "randmask")."""
 
     name: str
     penalty: str | None
@@ -42,6 +44,12 @@ class Method:
     reads: str | None
     masked_inputs: bool = False
     cfaug: dict[str, Any] | None = None
+    finetune: str | None = None
+
+    def mask(self, bench: Benchmark) -> str:
+        """The `masks.MASKS` name of what it sees on `bench`: the derivation of the convention it reads, or, for a
+        finetune, its own masking."""
+        return self.finetune or bench.masks[self.reads]
 
     def grid(self, ctx: Context) -> list[float | None]:
         """The lambda candidates of its home paper under the profile; [None] for a method without a lambda."""
@@ -93,20 +101,13 @@ METHODS = (
     Method("CF(Tile)", None, "cfaug", "look", cfaug=CF_TILE),
     Method("F(Shuffle)", None, "cfaug", "look", cfaug=F_SHUFFLE),
     Method("Sal", "sal", "cfaug", "look", cfaug={}),
-    Method("MaskTune", None, "masktune", None),  # its own masks (XGradCAM of its ERM run), no annotation
-    Method("RandMask", None, "masktune", None),
+    Method("MaskTune", None, "masktune", None, finetune="masktune"),  # its own masks (XGradCAM of its ERM run), no annotation
+    Method("RandMask", None, "masktune", None, finetune="randmask"),
 )
 BY_NAME = {m.name: m for m in METHODS}
 
 # Methods of the issue without a cell in this release, on every benchmark, and why.
 NOT_YET: dict[str, str] = {}
-# MaskTune's methods off their home benchmark, and why.
-FINETUNE_NOT_YET = {
-    "MaskTune": "not in this release: MaskTune's two-stage runs (ERM, then one fine-tuning epoch on inputs masked by "
-                "its own XGradCAM maps) train through its own job on its own datasets; no such stage for this "
-                "benchmark's runs yet",
-    "RandMask": "not in this release: MaskTune's two-stage runs with random squares cut out, as MaskTune",
-}
 # Benchmarks of the issue without a page in this release, and why.
 BENCHMARKS_NOT_YET = {
     "waterbirds": "not in this release: the data is not under the shared data root, and its methods (cfaug, "
@@ -191,8 +192,7 @@ DECOY_MNIST = Benchmark(
              "set, gap = permuted - correlated test accuracy (TAP's Delta); lambda = the lowest final-epoch "
              "permuted-val cross-entropy over the method's home grid, seed 0",
     not_hosted={"Gradmask": "its saliency is the two-class logit contrast |z0 - z1| (actdiff's code for its Eq. 2); "
-                            "decoy MNIST has 10 classes and the paper gives no multi-class reading",
-                **FINETUNE_NOT_YET},
+                            "decoy MNIST has 10 classes and the paper gives no multi-class reading"},
     paper_seeds=tap.MNIST["seeds"], datasets=("mnist",))
 
 SYNTH2 = Benchmark(
@@ -207,7 +207,7 @@ SYNTH2 = Benchmark(
              "metric = test accuracy there (the box inverted, Table 2; switch A-2), gap = test - train accuracy (the "
              "box agrees with the label in train only); lambda = the best valid accuracy over the method's home "
              "grid, seed 0",
-    not_hosted=FINETUNE_NOT_YET, paper_seeds=actdiff.SYNTHETIC["seeds"],
+    not_hosted={}, paper_seeds=actdiff.SYNTHETIC["seeds"],
     switch_changes={"TAP": ({"tap_downscale": "direct"},
                             "D-2 = direct (paper Eq. 7): the code's chained mask schedule cannot reach the CNN's 3x3 "
                             "layers from its 7x7 ones (it resizes by whole pooling factors)")})
@@ -246,7 +246,7 @@ def _xray(dataset: str, title: str, metric: str, scale: tuple[float, float], pro
         plain=lambda ctx, seed: home(ctx, "No XS", seed, None), home_run=home,
         shifted=lambda ctx: ("final", "test"), correlated=("final", "test_cor"),
         score=lambda ctx, res: tap.final_valid_ce(res), protocol=XRAY_PROTOCOL.format(weighted=weighted) + protocol,
-        not_hosted={**not_hosted, **FINETUNE_NOT_YET}, paper_seeds=xray.SETTINGS[dataset]["seeds"], datasets=(data,),
+        not_hosted=not_hosted, paper_seeds=xray.SETTINGS[dataset]["seeds"], datasets=(data,),
         switch_changes={m: ({}, why) for m, why in notes.items()}, metric=metric, scale=scale,
         left_out=XRAY_LEFT_OUT, unready=_xray_unready(dataset))
 
@@ -279,6 +279,8 @@ BIASED_MNIST = Benchmark(
     trainer="cross.masktune_erm")
 
 BENCHMARKS = {b.name: b for b in (DECOY_MNIST, SYNTH2, BIASED_MNIST, PNEU, KNEE)}
+# The datasets of the plain runs that MaskTune and RandMask finetune: their runs keep last.pt (`register`)
+FINETUNED_DATASETS = ("decoy_mnist", "synthetic", "pneu", "knee")
 QUICK_SEEDS = 3
 SEEDS = Profiles({}, quick={"seeds": QUICK_SEEDS}, smoke={"seeds": 1})  # paper: each benchmark's home paper's seeds
 
@@ -297,13 +299,15 @@ def hosted(bench: Benchmark) -> list[Method]:
 def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: float | None) -> PlannedRun:
     """One cell's run: the home paper's own run on its benchmark, else the benchmark's plain run with the method's
     objective, mask and inputs."""
-    mask = bench.masks[method.reads]
+    mask = method.mask(bench)
     cell = {"benchmark": bench.name, "method": method.name, "seed": seed, "lambda": lam,
             "home": method.name in bench.home_methods, "mask": mask}
     label = f"{bench.name} {method.name}{tap.lambda_label(lam)} s{seed}"
     if cell["home"]:
         return replace(bench.home_run(ctx, bench.home_methods[method.name], seed, lam), label=label, cell=cell)
     plain = bench.plain(ctx, seed)
+    if method.finetune:
+        return replace(plain, label=label, cell=cell, config=finetune_config(ctx, plain.config, method))
     base = plain.config
     data = {"home": base.dataset, "mask": mask, **({"masked_inputs": True} if method.masked_inputs else {}),
             **base.data}
@@ -318,6 +322,19 @@ def cell_run(ctx: Context, bench: Benchmark, method: Method, seed: int, lam: flo
                           semantics=SEMANTICS)
     after = tap.SWEEP if isinstance(lam, tap.PendingLambda) else ""
     return replace(plain, label=label, cell=cell, config=config, after=after)
+
+
+def finetune_config(ctx: Context, erm: RunConfig, method: Method) -> RunConfig:
+    """A MaskTune / RandMask cell (masktune spec §5.3-5.6): one epoch, selection final, continuing the plain run
+    `erm` (named in full in `method_args["erm"]`, so its own key is reused); MaskTune's masks with masktune's
+    switches D-26 (cam) and D-4 (threshold pixels) at the context's fidelity and k = 2 (§4.3)."""
+    args = {**erm.method_args, "trainer": "cross.finetune", "finetune": method.finetune, "erm": erm.to_dict()}
+    if method.finetune == "masktune":
+        own = resolve_switches(tuple(s for s in masktune.SWITCHES if s.name in ("cam", "threshold_pixels")),
+                               ctx.fidelity, {})
+        args |= {**own, "threshold_k": 2.0}
+    return erm.replace(paper="cross", method=method.name, epochs=1, selection="final", method_args=args,
+                       semantics=SEMANTICS)
 
 
 def sweep(ctx: Context, bench: Benchmark, method: Method) -> list[PlannedRun]:

@@ -85,5 +85,7 @@ MASKS = {  # what each derivation shows a method, in the words the tables print
     "square_digit": f"the digit (LOOK): pixels above 0 outside the square region, dilated by {ROI_RADIUS} px, less "
                     "that region",
     "none": "none",
+    "masktune": "none (its own XGradCAM masks)",
+    "randmask": "none (random squares)",
 }
 

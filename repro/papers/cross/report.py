@@ -42,7 +42,7 @@ def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: R
             lam = chosen_lambda(ctx, bench, method)
             notes = [bench.switch_changes.get(method.name, ({}, ""))[1], failures(mains, method.name, store),
                      "" if method.name in agg.index else bench.left_out.get(ctx.profile, "no done runs yet")]
-            row = {"mask": MASKS[bench.masks[method.reads]], "home": method.name in bench.home_methods,
+            row = {"mask": MASKS[method.mask(bench)], "home": method.name in bench.home_methods,
                    "lambda": "" if lam is None else f"{lam:g}", "note": "; ".join(n for n in notes if n)}
             if method.name in agg.index:
                 row |= agg.loc[method.name].to_dict()

@@ -63,7 +63,7 @@ def original_keep(keep: torch.Tensor, kind: str, width: int, height: int, geomet
     return out
 
 
-def _stats(fractions: np.ndarray) -> dict[str, float]:
+def masked_fraction_stats(fractions: np.ndarray) -> dict[str, float]:
     """Masked-pixel fraction per image (§7.10): mean and percentiles."""
     return {"masked_fraction_mean": float(fractions.mean()),
             **{f"masked_fraction_p{q}": float(np.percentile(fractions, q)) for q in (5, 50, 95)}}
@@ -105,7 +105,7 @@ def masked_split(model: nn.Module, split: ImageSplit, ds: ImageDataset, feeder: 
             images = np.load(cache / "masked.npy")
     else:
         keep = compute_masks(model, split, feeder, s, gen)
-        stats = {**_stats(1 - keep.float().mean(dim=(1, 2)).numpy()), "settings": s, "n": len(split)}
+        stats = {**masked_fraction_stats(1 - keep.float().mean(dim=(1, 2)).numpy()), "settings": s, "n": len(split)}
         cache.mkdir(parents=True, exist_ok=True)
         if files is None:
             images = split.images * keep.numpy()[..., None]

@@ -18,7 +18,6 @@ Each method is one registered job (`repro.methods.register_method`): `erm` and `
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import torch
@@ -35,7 +34,8 @@ from repro.papers.masktune.feed import Feeder
 from repro.models import build_model
 from repro.runs import record as contract
 from repro.runs.prepared import run_prepared_root, runs_dir_of
-from repro.runs.store import Claim, RunRecord, RunStore, atomic_write
+from repro.runs.launch import ensure_done
+from repro.runs.store import RunRecord, RunStore, atomic_write
 from repro.seeding import seed_everything
 
 Stage = Callable[[RunRecord], Any]
@@ -195,18 +195,8 @@ class ErmJob(Job):
 
 
 def ensure_erm(record: RunRecord, stage: Stage) -> RunRecord:
-    """The finetune run's ERM run, trained here first (by `stage`) unless it is done; another process training
-    it is waited for."""
-    erm = RunStore(runs_dir_of(record)).record(erm_config(record.config))
-    while erm.state() != "done":
-        with Claim(erm) as claim:
-            if claim.acquire():
-                if erm.state() != "done":
-                    RunStore(runs_dir_of(erm)).init(erm)
-                    stage(erm)
-                continue
-        time.sleep(2.0)
-    return erm
+    """The finetune run's ERM run, trained here first (by `stage`) unless it is done (`ensure_done`)."""
+    return ensure_done(RunStore(runs_dir_of(record)).record(erm_config(record.config)), stage)
 
 
 class FinetuneJob(Job):

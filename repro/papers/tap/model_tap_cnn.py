@@ -29,12 +29,28 @@ class StagedNet(nn.Module):
         self.activations = acts if self.record else []
         return self.head(x), None
 
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The layer whose output XGradCAM reads (the cross study's MaskTune masks): the deepest targeted stage
+        (ResNet-18's layer4, post-ReLU, as MaskTune's ResNets); a property, so the state dict is unchanged."""
+        return self.stages[-1]
+
+
+class NetOne(StagedNet):
+    """Net_one: a `StagedNet` whose XGradCAM layer is the ReLU before the last pooling."""
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The ReLU after the last conv, before its pooling (as MaskTune's SmallCNN); a property, so the state dict
+        is unchanged."""
+        return self.stages[-1][1]
+
 
 @register_model("tap_cnn")
-def tap_cnn() -> StagedNet:
+def tap_cnn() -> NetOne:
     """Net_one, random (PyTorch default) init, 127,110 parameters; TAP targets both layers (§3.1):
     act1 = pool(relu(conv1)) 100x14x14, act2 = pool(relu(conv2)) 100x6x6 for a 1x28x28 input."""
-    return StagedNet(
+    return NetOne(
         [nn.Sequential(nn.Conv2d(1, 100, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2)),
          nn.Sequential(nn.Conv2d(100, 100, 3, 1, 0), nn.ReLU(), nn.MaxPool2d(2))],
         nn.Sequential(nn.Flatten(), nn.Linear(3600, 10)),  # 10 outputs hard-coded in the code
