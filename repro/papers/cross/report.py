@@ -86,7 +86,9 @@ def _provenance(ctx: Context, name: str, runs: list[PlannedRun], store: RunStore
 
     extra = {"synthetic_data": describe(SYNTH2.plain(ctx, 0).config.data, prepared_root(ctx.runs_dir))} \
         if SYNTH2 in benches else {}
-    note = f"protocol: {PROTOCOL}. " + " ".join(f"{b.name}: {b.protocol}." for b in benches)
+    budgets = {b.name: b.budget[ctx.profile][1] for b in benches if ctx.profile in b.budget}
+    note = f"protocol: {PROTOCOL}. " + " ".join(f"{b.name}: {b.protocol}." for b in benches) + "".join(
+        f" {name}'s budget at this profile: {why}." for name, why in budgets.items())
     return artefact_provenance(ctx, name, runs, store, note=note, seeds_per_cell={b.name: n_seeds(ctx, b)
                                                                                     for b in benches},
                                masks=MASKS, **extra)

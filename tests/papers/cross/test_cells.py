@@ -186,3 +186,17 @@ def test_a_failed_cell_says_so_with_its_error(ctx):
     assert notes["RRR"].startswith("1 of 1 runs failed (NonFiniteLoss: loss is nan at epoch 0)")
     assert notes["TAP"] == "D-2 = direct (paper Eq. 7): the code's chained mask schedule cannot reach the CNN's 3x3 " \
         "layers from its 7x7 ones (it resizes by whole pooling factors); no done runs yet"
+
+
+def test_a_budget_changes_every_cell_of_its_benchmark_under_its_profile_only(ctx):
+    """Decoy MNIST's quick budget (1 epoch): its home cells, foreign cells and the runs MaskTune finetunes alike;
+    none at smoke, where the home cells stay TAP's own runs."""
+    decoy = BENCHMARKS["decoy_mnist"]
+    quick = replace(ctx, profile="quick")
+    changes, why = decoy.budget["quick"]
+    for name in ("Classify", "TAP", "Actdiff", "Sal"):
+        m = BY_NAME[name]
+        assert cell_run(quick, decoy, m, 0, m.grid(quick)[0]).config.epochs == changes["epochs"] == 1
+        assert cell_run(ctx, decoy, m, 0, m.grid(ctx)[0]).config.epochs == decoy.plain(ctx, 0).config.epochs
+    assert cell_run(quick, decoy, BY_NAME["MaskTune"], 0, None).config.method_args["erm"]["epochs"] == 1
+    assert "not `repro tap figure5 --profile quick`'s runs" in why
