@@ -14,7 +14,8 @@ from types import ModuleType
 from repro.papers import Artefact, Context, Paper, PlannedRun, deferred
 from repro.papers.actdiff.plans import SWITCHES as ACTDIFF_SWITCHES
 from repro.papers.cfaug.plans import SWITCHES as CFAUG_SWITCHES
-from repro.papers.cross.benchmarks import BENCHMARKS, FINETUNED_DATASETS, QUICK_SEEDS, XRAY_LEFT_OUT, absent, plan_benchmark
+from repro.papers.cross.benchmarks import (BENCHMARKS, FINETUNED_DATASETS, QUICK_SEEDS, XRAY_LEFT_OUT, absent,
+                                           plan_benchmark)
 from repro.papers.masktune.plans import preparer as masktune_preparer
 from repro.papers.tap.mnist import SWITCHES as TAP_SWITCHES
 from repro.papers.tap.mnist import prepare as prepare_decoy_mnist

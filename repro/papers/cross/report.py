@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from repro.papers import Context, PlannedRun
-from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, METHODS, NOT_YET, SYNTH2, Benchmark,
+from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, METHODS, SYNTH2, Benchmark,
                                            absent, chosen_lambda, hosted, main_runs, n_seeds)
 from repro.papers.cross.masks import MASKS
 from repro.report.artefacts import artefact_provenance, output_path, per_run_frame
@@ -49,8 +49,6 @@ def bench_frame(ctx: Context, bench: Benchmark, runs: list[PlannedRun], store: R
         else:
             row = {"mask": "", "home": False, "lambda": "", "note": f"no cell: {bench.not_hosted[method.name]}"}
         rows.append({"benchmark": bench.name, "method": method.name, "metric": bench.metric, **row})
-    rows += [{"benchmark": bench.name, "method": name, "metric": bench.metric, "mask": "", "home": False, "lambda": "",
-              "note": why} for name, why in NOT_YET.items()]
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     worst, best = bench.scale
     table["rank"] = table["shifted_mean"].rank(ascending=best < worst, method="min")

@@ -19,7 +19,7 @@ from repro.papers.cross import plan_all
 from repro.papers.cross.finetune import keep_of
 from repro.papers.cross.job import ResidentCfaug
 from repro.papers.masktune.randmask import cutout
-from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, BY_NAME, METHODS, NOT_YET, XRAY_LEFT_OUT,
+from repro.papers.cross.benchmarks import (BENCHMARKS, BENCHMARKS_NOT_YET, BY_NAME, METHODS, XRAY_LEFT_OUT,
                                            cell_run, hosted, plan_benchmark)
 from repro.papers.cross.masks import tag_band_look
 from repro.papers.masktune.plans import preparer as masktune_preparer
@@ -130,12 +130,11 @@ def test_the_tables_list_every_method_and_benchmark_without_a_cell(ctx, tmp_path
     assert notes["decoy_mnist/Gradmask"].startswith("no cell: its saliency is the two-class logit contrast")
     for bench in BENCHMARKS:
         assert notes[f"{bench}/TAP"].endswith("no done runs yet")
-        assert all(notes[f"{bench}/{name}"] == why for name, why in NOT_YET.items())
     assert all(notes[f"{name}/"] == why for name, why in BENCHMARKS_NOT_YET.items())
     assert paths[1].exists() and paths[1].with_suffix(".json").exists()
     table, figure = benchmark_table("synth2", ctx, runs, RunStore(ctx.runs_dir))
     rows = pd.read_csv(table, keep_default_na=False)
-    assert list(rows.columns) == COLUMNS and len(rows) == len(METHODS) + len(NOT_YET) and figure.exists()
+    assert list(rows.columns) == COLUMNS and len(rows) == len(METHODS) and figure.exists()
     assert set(rows.loc[rows["home"], "method"]) == set(BENCHMARKS["synth2"].home_methods)
     quick = replace(ctx, profile="quick")  # the x-ray pages are left out, with the reason, however their data stand
     assert {r.cell["benchmark"] for r in plan_all(quick)} == {"decoy_mnist", "synth2", "biased_mnist"}
@@ -196,7 +195,9 @@ def test_a_budget_changes_every_cell_of_its_benchmark_under_its_profile_only(ctx
     changes, why = decoy.budget["quick"]
     for name in ("Classify", "TAP", "Actdiff", "Sal"):
         m = BY_NAME[name]
-        assert cell_run(quick, decoy, m, 0, m.grid(quick)[0]).config.epochs == changes["epochs"] == 1
+        run = cell_run(quick, decoy, m, 0, m.grid(quick)[0])
+        assert run.config.epochs == changes["epochs"] == 1 and run.n_train == run.config.data["train_limit"] == 2250
+        assert run.config.data["eval_limit"] == decoy.plain(quick, 0).config.data["eval_limit"]  # the rest kept
         assert cell_run(ctx, decoy, m, 0, m.grid(ctx)[0]).config.epochs == decoy.plain(ctx, 0).config.epochs
     assert cell_run(quick, decoy, BY_NAME["MaskTune"], 0, None).config.method_args["erm"]["epochs"] == 1
     assert "not `repro tap figure5 --profile quick`'s runs" in why
