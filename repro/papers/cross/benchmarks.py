@@ -213,6 +213,10 @@ SYNTH2 = Benchmark(
              "box agrees with the label in train only); lambda = the best valid accuracy over the method's home "
              "grid, seed 0",
     not_hosted={}, paper_seeds=actdiff.SYNTHETIC["seeds"],
+    budget={"quick": ({"epochs": 4}, "quick: 4 epochs, not actdiff quick's 10, so that the cross study's quick profile "
+                      "fits 20 minutes on 2 CPU cores (at actdiff's quick budget every synth2 method but Classify "
+                      "Masked and CF(Tile) stays at chance already); its home cells are therefore not `repro actdiff "
+                      "table1 --profile quick`'s runs")},
     switch_changes={"TAP": ({"tap_downscale": "direct"},
                             "D-2 = direct (paper Eq. 7): the code's chained mask schedule cannot reach the CNN's 3x3 "
                             "layers from its 7x7 ones (it resizes by whole pooling factors)")})
