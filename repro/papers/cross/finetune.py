@@ -1,12 +1,12 @@
-"""The cross study's MaskTune and RandMask cells on resident-tensor benchmarks (decoy MNIST, synth2; masktune spec
-§4-5). Stage 1 (ERM) is the benchmark's plain run itself, under its own key, trained first if it is not done
-(`ensure_done`); it keeps its final checkpoint as `last.pt` (`repro.data.registry.KEEP_LAST`). The finetune loads
-last_erm's weights and optimiser state and trains exactly one epoch at the lr in force (these recipes have no
-scheduler, so none steps) through the engine's step:
+"""The cross study's MaskTune and RandMask cells on resident-tensor benchmarks (decoy MNIST, synth2, PNEU, KNEE;
+masktune spec §4-5). Stage 1 (ERM) is the benchmark's plain run itself, under its own key, trained first if it is
+not done (`ensure_done`); it keeps its final checkpoint as `last.pt` (`repro.data.registry.KEEP_LAST`). The
+finetune loads last_erm's weights and optimiser state and trains exactly one epoch at the lr in force (these
+recipes have no scheduler, so none steps) through the engine's step:
 
-- MaskTune: on the training images times the keep masks of best_erm's XGradCAM maps (`xgradcam.cam_maps`,
-  `keep_masks`), computed once in eval mode in batches, in stored-pixel space (0 is black: MaskTune masks the
-  uint8 originals, §4.4);
+- MaskTune: on the training images times the keep masks of best_erm's XGradCAM maps
+  (`repro.papers.masktune.masks.saliency_keep`), computed once in eval mode in batches, in stored-pixel space (0 is
+  black: MaskTune masks the uint8 originals, §4.4);
 - RandMask: on the unmasked training images, one random square cut out of each per batch (`randmask.cutout`).
 
 The finetuned model is the result (selection "final": its `best` is its `final`), evaluated on the benchmark's
@@ -22,12 +22,11 @@ from torch import Tensor, nn
 
 from repro.config import RunConfig
 from repro.data.registry import TrainData, build_dataset
-from repro.engine import Best, Job, PackJob, load_weights
+from repro.engine import Best, PackJob, load_weights
 from repro.errors import UserError
 from repro.methods import register_method
-from repro.papers.masktune.masks import masked_fraction_stats
+from repro.papers.masktune.masks import masked_fraction_stats, saliency_keep
 from repro.papers.masktune.randmask import cutout
-from repro.papers.masktune.xgradcam import cam_maps, keep_masks
 from repro.runs import record as contract
 from repro.runs.launch import ensure_done
 from repro.runs.prepared import runs_dir_of
@@ -40,8 +39,7 @@ Augment = Callable[[Tensor, Tensor, list[torch.Generator]], tuple[Tensor, Tensor
 def keep_of(model: nn.Module, data: TrainData, batch_size: int, args: dict[str, Any]) -> Tensor:
     """(N, H, W) uint8 keep masks of `data`'s training images: `model`'s XGradCAM (or ScoreCAM) maps of the model
     inputs, in batches, thresholded at mu + k sigma (`args`: cam, threshold_k, threshold_pixels)."""
-    return torch.cat([keep_masks(cam_maps(model, data.batch(x), args["cam"]), args["threshold_k"],
-                                 args["threshold_pixels"]) for x in data.x.split(batch_size)])
+    return torch.cat([saliency_keep(model, data.batch(x), args) for x in data.x.split(batch_size)])
 
 
 def with_cutout(augment: Augment | None) -> Augment:

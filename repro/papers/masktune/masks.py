@@ -84,13 +84,18 @@ def _write_masked(path: Path, dest: Path, keep: torch.Tensor, kind: str, geometr
         out.save(dest)
 
 
+def saliency_keep(model: nn.Module, x: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
+    """(B, H, W) uint8 keep masks of the model inputs `x`: `model`'s saliency maps (`s["cam"]`) thresholded at
+    mu + k sigma (`s["threshold_k"]`, `s["threshold_pixels"]`; §4.3)."""
+    from repro.papers.masktune.xgradcam import cam_maps, keep_masks
+
+    return keep_masks(cam_maps(model, x, s["cam"]), s["threshold_k"], s["threshold_pixels"])
+
+
 def compute_masks(model: nn.Module, split: ImageSplit, feeder: Feeder, s: dict[str, Any],
                   gen: torch.Generator) -> torch.Tensor:
     """(N, H, W) uint8 keep masks at model resolution for every image of `split`, in order."""
-    from repro.papers.masktune.xgradcam import cam_maps, keep_masks
-
-    return torch.cat([keep_masks(cam_maps(model, x, s["cam"]), s["threshold_k"], s["threshold_pixels"]).cpu()
-                      for x, _ in feeder.batches(split, "mask", gen)])
+    return torch.cat([saliency_keep(model, x, s).cpu() for x, _ in feeder.batches(split, "mask", gen)])
 
 
 def masked_split(model: nn.Module, split: ImageSplit, ds: ImageDataset, feeder: Feeder, cache: Path,
